@@ -1,0 +1,66 @@
+# Switchyard — build, test, run.
+#
+#   make run    build, install ONNX Runtime, generate the synthetic workload,
+#               train, export to ONNX and serve on 127.0.0.1:8080
+#   make test   go vet + go test -race ./... (installs ONNX Runtime first)
+#   make bench  benchmarks of the hot path and training
+
+GO        ?= go
+BIN       := bin/switchyard
+ORT_VER   := 1.30.0
+ORT_DIR   := $(CURDIR)/.ort
+ORT_LIB   := $(ORT_DIR)/libonnxruntime.so.1
+# sha256 of package/bin/napi-v6/linux/x64/libonnxruntime.so.1 in onnxruntime-node@1.30.0
+ORT_SHA   := ffb75a925ba05e47b235bb66e3e3911714a80b328a9c9425539feb204aa32a23
+RUN_DIR   := $(CURDIR)/.run
+ADDR      ?= 127.0.0.1:8080
+SEED      ?= 1
+PROMPTS   ?= 6000
+BENCH     ?= .
+DATA      ?= $(CURDIR)/../shared/data/mmlu-pro
+
+export SWITCHYARD_ORT_LIB := $(ORT_LIB)
+
+.PHONY: all build ort test bench run clean fuzz
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/switchyard
+
+# ONNX Runtime comes from the npm registry's onnxruntime-node package, which
+# ships the CPU shared library; the checksum pins the exact file.
+ort: $(ORT_LIB)
+
+$(ORT_LIB):
+	@command -v npm >/dev/null || { echo "npm is needed to fetch ONNX Runtime (onnxruntime-node@$(ORT_VER))" >&2; exit 1; }
+	@rm -rf $(ORT_DIR)/tmp && mkdir -p $(ORT_DIR)/tmp
+	cd $(ORT_DIR)/tmp && npm pack --silent onnxruntime-node@$(ORT_VER) >/dev/null
+	tar -xzf $(ORT_DIR)/tmp/onnxruntime-node-$(ORT_VER).tgz -C $(ORT_DIR)/tmp package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+	echo "$(ORT_SHA)  $(ORT_DIR)/tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" | sha256sum -c --quiet - \
+		|| { echo "checksum mismatch for libonnxruntime.so.1 from onnxruntime-node@$(ORT_VER)" >&2; exit 1; }
+	mv $(ORT_DIR)/tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1 $(ORT_LIB)
+	rm -rf $(ORT_DIR)/tmp
+
+test: ort
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+# Short, bounded fuzzing of everything that parses outside input.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime 10s ./features
+
+bench: ort
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./...
+
+run: build ort
+	@mkdir -p $(RUN_DIR)
+	$(BIN) generate --seed $(SEED) --prompts $(PROMPTS) --out $(RUN_DIR)/data
+	$(BIN) train --data $(RUN_DIR)/data --seed $(SEED) --out $(RUN_DIR)/model
+	@echo
+	@echo "Try:  curl -s -X POST http://$(ADDR)/v1/route -d '{\"prompt\":\"Classify this ticket as billing, bug or other: I was charged twice.\"}'"
+	@echo
+	$(BIN) serve --model $(RUN_DIR)/model/predictor.onnx --catalogue $(RUN_DIR)/data/catalogue.csv --logs $(RUN_DIR)/logs --addr $(ADDR)
+
+clean:
+	rm -rf bin $(RUN_DIR)

@@ -1,0 +1,243 @@
+// Package classifier is Switchyard's predictor: from a request's features,
+// the expected quality in [0,1] of each candidate model (for 0/1 quality, the
+// probability that the model answers acceptably).
+//
+// The architecture is a fastText-style embedding bag: the mean of the
+// embeddings of the hashed n-gram ids, concatenated with the embedding of the
+// task label and the dense signals, one ReLU hidden layer, and one sigmoid
+// output per model. The package holds the weights (Model), a pure-Go forward
+// pass used by training and evaluation, the ONNX export and import, and two
+// implementations of one Scorer interface: ONNX Runtime and pure Go.
+package classifier
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"math/rand"
+	"time"
+
+	"switchyard/features"
+)
+
+// Metrics are a model head's validation metrics.
+type Metrics struct {
+	AUC   float64 `json:"auc"`
+	Brier float64 `json:"brier"`
+	N     int     `json:"n"`
+	Mean  float64 `json:"mean_quality"`
+}
+
+// Metadata describes a trained predictor. It travels inside the ONNX file.
+type Metadata struct {
+	Models          []string           `json:"models"` // output order
+	FeatureSpec     features.Spec      `json:"feature_spec"`
+	FeatureSpecID   string             `json:"feature_spec_id"`
+	DataFingerprint string             `json:"data_fingerprint"`
+	CreatedAt       time.Time          `json:"created_at"`
+	Validation      map[string]Metrics `json:"validation"`
+	OutputTokens    map[string]float64 `json:"expected_output_tokens"` // per model, learned from the outcome log
+	Version         string             `json:"predictor_version"`      // fingerprint of the weights
+	EmbeddingDim    int                `json:"embedding_dim"`
+	Hidden          int                `json:"hidden"`
+}
+
+// Model is the predictor's weights. Matrices are row-major float32.
+type Model struct {
+	Meta   Metadata
+	Emb    []float32 // Buckets × EmbeddingDim; row 0 (padding, "no task") stays zero
+	W1     []float32 // InputDim × Hidden
+	B1     []float32 // Hidden
+	W2     []float32 // Hidden × len(Models)
+	B2     []float32 // len(Models)
+	dim    int
+	hidden int
+	nout   int
+}
+
+// InputDim is the width of the hidden layer's input: bag, task, dense.
+func InputDim(embDim int) int { return 2*embDim + features.NumDense }
+
+// NewModel allocates a model with zero weights for the given spec, models
+// and sizes. Initialise it with Init before training.
+func NewModel(spec features.Spec, models []string, embDim, hidden int) (*Model, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if len(models) == 0 {
+		return nil, fmt.Errorf("new model: no models")
+	}
+	if embDim < 1 || hidden < 1 {
+		return nil, fmt.Errorf("new model: embedding dim %d and hidden %d must be positive", embDim, hidden)
+	}
+	in := InputDim(embDim)
+	m := &Model{
+		Meta: Metadata{Models: append([]string(nil), models...), FeatureSpec: spec, FeatureSpecID: spec.ID(),
+			EmbeddingDim: embDim, Hidden: hidden, Validation: map[string]Metrics{}, OutputTokens: map[string]float64{}},
+		Emb: make([]float32, spec.Buckets*embDim),
+		W1:  make([]float32, in*hidden), B1: make([]float32, hidden),
+		W2: make([]float32, hidden*len(models)), B2: make([]float32, len(models)),
+	}
+	m.setDims()
+	return m, nil
+}
+
+func (m *Model) setDims() {
+	m.dim, m.hidden, m.nout = m.Meta.EmbeddingDim, m.Meta.Hidden, len(m.Meta.Models)
+}
+
+// check verifies that the weight shapes agree with the metadata.
+func (m *Model) check() error {
+	m.setDims()
+	in := InputDim(m.dim)
+	for _, c := range []struct {
+		name      string
+		got, want int
+	}{
+		{"embedding", len(m.Emb), m.Meta.FeatureSpec.Buckets * m.dim},
+		{"w1", len(m.W1), in * m.hidden}, {"b1", len(m.B1), m.hidden},
+		{"w2", len(m.W2), m.hidden * m.nout}, {"b2", len(m.B2), m.nout},
+	} {
+		if c.got != c.want || c.want == 0 {
+			return fmt.Errorf("weight %s has %d values, want %d", c.name, c.got, c.want)
+		}
+	}
+	return nil
+}
+
+// Models returns the model names in output order.
+func (m *Model) Models() []string { return m.Meta.Models }
+
+// Activations holds the intermediate values of one forward pass; training
+// keeps them for the backward pass. Reuse one per goroutine.
+type Activations struct {
+	X      []float32 // input of the hidden layer
+	H      []float32 // hidden layer after ReLU
+	Logits []float32
+	Out    []float32 // sigmoid outputs
+	NIDs   int       // ids that went into the bag (padding excluded)
+}
+
+// Forward computes the predicted quality of every model for v into a.Out.
+// It allocates only when a is used for the first time.
+func (m *Model) Forward(v *features.Vector, a *Activations) {
+	d, hid, nout := m.dim, m.hidden, m.nout
+	in := InputDim(d)
+	a.X = resize(a.X, in)
+	a.H = resize(a.H, hid)
+	a.Logits = resize(a.Logits, nout)
+	a.Out = resize(a.Out, nout)
+	x := a.X
+	bag := x[:d]
+	clear(bag)
+	n := 0
+	for _, id := range v.IDs {
+		if id <= 0 {
+			continue
+		}
+		row := m.Emb[int(id)*d : int(id)*d+d]
+		for j, w := range row {
+			bag[j] += w
+		}
+		n++
+	}
+	a.NIDs = n
+	if n > 0 {
+		inv := float32(1) / float32(n)
+		for j := range bag {
+			bag[j] *= inv
+		}
+	}
+	task := x[d : 2*d]
+	if v.TaskID > 0 {
+		copy(task, m.Emb[int(v.TaskID)*d:int(v.TaskID)*d+d])
+	} else {
+		clear(task)
+	}
+	copy(x[2*d:], v.Dense)
+
+	h := a.H
+	copy(h, m.B1)
+	for i, xi := range x {
+		if xi == 0 {
+			continue
+		}
+		row := m.W1[i*hid : i*hid+hid]
+		for j, w := range row {
+			h[j] += xi * w
+		}
+	}
+	for j := range h {
+		if h[j] < 0 {
+			h[j] = 0
+		}
+	}
+	lg := a.Logits
+	copy(lg, m.B2)
+	for i, hi := range h {
+		if hi == 0 {
+			continue
+		}
+		row := m.W2[i*nout : i*nout+nout]
+		for j, w := range row {
+			lg[j] += hi * w
+		}
+	}
+	for j, z := range lg {
+		a.Out[j] = Sigmoid(z)
+	}
+}
+
+// Sigmoid is the logistic function in float32.
+func Sigmoid(z float32) float32 {
+	return float32(1 / (1 + math.Exp(-float64(z))))
+}
+
+func resize(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+// Fingerprint returns a short hash of the weights and the model list, used as
+// the predictor version.
+func (m *Model) Fingerprint() string {
+	h := sha256.New()
+	for _, name := range m.Meta.Models {
+		h.Write([]byte(name))
+		h.Write([]byte{0})
+	}
+	h.Write([]byte(m.Meta.FeatureSpecID))
+	var buf [4]byte
+	for _, w := range [][]float32{m.Emb, m.W1, m.B1, m.W2, m.B2} {
+		for _, x := range w {
+			binary.LittleEndian.PutUint32(buf[:], math.Float32bits(x))
+			h.Write(buf[:])
+		}
+	}
+	return "p-" + hex.EncodeToString(h.Sum(nil)[:6])
+}
+
+// Init sets random initial weights from rng: small normal embeddings (row 0
+// stays zero), Glorot-uniform layers and zero biases.
+func (m *Model) Init(rng *rand.Rand) {
+	d := m.dim
+	for i := d; i < len(m.Emb); i++ { // skip row 0
+		m.Emb[i] = float32(rng.NormFloat64() * 0.1)
+	}
+	in := InputDim(d)
+	glorot(rng, m.W1, in, m.hidden)
+	glorot(rng, m.W2, m.hidden, m.nout)
+	clear(m.B1)
+	clear(m.B2)
+}
+
+func glorot(rng *rand.Rand, w []float32, fanIn, fanOut int) {
+	limit := math.Sqrt(6 / float64(fanIn+fanOut))
+	for i := range w {
+		w[i] = float32((2*rng.Float64() - 1) * limit)
+	}
+}

@@ -1,0 +1,271 @@
+package classifier
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"google.golang.org/protobuf/proto"
+
+	"switchyard/features"
+)
+
+// ONNX graph interface. Inputs: ids int64 [batch, n] (hashed n-gram ids, 0 is
+// padding), task int64 [batch] (task-label id, 0 for none), dense float32
+// [batch, features.NumDense]. Output: quality float32 [batch, models].
+const (
+	InputIDs     = "ids"
+	InputTask    = "task"
+	InputDense   = "dense"
+	OutputQualty = "quality"
+
+	// OpsetVersion is the ONNX operator set the export targets.
+	OpsetVersion = 17
+	irVersion    = 8
+
+	metaKey = "switchyard.metadata" // JSON of Metadata
+)
+
+// ExportONNX returns m as a serialised ONNX model with its Metadata as
+// model metadata (key "switchyard.metadata", plus one readable key per field).
+func ExportONNX(m *Model) ([]byte, error) {
+	if err := m.check(); err != nil {
+		return nil, fmt.Errorf("export onnx: %w", err)
+	}
+	meta, err := json.Marshal(m.Meta)
+	if err != nil {
+		return nil, fmt.Errorf("export onnx: metadata: %w", err)
+	}
+	models, _ := json.Marshal(m.Meta.Models)
+	val, _ := json.Marshal(m.Meta.Validation)
+	d, hid, nout := int64(m.dim), int64(m.hidden), int64(m.nout)
+	buckets := int64(m.Meta.FeatureSpec.Buckets)
+	in := int64(InputDim(m.dim))
+
+	g := &onnx.GraphProto{
+		Name: "switchyard_predictor",
+		Input: []*onnx.ValueInfoProto{
+			valueInfo(InputIDs, onnx.TensorProto_INT64, dimParam("batch"), dimParam("n")),
+			valueInfo(InputTask, onnx.TensorProto_INT64, dimParam("batch")),
+			valueInfo(InputDense, onnx.TensorProto_FLOAT, dimParam("batch"), dimValue(int64(features.NumDense))),
+		},
+		Output: []*onnx.ValueInfoProto{
+			valueInfo(OutputQualty, onnx.TensorProto_FLOAT, dimParam("batch"), dimValue(nout)),
+		},
+		Initializer: []*onnx.TensorProto{
+			floatTensor("embedding", m.Emb, buckets, d),
+			floatTensor("w1", m.W1, in, hid),
+			floatTensor("b1", m.B1, hid),
+			floatTensor("w2", m.W2, hid, nout),
+			floatTensor("b2", m.B2, nout),
+			int64Tensor("axis1", []int64{1}, 1),
+			floatTensor("one", []float32{1}),
+			int64Tensor("zero_i", []int64{0}),
+		},
+		Node: []*onnx.NodeProto{
+			node("Gather", []string{"embedding", InputIDs}, "bag_rows", intAttr("axis", 0)),
+			node("ReduceSum", []string{"bag_rows", "axis1"}, "bag_sum", intAttr("keepdims", 0)),
+			node("Greater", []string{InputIDs, "zero_i"}, "present"),
+			node("Cast", []string{"present"}, "present_f", intAttr("to", int64(onnx.TensorProto_FLOAT))),
+			node("ReduceSum", []string{"present_f", "axis1"}, "count", intAttr("keepdims", 1)),
+			node("Max", []string{"count", "one"}, "count1"),
+			node("Div", []string{"bag_sum", "count1"}, "bag"),
+			node("Gather", []string{"embedding", InputTask}, "task_vec", intAttr("axis", 0)),
+			node("Concat", []string{"bag", "task_vec", InputDense}, "x", intAttr("axis", 1)),
+			node("MatMul", []string{"x", "w1"}, "h_lin"),
+			node("Add", []string{"h_lin", "b1"}, "h_pre"),
+			node("Relu", []string{"h_pre"}, "h"),
+			node("MatMul", []string{"h", "w2"}, "z_lin"),
+			node("Add", []string{"z_lin", "b2"}, "logits"),
+			node("Sigmoid", []string{"logits"}, OutputQualty),
+		},
+	}
+	mp := &onnx.ModelProto{
+		IrVersion:       irVersion,
+		OpsetImport:     []*onnx.OperatorSetIdProto{{Domain: "", Version: OpsetVersion}},
+		ProducerName:    "switchyard",
+		ProducerVersion: m.Meta.Version,
+		DocString:       "Switchyard routing predictor: expected quality of each model for a request",
+		Graph:           g,
+		MetadataProps: []*onnx.StringStringEntryProto{
+			{Key: metaKey, Value: string(meta)},
+			{Key: "switchyard.models", Value: string(models)},
+			{Key: "switchyard.feature_spec_id", Value: m.Meta.FeatureSpecID},
+			{Key: "switchyard.data_fingerprint", Value: m.Meta.DataFingerprint},
+			{Key: "switchyard.created_at", Value: m.Meta.CreatedAt.UTC().Format(time.RFC3339)},
+			{Key: "switchyard.validation", Value: string(val)},
+			{Key: "switchyard.predictor_version", Value: m.Meta.Version},
+		},
+	}
+	b, err := proto.Marshal(mp)
+	if err != nil {
+		return nil, fmt.Errorf("export onnx: %w", err)
+	}
+	return b, nil
+}
+
+// WriteONNX exports m to path atomically (temporary file, fsync, rename).
+func WriteONNX(path string, m *Model) error {
+	b, err := ExportONNX(m)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, b)
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*.tmp")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadONNX loads a model exported by ExportONNX from path: its metadata and
+// weights, checked for consistency. A file that is not such a model (truncated,
+// corrupt, another graph) gives an error that says so.
+func ReadONNX(path string) (*Model, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read model: %w", err)
+	}
+	m, err := ParseONNX(b)
+	if err != nil {
+		return nil, fmt.Errorf("read model %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// ParseONNX is ReadONNX on bytes.
+func ParseONNX(b []byte) (*Model, error) {
+	var mp onnx.ModelProto
+	if err := proto.Unmarshal(b, &mp); err != nil {
+		return nil, fmt.Errorf("not a valid ONNX file (truncated or corrupt?): %w", err)
+	}
+	if mp.Graph == nil {
+		return nil, fmt.Errorf("not a valid ONNX file: no graph")
+	}
+	var metaJSON string
+	for _, p := range mp.MetadataProps {
+		if p.Key == metaKey {
+			metaJSON = p.Value
+		}
+	}
+	if metaJSON == "" {
+		return nil, fmt.Errorf("not a Switchyard predictor: metadata %q missing", metaKey)
+	}
+	m := &Model{}
+	if err := json.Unmarshal([]byte(metaJSON), &m.Meta); err != nil {
+		return nil, fmt.Errorf("metadata %q: %w", metaKey, err)
+	}
+	if err := m.Meta.FeatureSpec.Validate(); err != nil {
+		return nil, err
+	}
+	if got := m.Meta.FeatureSpec.ID(); got != m.Meta.FeatureSpecID {
+		return nil, fmt.Errorf("metadata: feature spec id %s does not match its spec (%s)", m.Meta.FeatureSpecID, got)
+	}
+	inits := map[string]*onnx.TensorProto{}
+	for _, t := range mp.Graph.Initializer {
+		inits[t.Name] = t
+	}
+	for _, w := range []struct {
+		name string
+		dst  *[]float32
+	}{{"embedding", &m.Emb}, {"w1", &m.W1}, {"b1", &m.B1}, {"w2", &m.W2}, {"b2", &m.B2}} {
+		t, ok := inits[w.name]
+		if !ok {
+			return nil, fmt.Errorf("initializer %q missing", w.name)
+		}
+		vals, err := floatsOf(t)
+		if err != nil {
+			return nil, fmt.Errorf("initializer %q: %w", w.name, err)
+		}
+		*w.dst = vals
+	}
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func floatsOf(t *onnx.TensorProto) ([]float32, error) {
+	if t.DataType != int32(onnx.TensorProto_FLOAT) {
+		return nil, fmt.Errorf("data type %d, want float", t.DataType)
+	}
+	n := int64(1)
+	for _, d := range t.Dims {
+		n *= d
+	}
+	if len(t.FloatData) > 0 {
+		if int64(len(t.FloatData)) != n {
+			return nil, fmt.Errorf("%d values for shape %v", len(t.FloatData), t.Dims)
+		}
+		return t.FloatData, nil
+	}
+	if int64(len(t.RawData)) != 4*n {
+		return nil, fmt.Errorf("%d bytes of data for shape %v (want %d)", len(t.RawData), t.Dims, 4*n)
+	}
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.RawData[4*i:]))
+	}
+	return out, nil
+}
+
+func floatTensor(name string, vals []float32, dims ...int64) *onnx.TensorProto {
+	raw := make([]byte, 4*len(vals))
+	for i, v := range vals {
+		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
+	}
+	return &onnx.TensorProto{Name: name, Dims: dims, DataType: int32(onnx.TensorProto_FLOAT), RawData: raw}
+}
+
+func int64Tensor(name string, vals []int64, dims ...int64) *onnx.TensorProto {
+	return &onnx.TensorProto{Name: name, Dims: dims, DataType: int32(onnx.TensorProto_INT64), Int64Data: vals}
+}
+
+func node(op string, inputs []string, output string, attrs ...*onnx.AttributeProto) *onnx.NodeProto {
+	return &onnx.NodeProto{OpType: op, Name: output + "_" + op, Input: inputs, Output: []string{output}, Attribute: attrs}
+}
+
+func intAttr(name string, v int64) *onnx.AttributeProto {
+	return &onnx.AttributeProto{Name: name, Type: onnx.AttributeProto_INT, I: v}
+}
+
+func dimParam(name string) *onnx.TensorShapeProto_Dimension {
+	return &onnx.TensorShapeProto_Dimension{Value: &onnx.TensorShapeProto_Dimension_DimParam{DimParam: name}}
+}
+
+func dimValue(v int64) *onnx.TensorShapeProto_Dimension {
+	return &onnx.TensorShapeProto_Dimension{Value: &onnx.TensorShapeProto_Dimension_DimValue{DimValue: v}}
+}
+
+func valueInfo(name string, elem onnx.TensorProto_DataType, dims ...*onnx.TensorShapeProto_Dimension) *onnx.ValueInfoProto {
+	return &onnx.ValueInfoProto{
+		Name: name,
+		Type: &onnx.TypeProto{Value: &onnx.TypeProto_TensorType{TensorType: &onnx.TypeProto_Tensor{
+			ElemType: int32(elem),
+			Shape:    &onnx.TensorShapeProto{Dim: dims},
+		}}},
+	}
+}

@@ -1,0 +1,233 @@
+package classifier
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"switchyard/features"
+)
+
+// RuntimeEnv is the environment variable that names the ONNX Runtime shared
+// library when no flag does.
+const RuntimeEnv = "SWITCHYARD_ORT_LIB"
+
+// RuntimeLibName is the file name of the ONNX Runtime library that
+// `make ort` installs into .ort/ at the repository root.
+const RuntimeLibName = "libonnxruntime.so.1"
+
+// installHint tells a user how to get the library.
+const installHint = "install it with `make ort` (it fetches onnxruntime-node@1.30.0 from the npm registry into .ort/), " +
+	"then pass --ort-lib PATH or set " + RuntimeEnv
+
+// FindRuntimeLibrary returns the ONNX Runtime library to use: flag when
+// set, else $SWITCHYARD_ORT_LIB, else .ort/libonnxruntime.so.1 in the current
+// directory or one of its parents, else next to the executable.
+func FindRuntimeLibrary(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if env := os.Getenv(RuntimeEnv); env != "" {
+		return env
+	}
+	var dirs []string
+	if wd, err := os.Getwd(); err == nil {
+		for d := wd; ; d = filepath.Dir(d) {
+			dirs = append(dirs, d)
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Dir(exe), filepath.Dir(filepath.Dir(exe)))
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, ".ort", RuntimeLibName)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return filepath.Join(".ort", RuntimeLibName)
+}
+
+// The ONNX Runtime environment is process-wide by construction of the C
+// library: it can be initialised once, from one library file. This state
+// mirrors that fact; it is the package's only shared state.
+var runtimeState struct {
+	sync.Mutex
+	path string
+	err  error
+}
+
+// Runtime is a handle on the process's ONNX Runtime environment.
+type Runtime struct {
+	path    string
+	version string
+}
+
+// OpenRuntime loads the ONNX Runtime shared library at path and initialises
+// the environment. Opening the same path again returns a new handle on the
+// same environment; opening another path once one is loaded is an error.
+func OpenRuntime(path string) (*Runtime, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("onnx runtime library %s: %w", path, err)
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("onnx runtime library not found at %s: %s", abs, installHint)
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("onnx runtime library %s is a directory: %s", abs, installHint)
+	}
+	runtimeState.Lock()
+	defer runtimeState.Unlock()
+	if runtimeState.path != "" {
+		if runtimeState.path != abs {
+			return nil, fmt.Errorf("onnx runtime already loaded from %s; cannot also load %s", runtimeState.path, abs)
+		}
+		if runtimeState.err != nil {
+			return nil, runtimeState.err
+		}
+		return &Runtime{path: abs, version: ort.GetVersion()}, nil
+	}
+	ort.SetSharedLibraryPath(abs)
+	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
+		// The C library may have been loaded half-way; it cannot be retried.
+		runtimeState.path = abs
+		runtimeState.err = fmt.Errorf("onnx runtime library %s could not be loaded (%v): is it ONNX Runtime 1.30 for linux x64? %s", abs, err, installHint)
+		return nil, runtimeState.err
+	}
+	runtimeState.path = abs
+	return &Runtime{path: abs, version: ort.GetVersion()}, nil
+}
+
+// Version is the ONNX Runtime version string.
+func (r *Runtime) Version() string { return r.version }
+
+// Path is the library file.
+func (r *Runtime) Path() string { return r.path }
+
+// ORTScorer scores with ONNX Runtime. All requests share one
+// DynamicAdvancedSession, whose Run is safe for concurrent use.
+type ORTScorer struct {
+	sess  *ort.DynamicAdvancedSession
+	nout  int
+	nb    int
+	bufs  sync.Pool
+	close sync.Once
+}
+
+type ortBuffers struct {
+	ids   []int64
+	task  []int64 // its own allocation: cgo refuses pointers into structs that hold pointers
+	dense []float32
+	out   []float32
+}
+
+// NewORTScorer creates an ONNX Runtime session over the ONNX bytes of m
+// (as written by ExportONNX). The session runs with one intra-op and one
+// inter-op thread: requests are parallel across goroutines, not inside one.
+// The graph's input and output names are checked.
+func NewORTScorer(rt *Runtime, onnxBytes []byte, m *Model) (*ORTScorer, error) {
+	if rt == nil {
+		return nil, errors.New("ort scorer: no runtime")
+	}
+	ins, outs, err := ort.GetInputOutputInfoWithONNXData(onnxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("ort scorer: read graph inputs: %w", err)
+	}
+	want := []string{InputIDs, InputTask, InputDense}
+	if len(ins) != len(want) {
+		return nil, fmt.Errorf("ort scorer: graph has %d inputs, want %v", len(ins), want)
+	}
+	for i, in := range ins {
+		if in.Name != want[i] {
+			return nil, fmt.Errorf("ort scorer: graph input %d is %q, want %q", i, in.Name, want[i])
+		}
+	}
+	if len(outs) != 1 || outs[0].Name != OutputQualty {
+		return nil, fmt.Errorf("ort scorer: graph outputs %v, want [%s]", outs, OutputQualty)
+	}
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("ort scorer: options: %w", err)
+	}
+	defer opts.Destroy()
+	if err := opts.SetIntraOpNumThreads(1); err != nil {
+		return nil, fmt.Errorf("ort scorer: intra-op threads: %w", err)
+	}
+	if err := opts.SetInterOpNumThreads(1); err != nil {
+		return nil, fmt.Errorf("ort scorer: inter-op threads: %w", err)
+	}
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(onnxBytes, want, []string{OutputQualty}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("ort scorer: create session: %w", err)
+	}
+	s := &ORTScorer{sess: sess, nout: len(m.Meta.Models), nb: m.Meta.FeatureSpec.Buckets}
+	s.bufs.New = func() any {
+		return &ortBuffers{task: make([]int64, 1), dense: make([]float32, features.NumDense), out: make([]float32, s.nout)}
+	}
+	return s, nil
+}
+
+// Score implements Scorer.
+func (s *ORTScorer) Score(v *features.Vector, out []float32) error {
+	if len(out) != s.nout {
+		return fmt.Errorf("score: output has %d slots for %d models", len(out), s.nout)
+	}
+	if err := checkVector(v, s.nb); err != nil {
+		return err
+	}
+	b := s.bufs.Get().(*ortBuffers)
+	defer s.bufs.Put(b)
+	n := max(1, len(v.IDs)) // an empty bag is one padding id
+	if cap(b.ids) < n {
+		b.ids = make([]int64, n)
+	}
+	b.ids = b.ids[:n]
+	b.ids[0] = 0
+	for i, id := range v.IDs {
+		b.ids[i] = int64(id)
+	}
+	b.task[0] = int64(v.TaskID)
+	copy(b.dense, v.Dense)
+
+	idsT, err := ort.NewTensor(ort.NewShape(1, int64(n)), b.ids)
+	if err != nil {
+		return fmt.Errorf("score: ids tensor: %w", err)
+	}
+	defer idsT.Destroy()
+	taskT, err := ort.NewTensor(ort.NewShape(1), b.task)
+	if err != nil {
+		return fmt.Errorf("score: task tensor: %w", err)
+	}
+	defer taskT.Destroy()
+	denseT, err := ort.NewTensor(ort.NewShape(1, int64(features.NumDense)), b.dense)
+	if err != nil {
+		return fmt.Errorf("score: dense tensor: %w", err)
+	}
+	defer denseT.Destroy()
+	outT, err := ort.NewTensor(ort.NewShape(1, int64(s.nout)), b.out)
+	if err != nil {
+		return fmt.Errorf("score: output tensor: %w", err)
+	}
+	defer outT.Destroy()
+	if err := s.sess.Run([]ort.Value{idsT, taskT, denseT}, []ort.Value{outT}); err != nil {
+		return fmt.Errorf("score: onnx runtime: %w", err)
+	}
+	copy(out, b.out)
+	return nil
+}
+
+// Close implements Scorer.
+func (s *ORTScorer) Close() error {
+	var err error
+	s.close.Do(func() { err = s.sess.Destroy() })
+	return err
+}

@@ -1,0 +1,67 @@
+package policy
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestChooseCheapestThatClearsTheBar(t *testing.T) {
+	opts := []Option{
+		{Model: "opus", PredictedQuality: 0.95, ExpectedCostUSD: 0.05},
+		{Model: "mini", PredictedQuality: 0.70, ExpectedCostUSD: 0.001},
+		{Model: "haiku", PredictedQuality: 0.85, ExpectedCostUSD: 0.004},
+		{Model: "sonnet", PredictedQuality: 0.90, ExpectedCostUSD: 0.02},
+	}
+	cases := []struct {
+		name      string
+		bar, max  float64
+		want      string
+		cleared   bool
+		fallbacks []string
+	}{
+		{"low bar takes the cheapest", 0.5, 0, "mini", true, []string{"haiku", "sonnet", "opus"}},
+		{"mid bar skips what falls short", 0.8, 0, "haiku", true, []string{"sonnet", "opus", "mini"}},
+		{"bar equal to a prediction clears", 0.9, 0, "sonnet", true, []string{"opus", "haiku", "mini"}},
+		{"nothing clears: best quality", 0.99, 0, "opus", false, []string{"sonnet", "haiku", "mini"}},
+		{"max cost removes the expensive", 0.99, 0.01, "haiku", false, []string{"mini"}},
+		{"max cost with a clearing model", 0.8, 0.005, "haiku", true, []string{"mini"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ch, err := Choose(opts, c.bar, c.max)
+			require.NoError(t, err)
+			assert.Equal(t, c.want, opts[ch.Index].Model)
+			assert.Equal(t, c.cleared, ch.Cleared)
+			assert.Equal(t, 1.0, ch.Propensity)
+			var fb []string
+			for _, i := range ch.Fallbacks {
+				fb = append(fb, opts[i].Model)
+			}
+			assert.Equal(t, c.fallbacks, fb)
+		})
+	}
+}
+
+func TestChooseTiesAreDeterministic(t *testing.T) {
+	opts := []Option{
+		{Model: "a", PredictedQuality: 0.8, ExpectedCostUSD: 0.01},
+		{Model: "b", PredictedQuality: 0.9, ExpectedCostUSD: 0.01},
+		{Model: "c", PredictedQuality: 0.9, ExpectedCostUSD: 0.01},
+	}
+	ch, err := Choose(opts, 0.5, 0)
+	require.NoError(t, err)
+	assert.Equal(t, 1, ch.Index, "equal cost: higher quality, then earlier")
+	ch, err = Choose(opts, 0.95, 0)
+	require.NoError(t, err)
+	assert.Equal(t, 1, ch.Index, "none clears, equal quality and cost: earlier")
+}
+
+func TestChooseNoCandidate(t *testing.T) {
+	_, err := Choose(nil, 0.5, 0)
+	require.ErrorIs(t, err, ErrNoCandidate)
+	_, err = Choose([]Option{{Model: "a", ExpectedCostUSD: 0.02}}, 0.5, 0.01)
+	require.ErrorIs(t, err, ErrNoCandidate)
+	assert.Contains(t, err.Error(), "max_cost_usd")
+}

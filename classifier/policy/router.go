@@ -1,0 +1,216 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+
+	"switchyard/classifier"
+	"switchyard/datasets"
+	"switchyard/features"
+)
+
+// Config is a named, versioned routing policy.
+type Config struct {
+	Name       string   `json:"name"`
+	Version    string   `json:"version"`
+	QualityBar float64  `json:"quality_bar"` // default bar when a request names none
+	Candidates []string `json:"candidates"`  // default candidates; empty means every model of the predictor
+}
+
+// Request is one routing request as the router sees it.
+type Request struct {
+	Input      features.Input
+	QualityBar *float64 // nil: the policy's bar
+	Candidates []string // nil: the policy's candidates
+	MaxCostUSD float64  // 0: no limit
+}
+
+// Decision is the router's answer for one request.
+type Decision struct {
+	Options          []Option // every candidate considered, in candidate order
+	Choice                    // the rule's pick among Options
+	Chosen           string
+	QualityBar       float64
+	InputTokens      int
+	Policy           string
+	PolicyVersion    string
+	PredictorVersion string
+	FeatureSpecID    string
+}
+
+// UnknownModelError is returned for a candidate the router cannot score.
+type UnknownModelError struct {
+	Model  string
+	Reason string
+}
+
+func (e *UnknownModelError) Error() string {
+	return fmt.Sprintf("unknown candidate %q: %s", e.Model, e.Reason)
+}
+
+// Router decides requests: features, then the scorer, then the rule. It is
+// safe for concurrent use.
+type Router struct {
+	ext        *features.Extractor
+	scorer     classifier.Scorer
+	meta       classifier.Metadata
+	cfg        Config
+	index      map[string]int // predictor output index by model
+	prices     []datasets.ModelPrice
+	outTokens  []float64
+	defaultIdx []int
+	pool       sync.Pool
+}
+
+type workspace struct {
+	vec    features.Vector
+	scores []float32
+}
+
+// NewRouter wires a router. The extractor's spec must be the one the
+// predictor was trained with, and every model the predictor scores must be in
+// the catalogue (its prices make the expected cost). A model without learned
+// output tokens uses the mean of the others.
+func NewRouter(ext *features.Extractor, scorer classifier.Scorer, meta classifier.Metadata, cat *datasets.Catalogue, cfg Config) (*Router, error) {
+	if ext.SpecID() != meta.FeatureSpecID {
+		return nil, fmt.Errorf("router: predictor was built with feature spec %s, the extractor computes %s", meta.FeatureSpecID, ext.SpecID())
+	}
+	if cfg.Name == "" {
+		return nil, errors.New("router: policy has no name")
+	}
+	if math.IsNaN(cfg.QualityBar) || cfg.QualityBar < 0 || cfg.QualityBar > 1 {
+		return nil, fmt.Errorf("router: policy %s: quality bar %v outside [0,1]", cfg.Name, cfg.QualityBar)
+	}
+	r := &Router{ext: ext, scorer: scorer, meta: meta, cfg: cfg, index: map[string]int{}}
+	var tokSum float64
+	var tokN int
+	for _, t := range meta.OutputTokens {
+		if t > 0 {
+			tokSum += t
+			tokN++
+		}
+	}
+	for i, name := range meta.Models {
+		p, ok := cat.Lookup(name)
+		if !ok {
+			return nil, fmt.Errorf("router: predictor model %q is not in the catalogue", name)
+		}
+		r.index[name] = i
+		r.prices = append(r.prices, p)
+		t := meta.OutputTokens[name]
+		if t <= 0 && tokN > 0 {
+			t = tokSum / float64(tokN)
+		}
+		r.outTokens = append(r.outTokens, t)
+	}
+	names := cfg.Candidates
+	if len(names) == 0 {
+		names = meta.Models
+	}
+	idx, err := r.resolve(names)
+	if err != nil {
+		return nil, fmt.Errorf("router: policy %s: %w", cfg.Name, err)
+	}
+	r.defaultIdx = idx
+	n := len(meta.Models)
+	r.pool.New = func() any { return &workspace{scores: make([]float32, n)} }
+	return r, nil
+}
+
+func (r *Router) resolve(names []string) ([]int, error) {
+	idx := make([]int, 0, len(names))
+	seen := make(map[int]bool, len(names))
+	for _, n := range names {
+		i, ok := r.index[n]
+		if !ok {
+			known := append([]string(nil), r.meta.Models...)
+			sort.Strings(known)
+			return nil, &UnknownModelError{Model: n, Reason: "the predictor scores " + strings.Join(known, ", ")}
+		}
+		if !seen[i] {
+			seen[i] = true
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		return nil, ErrNoCandidate
+	}
+	return idx, nil
+}
+
+// Models returns the models the predictor scores, in output order.
+func (r *Router) Models() []string { return r.meta.Models }
+
+// Config returns the policy configuration.
+func (r *Router) Config() Config { return r.cfg }
+
+// Metadata returns the predictor's metadata.
+func (r *Router) Metadata() classifier.Metadata { return r.meta }
+
+// ExpectedCostUSD is the expected cost of answering a prompt of the given
+// input tokens with predictor model i: input tokens at the input price plus
+// the model's expected output tokens at the output price.
+func (r *Router) ExpectedCostUSD(i int, inputTokens int) float64 {
+	return r.prices[i].CostUSD(float64(inputTokens), r.outTokens[i])
+}
+
+// Route decides one request.
+func (r *Router) Route(req Request) (Decision, error) {
+	idx := r.defaultIdx
+	if req.Candidates != nil {
+		var err error
+		if idx, err = r.resolve(req.Candidates); err != nil {
+			return Decision{}, err
+		}
+	}
+	bar := r.cfg.QualityBar
+	if req.QualityBar != nil {
+		bar = *req.QualityBar
+		if math.IsNaN(bar) || bar < 0 || bar > 1 {
+			return Decision{}, fmt.Errorf("quality_bar %v outside [0,1]", bar)
+		}
+	}
+	if req.MaxCostUSD < 0 || math.IsNaN(req.MaxCostUSD) {
+		return Decision{}, fmt.Errorf("max_cost_usd %v must be non-negative", req.MaxCostUSD)
+	}
+	ws := r.pool.Get().(*workspace)
+	defer r.pool.Put(ws)
+	r.ext.Extract(req.Input, &ws.vec)
+	if err := r.scorer.Score(&ws.vec, ws.scores); err != nil {
+		return Decision{}, fmt.Errorf("route: %w", err)
+	}
+	in := InputTokens(req.Input)
+	d := Decision{
+		Options:          make([]Option, len(idx)),
+		QualityBar:       bar,
+		InputTokens:      in,
+		Policy:           r.cfg.Name,
+		PolicyVersion:    r.cfg.Version,
+		PredictorVersion: r.meta.Version,
+		FeatureSpecID:    r.meta.FeatureSpecID,
+	}
+	for k, i := range idx {
+		d.Options[k] = Option{Model: r.meta.Models[i], PredictedQuality: float64(ws.scores[i]), ExpectedCostUSD: r.ExpectedCostUSD(i, in)}
+	}
+	c, err := Choose(d.Options, bar, req.MaxCostUSD)
+	if err != nil {
+		return Decision{}, err
+	}
+	d.Choice = c
+	d.Chosen = d.Options[c.Index].Model
+	return d, nil
+}
+
+// InputTokens estimates the input tokens of a request with the project's one
+// estimator over the prompt and every message's content.
+func InputTokens(in features.Input) int {
+	n := datasets.EstimateInputTokens(in.Prompt)
+	for _, m := range in.Messages {
+		n += datasets.EstimateInputTokens(m.Content)
+	}
+	return n
+}

@@ -1,0 +1,154 @@
+package serving
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"switchyard/datasets"
+)
+
+// DecisionLogConfig sets where and how decisions are written.
+type DecisionLogConfig struct {
+	Dir         string        // folder of the Parquet files
+	MaxRows     int           // rows per file before it is closed and a new one started
+	MaxAge      time.Duration // a file is closed after this long even when not full
+	QueueSize   int           // decisions waiting to be written; beyond it, new ones are dropped and counted
+	FlushPeriod time.Duration // buffered rows are handed to the Parquet writer at least this often
+}
+
+// DefaultDecisionLogConfig returns the defaults for dir.
+func DefaultDecisionLogConfig(dir string) DecisionLogConfig {
+	return DecisionLogConfig{Dir: dir, MaxRows: 100_000, MaxAge: 5 * time.Minute, QueueSize: 1 << 16, FlushPeriod: time.Second}
+}
+
+// DecisionLog writes decisions to Parquet files in the background, so that
+// routing never waits for the disk. Each file is written under a temporary
+// name and renamed when complete: readers see only whole files.
+type DecisionLog struct {
+	cfg     DecisionLogConfig
+	log     *slog.Logger
+	queue   chan datasets.DecisionRecord
+	done    chan struct{}
+	closing sync.Once
+	dropped atomic.Int64
+	written atomic.Int64
+	errs    atomic.Int64
+	seq     int
+}
+
+// NewDecisionLog starts a decision log writing into cfg.Dir.
+func NewDecisionLog(cfg DecisionLogConfig, log *slog.Logger) (*DecisionLog, error) {
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("decision log: %w", err)
+	}
+	if cfg.MaxRows <= 0 || cfg.QueueSize <= 0 || cfg.MaxAge <= 0 || cfg.FlushPeriod <= 0 {
+		return nil, fmt.Errorf("decision log: max rows, queue size, max age and flush period must be positive: %+v", cfg)
+	}
+	l := &DecisionLog{cfg: cfg, log: log, queue: make(chan datasets.DecisionRecord, cfg.QueueSize), done: make(chan struct{})}
+	go l.run()
+	return l, nil
+}
+
+// Log queues one decision. It never blocks: when the queue is full the
+// decision is dropped and counted.
+func (l *DecisionLog) Log(rec datasets.DecisionRecord) {
+	select {
+	case l.queue <- rec:
+	default:
+		l.dropped.Add(1)
+	}
+}
+
+// Stats returns the decisions written, dropped and the write errors so far.
+func (l *DecisionLog) Stats() (written, dropped, errors int64) {
+	return l.written.Load(), l.dropped.Load(), l.errs.Load()
+}
+
+// Close writes every queued decision and closes the current file. It waits
+// until done or ctx ends.
+func (l *DecisionLog) Close(ctx context.Context) error {
+	l.closing.Do(func() { close(l.queue) })
+	select {
+	case <-l.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("decision log: close: %w", ctx.Err())
+	}
+}
+
+func (l *DecisionLog) run() {
+	defer close(l.done)
+	var (
+		w      *datasets.Writer[datasets.DecisionRecord]
+		rows   int
+		opened time.Time
+		buf    []datasets.DecisionRecord
+	)
+	tick := time.NewTicker(l.cfg.FlushPeriod)
+	defer tick.Stop()
+	flush := func() {
+		if len(buf) == 0 {
+			return
+		}
+		if w == nil {
+			l.seq++
+			name := fmt.Sprintf("decisions-%s-%04d.parquet", time.Now().UTC().Format("20060102T150405.000000Z"), l.seq)
+			var err error
+			if w, err = datasets.NewWriter[datasets.DecisionRecord](filepath.Join(l.cfg.Dir, name)); err != nil {
+				l.errs.Add(1)
+				l.log.Error("decision log: open file", "err", err, "dropped", len(buf))
+				l.dropped.Add(int64(len(buf)))
+				buf = buf[:0]
+				return
+			}
+			opened, rows = time.Now(), 0
+		}
+		if err := w.Write(buf...); err != nil {
+			l.errs.Add(1)
+			l.dropped.Add(int64(len(buf)))
+			l.log.Error("decision log: write", "err", err, "dropped", len(buf))
+		} else {
+			rows += len(buf)
+			l.written.Add(int64(len(buf)))
+		}
+		buf = buf[:0]
+	}
+	closeFile := func() {
+		if w == nil {
+			return
+		}
+		if err := w.Close(); err != nil {
+			l.errs.Add(1)
+			l.log.Error("decision log: close file", "err", err)
+		}
+		w = nil
+	}
+	for {
+		select {
+		case rec, ok := <-l.queue:
+			if !ok {
+				flush()
+				closeFile()
+				return
+			}
+			buf = append(buf, rec)
+			if len(buf) >= 1024 {
+				flush()
+			}
+			if w != nil && rows >= l.cfg.MaxRows {
+				closeFile()
+			}
+		case <-tick.C:
+			flush()
+			if w != nil && (rows >= l.cfg.MaxRows || time.Since(opened) >= l.cfg.MaxAge) {
+				closeFile()
+			}
+		}
+	}
+}

@@ -1,0 +1,67 @@
+package serving
+
+import (
+	"fmt"
+	"os"
+
+	"switchyard/classifier"
+	"switchyard/classifier/policy"
+	"switchyard/datasets"
+	"switchyard/features"
+)
+
+// Scorer kinds for LoadOptions.Scorer.
+const (
+	ScorerONNX = "onnx" // ONNX Runtime
+	ScorerGo   = "go"   // the pure-Go forward pass
+)
+
+// LoadOptions name the files a router is built from.
+type LoadOptions struct {
+	ModelPath  string // ONNX predictor written by training
+	Catalogue  *datasets.Catalogue
+	Scorer     string // ScorerONNX (default) or ScorerGo
+	RuntimeLib string // ONNX Runtime library; see classifier.FindRuntimeLibrary
+	Policy     policy.Config
+}
+
+// LoadRouter reads a predictor and builds a router over it. The ONNX file is
+// checked completely (metadata, weights, feature spec) before anything is
+// returned; with ScorerONNX it is also loaded into ONNX Runtime.
+func LoadRouter(opts LoadOptions) (*policy.Router, classifier.Scorer, error) {
+	raw, err := os.ReadFile(opts.ModelPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load predictor: %w", err)
+	}
+	m, err := classifier.ParseONNX(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load predictor %s: %w", opts.ModelPath, err)
+	}
+	ext, err := features.NewExtractor(m.Meta.FeatureSpec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load predictor %s: this build cannot compute its features: %w", opts.ModelPath, err)
+	}
+	var sc classifier.Scorer
+	switch opts.Scorer {
+	case "", ScorerONNX:
+		rt, err := classifier.OpenRuntime(classifier.FindRuntimeLibrary(opts.RuntimeLib))
+		if err != nil {
+			return nil, nil, err
+		}
+		if sc, err = classifier.NewORTScorer(rt, raw, m); err != nil {
+			return nil, nil, fmt.Errorf("load predictor %s: %w", opts.ModelPath, err)
+		}
+	case ScorerGo:
+		if sc, err = classifier.NewGoScorer(m); err != nil {
+			return nil, nil, err
+		}
+	default:
+		return nil, nil, fmt.Errorf("unknown scorer %q (want %s or %s)", opts.Scorer, ScorerONNX, ScorerGo)
+	}
+	r, err := policy.NewRouter(ext, sc, m.Meta, opts.Catalogue, opts.Policy)
+	if err != nil {
+		sc.Close()
+		return nil, nil, err
+	}
+	return r, sc, nil
+}

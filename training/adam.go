@@ -1,0 +1,208 @@
+package training
+
+import (
+	"fmt"
+	"math"
+
+	"switchyard/classifier"
+)
+
+// Adam is the optimiser: Adam with bias correction. Embedding rows are
+// updated lazily, only when a batch touches them, so a step costs what the
+// batch's ids cost, not the size of the id space.
+type Adam struct {
+	LearningRate float64
+	Beta1        float64
+	Beta2        float64
+	Epsilon      float64
+}
+
+func (a Adam) validate() error {
+	if !(a.LearningRate > 0) || !(a.Beta1 >= 0 && a.Beta1 < 1) || !(a.Beta2 >= 0 && a.Beta2 < 1) || !(a.Epsilon > 0) {
+		return fmt.Errorf("settings: adam %+v: want learning rate > 0, betas in [0,1), epsilon > 0", a)
+	}
+	return nil
+}
+
+// param is one weight tensor with its gradient and Adam moments.
+type param struct {
+	w, g, m, v []float32
+	decay      bool // L2 applies
+}
+
+func newParam(w []float32, decay bool) *param {
+	n := len(w)
+	return &param{w: w, g: make([]float32, n), m: make([]float32, n), v: make([]float32, n), decay: decay}
+}
+
+// state is the optimiser state of one training run.
+type state struct {
+	mod     *classifier.Model
+	set     Settings
+	emb     *param
+	dense   []*param // w1, b1, w2, b2
+	w1, w2  *param
+	b1, b2  *param
+	touched []int32 // embedding rows with a gradient in this batch
+	mark    []bool  // mark[row] when row is in touched
+	t       int     // steps taken
+	act     classifier.Activations
+	dz, dh  []float32
+	dx      []float32
+}
+
+func newState(m *classifier.Model, s Settings) *state {
+	st := &state{mod: m, set: s,
+		emb: newParam(m.Emb, true),
+		w1:  newParam(m.W1, true), b1: newParam(m.B1, false),
+		w2: newParam(m.W2, true), b2: newParam(m.B2, false),
+		mark: make([]bool, len(m.Emb)/s.EmbeddingDim),
+	}
+	st.dense = []*param{st.w1, st.b1, st.w2, st.b2}
+	return st
+}
+
+// step runs forward and backward over one batch and applies one Adam
+// update. It returns the batch's summed weighted loss and summed weight.
+func (st *state) step(obj Objective, ex []Example, batch []int) (float64, float64) {
+	m := st.mod
+	d, hid := st.set.EmbeddingDim, st.set.Hidden
+	nout := len(m.Meta.Models)
+	in := classifier.InputDim(d)
+	st.dz = grow(st.dz, nout)
+	st.dh = grow(st.dh, hid)
+	st.dx = grow(st.dx, in)
+
+	var wSum float64
+	for _, i := range batch {
+		for _, w := range ex[i].Weights {
+			wSum += float64(w)
+		}
+	}
+	if wSum == 0 {
+		return 0, 0
+	}
+	scale := float32(1 / wSum)
+	var lossSum float64
+	for _, i := range batch {
+		e := &ex[i]
+		a := &st.act
+		m.Forward(&e.Vec, a)
+		seen := false
+		for j, p := range a.Out {
+			w := e.Weights[j]
+			if w == 0 {
+				st.dz[j] = 0
+				continue
+			}
+			lossSum += obj.Loss(p, e.Labels[j], w)
+			st.dz[j] = obj.GradLogit(p, e.Labels[j], w) * scale
+			seen = true
+		}
+		if !seen {
+			continue
+		}
+		// output layer
+		for k, hk := range a.H {
+			row := st.w2.g[k*nout : k*nout+nout]
+			wrow := m.W2[k*nout : k*nout+nout]
+			var s float32
+			for j, dz := range st.dz {
+				row[j] += hk * dz
+				s += wrow[j] * dz
+			}
+			if hk > 0 {
+				st.dh[k] = s
+			} else {
+				st.dh[k] = 0
+			}
+		}
+		for j, dz := range st.dz {
+			st.b2.g[j] += dz
+		}
+		// hidden layer
+		clear(st.dx)
+		for k, xk := range a.X {
+			gRow := st.w1.g[k*hid : k*hid+hid]
+			wrow := m.W1[k*hid : k*hid+hid]
+			var s float32
+			for j, dh := range st.dh {
+				if xk != 0 {
+					gRow[j] += xk * dh
+				}
+				s += wrow[j] * dh
+			}
+			st.dx[k] = s
+		}
+		for j, dh := range st.dh {
+			st.b1.g[j] += dh
+		}
+		// embeddings: the bag mean spreads its gradient evenly over its ids
+		if a.NIDs > 0 {
+			inv := 1 / float32(a.NIDs)
+			for _, id := range e.Vec.IDs {
+				if id > 0 {
+					st.addRow(id, st.dx[:d], inv)
+				}
+			}
+		}
+		if e.Vec.TaskID > 0 {
+			st.addRow(e.Vec.TaskID, st.dx[d:2*d], 1)
+		}
+	}
+	st.apply()
+	return lossSum, wSum
+}
+
+func (st *state) addRow(id int32, g []float32, scale float32) {
+	d := len(g)
+	if !st.mark[id] {
+		st.mark[id] = true
+		st.touched = append(st.touched, id)
+	}
+	row := st.emb.g[int(id)*d : int(id)*d+d]
+	for j, x := range g {
+		row[j] += x * scale
+	}
+}
+
+// apply takes one Adam step on every dense parameter and on the touched
+// embedding rows, then clears the gradients.
+func (st *state) apply() {
+	st.t++
+	o := st.set.Optimizer
+	c1 := 1 - math.Pow(o.Beta1, float64(st.t))
+	c2 := 1 - math.Pow(o.Beta2, float64(st.t))
+	lr := float32(o.LearningRate * math.Sqrt(c2) / c1)
+	b1, b2, eps := float32(o.Beta1), float32(o.Beta2), float32(o.Epsilon)
+	l2 := float32(st.set.L2)
+	upd := func(p *param, lo, hi int) {
+		w, g, m, v := p.w[lo:hi], p.g[lo:hi], p.m[lo:hi], p.v[lo:hi]
+		for i := range w {
+			gi := g[i]
+			if p.decay {
+				gi += l2 * w[i]
+			}
+			m[i] = b1*m[i] + (1-b1)*gi
+			v[i] = b2*v[i] + (1-b2)*gi*gi
+			w[i] -= lr * m[i] / (float32(math.Sqrt(float64(v[i]))) + eps)
+			g[i] = 0
+		}
+	}
+	for _, p := range st.dense {
+		upd(p, 0, len(p.w))
+	}
+	d := st.set.EmbeddingDim
+	for _, id := range st.touched {
+		upd(st.emb, int(id)*d, int(id)*d+d)
+		st.mark[id] = false
+	}
+	st.touched = st.touched[:0]
+}
+
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}

@@ -1,0 +1,127 @@
+package training
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"switchyard/classifier"
+	"switchyard/datasets"
+	"switchyard/features"
+)
+
+// Job is one training run over a dataset.
+type Job struct {
+	Models          []string // pool, in output order; empty: every catalogue model with outcomes
+	Spec            features.Spec
+	ValidationShare float64 // share of prompts held out for early stopping and metrics
+	SplitSalt       string  // salt of the split by prompt id
+	Now             func() time.Time
+}
+
+// Fit joins the dataset, splits it by prompt, trains and fills the model's
+// metadata (expected output tokens, data fingerprint, creation time,
+// validation metrics, version).
+func (t *Trainer) Fit(ctx context.Context, ds *datasets.Dataset, job Job) (*classifier.Model, *Result, error) {
+	models := job.Models
+	if len(models) == 0 {
+		models = modelsWithOutcomes(ds)
+	}
+	for _, m := range models {
+		if _, ok := ds.Catalogue.Lookup(m); !ok {
+			return nil, nil, fmt.Errorf("fit: model %q is not in the dataset's catalogue", m)
+		}
+	}
+	ext, err := features.NewExtractor(job.Spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	ex, toks, fp, err := Join(ds, ext, models)
+	if err != nil {
+		return nil, nil, err
+	}
+	train, val := Split(ex, job.SplitSalt, job.ValidationShare)
+	if len(train) == 0 {
+		return nil, nil, fmt.Errorf("fit: all %d prompts fell in the validation split", len(ex))
+	}
+	m, res, err := t.Train(ctx, job.Spec, models, train, val)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now
+	if job.Now != nil {
+		now = job.Now
+	}
+	m.Meta.OutputTokens = toks
+	m.Meta.DataFingerprint = fp
+	m.Meta.CreatedAt = now().UTC().Truncate(time.Second)
+	m.Meta.Version = m.Fingerprint()
+	return m, res, nil
+}
+
+func modelsWithOutcomes(ds *datasets.Dataset) []string {
+	seen := map[string]bool{}
+	for _, o := range ds.Outcomes {
+		seen[o.Model] = true
+	}
+	var out []string
+	for _, m := range ds.Catalogue.Models { // catalogue order
+		if seen[m.Name] {
+			out = append(out, m.Name)
+		}
+	}
+	return out
+}
+
+// Manifest is the small JSON file written next to the ONNX model.
+type Manifest struct {
+	Predictor        string                        `json:"predictor"` // ONNX file name
+	PredictorVersion string                        `json:"predictor_version"`
+	Models           []string                      `json:"models"`
+	FeatureSpecID    string                        `json:"feature_spec_id"`
+	FeatureSpec      features.Spec                 `json:"feature_spec"`
+	DataFingerprint  string                        `json:"data_fingerprint"`
+	CreatedAt        time.Time                     `json:"created_at"`
+	Validation       map[string]classifier.Metrics `json:"validation"`
+	OutputTokens     map[string]float64            `json:"expected_output_tokens"`
+	Settings         Settings                      `json:"settings"`
+	Epochs           int                           `json:"epochs"`
+	BestEpoch        int                           `json:"best_epoch"`
+	TrainExamples    int                           `json:"train_examples"`
+	ValLoss          float64                       `json:"validation_loss"`
+	TrainSeconds     float64                       `json:"train_seconds"`
+}
+
+// Artifact file names inside an output folder.
+const (
+	PredictorFile = "predictor.onnx"
+	ManifestFile  = "manifest.json"
+)
+
+// WriteArtifacts writes the ONNX predictor and its manifest into dir.
+func WriteArtifacts(dir string, m *classifier.Model, res *Result, s Settings) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write artifacts: %w", err)
+	}
+	if err := classifier.WriteONNX(filepath.Join(dir, PredictorFile), m); err != nil {
+		return err
+	}
+	man := Manifest{
+		Predictor: PredictorFile, PredictorVersion: m.Meta.Version, Models: m.Meta.Models,
+		FeatureSpecID: m.Meta.FeatureSpecID, FeatureSpec: m.Meta.FeatureSpec, DataFingerprint: m.Meta.DataFingerprint,
+		CreatedAt: m.Meta.CreatedAt, Validation: m.Meta.Validation, OutputTokens: m.Meta.OutputTokens, Settings: s,
+		Epochs: res.Epochs, BestEpoch: res.BestEpoch, TrainExamples: res.Examples, ValLoss: res.ValLoss,
+		TrainSeconds: res.Duration.Seconds(),
+	}
+	b, err := json.MarshalIndent(man, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ManifestFile), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	return nil
+}

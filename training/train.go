@@ -1,0 +1,216 @@
+package training
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand"
+	"time"
+
+	"switchyard/classifier"
+	"switchyard/features"
+)
+
+// Settings are the knobs of a training run.
+type Settings struct {
+	Seed         int64   // every random choice (init, shuffling) derives from it
+	EmbeddingDim int     // width of the n-gram embeddings
+	Hidden       int     // width of the hidden layer
+	Epochs       int     // maximum passes over the training data
+	BatchSize    int     // examples per Adam step
+	L2           float64 // L2 penalty on weights (not biases)
+	Patience     int     // epochs without validation improvement before stopping
+	Optimizer    Adam
+}
+
+// DefaultSettings are sensible settings for a few thousand to a few hundred
+// thousand prompts.
+func DefaultSettings() Settings {
+	return Settings{Seed: 1, EmbeddingDim: 32, Hidden: 64, Epochs: 30, BatchSize: 64, L2: 1e-6, Patience: 3,
+		Optimizer: Adam{LearningRate: 3e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-8}}
+}
+
+func (s Settings) validate() error {
+	switch {
+	case s.EmbeddingDim < 1 || s.Hidden < 1:
+		return fmt.Errorf("settings: embedding dim %d and hidden %d must be positive", s.EmbeddingDim, s.Hidden)
+	case s.Epochs < 1:
+		return fmt.Errorf("settings: epochs %d must be positive", s.Epochs)
+	case s.BatchSize < 1:
+		return fmt.Errorf("settings: batch size %d must be positive", s.BatchSize)
+	case s.L2 < 0 || math.IsNaN(s.L2):
+		return fmt.Errorf("settings: l2 %v must be non-negative", s.L2)
+	case s.Patience < 1:
+		return fmt.Errorf("settings: patience %d must be positive", s.Patience)
+	}
+	return s.Optimizer.validate()
+}
+
+// Objective is a per-output loss on the predicted quality p of a model with
+// observed quality y and example weight w.
+type Objective interface {
+	// Loss is the weighted loss of one output.
+	Loss(p, y, w float32) float64
+	// GradLogit is the derivative of Loss with respect to the output's logit.
+	GradLogit(p, y, w float32) float32
+}
+
+// WeightedBCE is binary cross-entropy weighted per example and model: the
+// weight is 1 for full-information data and an inverse propensity for
+// bandit feedback. Labels in [0,1] are allowed (soft labels).
+type WeightedBCE struct{}
+
+// Loss implements Objective.
+func (WeightedBCE) Loss(p, y, w float32) float64 {
+	const eps = 1e-7
+	pp := math.Min(math.Max(float64(p), eps), 1-eps)
+	return -float64(w) * (float64(y)*math.Log(pp) + (1-float64(y))*math.Log(1-pp))
+}
+
+// GradLogit implements Objective.
+func (WeightedBCE) GradLogit(p, y, w float32) float32 { return w * (p - y) }
+
+// Progress receives one call per finished epoch.
+type Progress interface {
+	Epoch(epoch, epochs int, trainLoss, valLoss float64, improved bool)
+}
+
+// Result is what a training run reports besides the model.
+type Result struct {
+	Epochs     int                           // epochs run
+	BestEpoch  int                           // epoch whose weights were kept
+	TrainLoss  float64                       // at the best epoch
+	ValLoss    float64                       // at the best epoch
+	Validation map[string]classifier.Metrics // per model, on the validation examples
+	Duration   time.Duration
+	Examples   int // training examples
+	PerSecond  float64
+}
+
+// Trainer fits a classifier.Model. It is configured, not stateful: Train may
+// be called many times.
+type Trainer struct {
+	Settings  Settings
+	Objective Objective
+	Progress  Progress     // may be nil
+	Log       *slog.Logger // may be nil
+}
+
+// Train fits a model for the named models on train, early-stopping on val
+// (which may be empty: then it runs all epochs and reports no metrics).
+func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string, train, val []Example) (*classifier.Model, *Result, error) {
+	s := t.Settings
+	if err := s.validate(); err != nil {
+		return nil, nil, err
+	}
+	if len(train) == 0 {
+		return nil, nil, errors.New("train: no training examples")
+	}
+	obj := t.Objective
+	if obj == nil {
+		obj = WeightedBCE{}
+	}
+	for i, e := range append(train[:len(train):len(train)], val...) {
+		if len(e.Labels) != len(models) || len(e.Weights) != len(models) {
+			return nil, nil, fmt.Errorf("train: example %d (%s) has %d labels and %d weights for %d models",
+				i, e.PromptID, len(e.Labels), len(e.Weights), len(models))
+		}
+	}
+	m, err := classifier.NewModel(spec, models, s.EmbeddingDim, s.Hidden)
+	if err != nil {
+		return nil, nil, err
+	}
+	rng := rand.New(rand.NewSource(s.Seed))
+	m.Init(rng)
+	st := newState(m, s)
+	best := cloneWeights(m)
+	res := &Result{Examples: len(train), BestEpoch: 0, ValLoss: math.Inf(1)}
+	order := make([]int, len(train))
+	for i := range order {
+		order[i] = i
+	}
+	start := time.Now()
+	stale := 0
+	for epoch := 1; epoch <= s.Epochs; epoch++ {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, fmt.Errorf("train: %w", err)
+		}
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		var lossSum, wSum float64
+		for b := 0; b < len(order); b += s.BatchSize {
+			l, w := st.step(obj, train, order[b:min(b+s.BatchSize, len(order))])
+			lossSum += l
+			wSum += w
+		}
+		res.Epochs = epoch
+		trainLoss := lossSum / math.Max(wSum, 1e-12)
+		valLoss := trainLoss
+		if len(val) > 0 {
+			valLoss = Loss(m, obj, val)
+		}
+		improved := valLoss < res.ValLoss-1e-6
+		if improved {
+			res.ValLoss, res.TrainLoss, res.BestEpoch = valLoss, trainLoss, epoch
+			copyWeights(best, m)
+			stale = 0
+		} else {
+			stale++
+		}
+		if t.Progress != nil {
+			t.Progress.Epoch(epoch, s.Epochs, trainLoss, valLoss, improved)
+		}
+		if t.Log != nil {
+			t.Log.Debug("epoch", "epoch", epoch, "train_loss", trainLoss, "val_loss", valLoss)
+		}
+		if len(val) > 0 && stale >= s.Patience {
+			break
+		}
+	}
+	copyWeights(m, best)
+	res.Duration = time.Since(start)
+	res.PerSecond = float64(res.Epochs*len(train)) / res.Duration.Seconds()
+	if len(val) > 0 {
+		res.Validation = Evaluate(m, val)
+	}
+	m.Meta.Validation = res.Validation
+	return m, res, nil
+}
+
+// Loss is the mean weighted loss of m on examples.
+func Loss(m *classifier.Model, obj Objective, ex []Example) float64 {
+	var a classifier.Activations
+	var sum, w float64
+	for i := range ex {
+		m.Forward(&ex[i].Vec, &a)
+		for j, p := range a.Out {
+			if ex[i].Weights[j] > 0 {
+				sum += obj.Loss(p, ex[i].Labels[j], ex[i].Weights[j])
+				w += float64(ex[i].Weights[j])
+			}
+		}
+	}
+	if w == 0 {
+		return 0
+	}
+	return sum / w
+}
+
+func cloneWeights(m *classifier.Model) *classifier.Model {
+	c := *m
+	c.Emb = append([]float32(nil), m.Emb...)
+	c.W1 = append([]float32(nil), m.W1...)
+	c.B1 = append([]float32(nil), m.B1...)
+	c.W2 = append([]float32(nil), m.W2...)
+	c.B2 = append([]float32(nil), m.B2...)
+	return &c
+}
+
+func copyWeights(dst, src *classifier.Model) {
+	copy(dst.Emb, src.Emb)
+	copy(dst.W1, src.W1)
+	copy(dst.B1, src.B1)
+	copy(dst.W2, src.W2)
+	copy(dst.B2, src.B2)
+}
