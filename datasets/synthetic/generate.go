@@ -146,7 +146,7 @@ func (f *filler) prompt(task string, level int) string {
 // letter (templates cannot know which word a placeholder becomes). Words
 // starting with "u" or "one" are left alone ("a user", "a one-line").
 func fixArticles(s string) string {
-	if !strings.Contains(s, "a ") {
+	if !strings.Contains(s, "a ") && !strings.Contains(s, "A ") {
 		return s
 	}
 	var b strings.Builder

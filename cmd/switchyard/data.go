@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"switchyard/datasets"
+	"switchyard/datasets/synthetic"
+)
+
+func runGenerate(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	seed := fs.Int64("seed", 1, "random seed: the same seed writes the same workload")
+	n := fs.Int("prompts", 6000, "number of prompts")
+	out := fs.String("out", "", "dataset folder to write")
+	if err := parse(fs, args, false); err != nil {
+		return err
+	}
+	if err := required(fs, "out"); err != nil {
+		return err
+	}
+	if *n < 1 {
+		return fmt.Errorf("generate: --prompts must be positive, got %d", *n)
+	}
+	w, err := synthetic.Generate(synthetic.Config{Seed: *seed, Prompts: *n})
+	if err != nil {
+		return err
+	}
+	ds := &datasets.Dataset{Catalogue: w.Catalogue, Prompts: w.Prompts, Outcomes: w.Outcomes}
+	if err := datasets.WriteDataset(*out, ds); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %d prompts, %d outcomes, %d models to %s\n", len(ds.Prompts), len(ds.Outcomes), len(ds.Catalogue.Models), *out)
+	return nil
+}
+
+func runImport(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	bench := fs.String("benchmark", "", "benchmark-table folder (prompts.jsonl, quality.csv, output_tokens.csv, models.csv)")
+	long := fs.String("long", "", "long-format outcome table (.csv, .jsonl or .parquet)")
+	catPath := fs.String("catalogue", "", "model catalogue CSV (needed with --long)")
+	out := fs.String("out", "", "dataset folder to write")
+	maxProblems := fs.Int("show-problems", 20, "malformed rows to print")
+	if err := parse(fs, args, false); err != nil {
+		return err
+	}
+	if err := required(fs, "out"); err != nil {
+		return err
+	}
+	var (
+		ds  *datasets.Dataset
+		rep *datasets.ImportReport
+		err error
+	)
+	switch {
+	case *bench != "" && *long != "":
+		return fmt.Errorf("import: give --benchmark or --long, not both")
+	case *bench != "":
+		ds, rep, err = datasets.ImportBenchmark(*bench)
+	case *long != "":
+		if *catPath == "" {
+			return fmt.Errorf("import: --long needs --catalogue (the prices of the models in the table)")
+		}
+		cat, cerr := datasets.ReadCatalogue(*catPath)
+		if cerr != nil {
+			return cerr
+		}
+		ds, rep, err = datasets.ImportLong(*long, cat)
+	default:
+		return fmt.Errorf("import: give --benchmark DIR or --long FILE")
+	}
+	if rep != nil {
+		for i, p := range rep.Problems {
+			if i >= *maxProblems {
+				fmt.Fprintf(stderr, "... and %d more\n", len(rep.Problems)-i)
+				break
+			}
+			fmt.Fprintln(stderr, p.String())
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := datasets.WriteDataset(*out, ds); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, rep.Summary())
+	fmt.Fprintf(stdout, "wrote %d prompts, %d outcomes, %d models to %s\n", len(ds.Prompts), len(ds.Outcomes), len(ds.Catalogue.Models), *out)
+	return nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,102 @@
+// Command switchyard is the learned LLM router: it generates or imports
+// outcome data, trains the predictor, and serves routing decisions.
+//
+//	switchyard generate --out DIR                      synthetic workload
+//	switchyard import   --benchmark DIR --out DIR      benchmark-table layout
+//	switchyard import   --long FILE --catalogue F --out DIR
+//	switchyard train    --data DIR --out DIR           predictor.onnx + manifest.json
+//	switchyard serve    --model F --catalogue F        HTTP service
+//	switchyard route    --model F --catalogue F PROMPT one decision, as JSON
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"generate", "write the seeded synthetic workload (prompts, outcomes, catalogue) as a dataset folder", runGenerate},
+		{"import", "import a benchmark-table folder or a long-format outcome table into a dataset folder", runImport},
+		{"train", "train the predictor on a dataset folder and export it to ONNX", runTrain},
+		{"serve", "serve POST /v1/route over HTTP", runServe},
+		{"route", "decide one prompt and print the decision as JSON", runRoute},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "switchyard:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	usage := func() {
+		fmt.Fprintln(stderr, "usage: switchyard COMMAND [flags]\n\ncommands:")
+		for _, c := range commands() {
+			fmt.Fprintf(stderr, "  %-9s %s\n", c.name, c.summary)
+		}
+		fmt.Fprintln(stderr, "\nrun 'switchyard COMMAND -h' for a command's flags")
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage()
+		if len(args) == 0 {
+			return errors.New("no command given")
+		}
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	usage()
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func newLogger(w io.Writer, debug bool) *slog.Logger {
+	level := slog.LevelInfo
+	if debug {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// parse parses flags and refuses stray positional arguments unless allowed.
+func parse(fs *flag.FlagSet, args []string, positional bool) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if !positional && fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
+func required(fs *flag.FlagSet, names ...string) error {
+	for _, n := range names {
+		if f := fs.Lookup(n); f == nil || f.Value.String() == "" {
+			return fmt.Errorf("%s: --%s is required", fs.Name(), n)
+		}
+	}
+	return nil
+}

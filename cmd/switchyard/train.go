@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"switchyard/datasets"
+	"switchyard/features"
+	"switchyard/training"
+)
+
+func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "", "dataset folder (from generate or import)")
+	out := fs.String("out", "", "output folder for predictor.onnx and manifest.json")
+	models := fs.String("models", "", "comma-separated pool of models, in output order (default: every model with outcomes)")
+	def := training.DefaultSettings()
+	seed := fs.Int64("seed", def.Seed, "random seed: the same data and seed give the same model")
+	epochs := fs.Int("epochs", def.Epochs, "maximum epochs")
+	dim := fs.Int("dim", def.EmbeddingDim, "embedding width")
+	hidden := fs.Int("hidden", def.Hidden, "hidden layer width")
+	batch := fs.Int("batch", def.BatchSize, "mini-batch size")
+	lr := fs.Float64("lr", def.Optimizer.LearningRate, "Adam learning rate")
+	l2 := fs.Float64("l2", def.L2, "L2 penalty on weights")
+	patience := fs.Int("patience", def.Patience, "epochs without validation improvement before stopping")
+	valShare := fs.Float64("val-share", 0.1, "share of prompts held out for validation (split by a hash of the prompt id)")
+	buckets := fs.Int("buckets", features.DefaultSpec().Buckets, "size of the hashed n-gram id space")
+	if err := parse(fs, args, false); err != nil {
+		return err
+	}
+	if err := required(fs, "data", "out"); err != nil {
+		return err
+	}
+	if *valShare <= 0 || *valShare >= 1 {
+		return fmt.Errorf("train: --val-share must be in (0,1), got %v", *valShare)
+	}
+	start := time.Now()
+	ds, err := datasets.ReadDataset(*data)
+	if err != nil {
+		return err
+	}
+	s := def
+	s.Seed, s.Epochs, s.EmbeddingDim, s.Hidden, s.BatchSize, s.L2, s.Patience = *seed, *epochs, *dim, *hidden, *batch, *l2, *patience
+	s.Optimizer.LearningRate = *lr
+	spec := features.DefaultSpec()
+	spec.Buckets = *buckets
+	tr := &training.Trainer{Settings: s, Progress: newEpochProgress(stderr, s.Epochs)}
+	m, res, err := tr.Fit(ctx, ds, training.Job{Models: splitList(*models), Spec: spec, ValidationShare: *valShare, SplitSalt: "validation"})
+	if err != nil {
+		return err
+	}
+	if err := training.WriteArtifacts(*out, m, res, s); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "trained on %d prompts (%d held out for validation) in %d epochs (best %d), %.0f examples/s\n",
+		res.Examples, totalN(res), res.Epochs, res.BestEpoch, res.PerSecond)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "model\tval AUC\tval Brier\tval mean quality\tval n\texp. output tokens\t")
+	for _, name := range m.Meta.Models {
+		v := res.Validation[name]
+		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%d\t%.0f\t\n", name, v.AUC, v.Brier, v.Mean, v.N, m.Meta.OutputTokens[name])
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "predictor %s (feature spec %s, data %s)\nwrote %s and %s in %.1fs\n", m.Meta.Version, m.Meta.FeatureSpecID,
+		m.Meta.DataFingerprint, filepath.Join(*out, training.PredictorFile), filepath.Join(*out, training.ManifestFile), time.Since(start).Seconds())
+	return nil
+}
+
+func totalN(res *training.Result) int {
+	n := 0
+	for _, v := range res.Validation {
+		n = max(n, v.N)
+	}
+	return n
+}
+
+// epochProgress draws a progress bar over epochs when stderr is a terminal
+// and prints one line per epoch otherwise.
+type epochProgress struct {
+	w   io.Writer
+	bar *progressbar.ProgressBar
+}
+
+func newEpochProgress(w io.Writer, epochs int) *epochProgress {
+	p := &epochProgress{w: w}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p.bar = progressbar.NewOptions(epochs, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("training"),
+			progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+	}
+	return p
+}
+
+func (p *epochProgress) Epoch(epoch, epochs int, trainLoss, valLoss float64, improved bool) {
+	mark := ""
+	if improved {
+		mark = " *"
+	}
+	if p.bar != nil {
+		p.bar.Describe(fmt.Sprintf("epoch %d/%d train %.4f val %.4f%s", epoch, epochs, trainLoss, valLoss, mark))
+		_ = p.bar.Add(1)
+		return
+	}
+	fmt.Fprintf(p.w, "epoch %2d/%d  train loss %.4f  val loss %.4f%s\n", epoch, epochs, trainLoss, valLoss, mark)
+}
