@@ -75,3 +75,12 @@ func AUC(s []scored) float64 {
 	}
 	return area / (pos * neg)
 }
+
+// AUCOf is AUC on plain score and label slices (unit weights).
+func AUCOf(scores, labels []float64) float64 {
+	s := make([]scored, len(scores))
+	for i := range scores {
+		s[i] = scored{p: scores[i], y: labels[i], w: 1}
+	}
+	return AUC(s)
+}

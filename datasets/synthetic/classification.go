@@ -273,15 +273,16 @@ func (f *filler) classification(level int) string {
 		l := fam.labels[labelIdx[j]]
 		examples = append(examples, fmt.Sprintf("Text: %q -> %s", f.expand(f.pick(l.lines)), l.name))
 	}
-	r := strings.NewReplacer(
-		"{kind}", fam.kind,
-		"{labelsOr}", joinOr(names, "or"),
-		"{labels}", strings.Join(names, ", "),
-		"{defs}", strings.Join(defs, "\n"),
-		"{examples}", strings.Join(examples, "\n"),
-		"{input}", input,
+	// Expand the template's own placeholders before inserting the input,
+	// which must not be scanned again.
+	text := fillSlots(f.expand(tpl),
+		"kind", fam.kind,
+		"labelsOr", joinOr(names, "or"),
+		"labels", strings.Join(names, ", "),
+		"defs", strings.Join(defs, "\n"),
+		"examples", strings.Join(examples, "\n"),
+		"input", input,
 	)
-	text := f.expand(r.Replace(tpl))
 
 	var cons []string
 	switch level {

@@ -256,6 +256,41 @@ func (f *filler) list(items []string) string {
 	return strings.TrimRight(b.String(), "\n")
 }
 
+// fillSlots replaces {name} slots in tpl with the values given as name,
+// value pairs, in one pass, so that inserted text is never scanned again.
+// Unknown slots are left for expand.
+func fillSlots(tpl string, pairs ...string) string {
+	var b strings.Builder
+	b.Grow(len(tpl) + 256)
+	for {
+		i := strings.IndexByte(tpl, '{')
+		if i < 0 {
+			b.WriteString(tpl)
+			return b.String()
+		}
+		j := strings.IndexByte(tpl[i:], '}')
+		if j < 0 {
+			b.WriteString(tpl)
+			return b.String()
+		}
+		b.WriteString(tpl[:i])
+		slot := tpl[i+1 : i+j]
+		val, found := "", false
+		for k := 0; k+1 < len(pairs); k += 2 {
+			if pairs[k] == slot {
+				val, found = pairs[k+1], true
+				break
+			}
+		}
+		if found {
+			b.WriteString(val)
+		} else {
+			b.WriteString(tpl[i : i+j+1])
+		}
+		tpl = tpl[i+j+1:]
+	}
+}
+
 // joinOr formats labels as "a, b or c".
 func joinOr(labels []string, conj string) string {
 	switch len(labels) {

@@ -123,8 +123,7 @@ func (f *filler) ragDoc(id int, body []string) string {
 
 // factText fills a fact template for subject s and value v.
 func (f *filler) factText(tpl, s, s2 string, v int) string {
-	r := strings.NewReplacer("{S2}", s2, "{S}", s, "{V}", strconv.Itoa(v))
-	return f.expand(r.Replace(tpl))
+	return f.expand(fillSlots(tpl, "S2", s2, "S", s, "V", strconv.Itoa(v)))
 }
 
 func (f *filler) rag(level int) string {
@@ -229,7 +228,6 @@ func (f *filler) rag(level int) string {
 		cons = f.pickN(ragHardConstraints, f.between(3, 5))
 	}
 	qlow := strings.ToLower(q[:1]) + q[1:]
-	tpl = f.expand(tpl)
-	r := strings.NewReplacer("{ctx}", ctx, "{qlow}", qlow, "{q}", q, "{ndocs}", strconv.Itoa(ndocs))
-	return f.withConstraints(r.Replace(tpl), cons)
+	text := fillSlots(f.expand(tpl), "ctx", ctx, "qlow", qlow, "q", q, "ndocs", strconv.Itoa(ndocs))
+	return f.withConstraints(text, cons)
 }

@@ -196,6 +196,5 @@ func (f *filler) summarization(level int) string {
 		tpl = f.pick(sumIntroL4)
 		cons = f.pickN(sumHardConstraints, f.between(3, 6))
 	}
-	r := strings.NewReplacer("{genre}", g.name, "{doc}", doc)
-	return f.withConstraints(f.expand(r.Replace(tpl)), cons)
+	return f.withConstraints(fillSlots(f.expand(tpl), "genre", g.name, "doc", doc), cons)
 }

@@ -62,6 +62,15 @@ var difficultyMarkers = []marker{
 	{"table", 0.1}, {"rank", 0.1}, {"probability", 0.2}, {"generalise", 0.25}, {"timeout", 0.15},
 }
 
+// markersByFirstByte indexes difficultyMarkers by their first byte so that
+// wordingDifficulty scans a text once. Read-only after initialisation.
+var markersByFirstByte = func() (idx [256][]marker) {
+	for _, m := range difficultyMarkers {
+		idx[m.text[0]] = append(idx[m.text[0]], m)
+	}
+	return idx
+}()
+
 // wordingDifficulty is the part of a prompt's difficulty that can be read
 // from its text: constraint words, length, code and math content, several
 // questions and list items. It is a function of the text alone, so a
@@ -69,8 +78,12 @@ var difficultyMarkers = []marker{
 func wordingDifficulty(text string) float64 {
 	lower := strings.ToLower(text)
 	var marks float64
-	for _, m := range difficultyMarkers {
-		marks += m.weight * float64(strings.Count(lower, m.text))
+	for i := 0; i < len(lower); i++ {
+		for _, m := range markersByFirstByte[lower[i]] {
+			if strings.HasPrefix(lower[i:], m.text) {
+				marks += m.weight
+			}
+		}
 	}
 	d := math.Min(marks, 3)
 

@@ -1,0 +1,304 @@
+package serving_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"math/rand"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"switchyard/classifier"
+	"switchyard/classifier/policy"
+	"switchyard/datasets"
+	"switchyard/datasets/synthetic"
+	"switchyard/features"
+	"switchyard/serving"
+)
+
+type fixture struct {
+	url   string
+	cat   *datasets.Catalogue
+	model string
+	logs  string
+	dlog  *serving.DecisionLog
+	srv   *serving.Server
+}
+
+// writeModel writes a small randomly initialised predictor over the
+// synthetic catalogue's models and returns its path.
+func writeModel(t *testing.T, cat *datasets.Catalogue) string {
+	t.Helper()
+	spec := features.DefaultSpec()
+	spec.Buckets = 1 << 12
+	m, err := classifier.NewModel(spec, cat.Names(), 8, 16)
+	require.NoError(t, err)
+	m.Init(rand.New(rand.NewSource(1)))
+	for i := range m.B2 {
+		m.B2[i] = float32(i) * 0.4 // later (dearer) models predicted better
+	}
+	m.Meta.OutputTokens = map[string]float64{}
+	for _, n := range cat.Names() {
+		m.Meta.OutputTokens[n] = 200
+	}
+	m.Meta.Version = m.Fingerprint()
+	path := filepath.Join(t.TempDir(), "predictor.onnx")
+	require.NoError(t, classifier.WriteONNX(path, m))
+	return path
+}
+
+func startServer(t *testing.T, cfg serving.Config, scorer string) *fixture {
+	t.Helper()
+	cat := synthetic.DefaultCatalogue()
+	f := &fixture{cat: cat, model: writeModel(t, cat), logs: t.TempDir()}
+	router, sc, err := serving.LoadRouter(serving.LoadOptions{ModelPath: f.model, Catalogue: cat, Scorer: scorer,
+		Policy: policy.Config{Name: "test", Version: "7", QualityBar: 0.6}})
+	require.NoError(t, err)
+	t.Cleanup(func() { sc.Close() })
+	lc := serving.DefaultDecisionLogConfig(f.logs)
+	f.dlog, err = serving.NewDecisionLog(lc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	f.srv, err = serving.New(cfg, router, cat, f.dlog, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	ts := httptest.NewServer(f.srv.Handler()) // a real listener on 127.0.0.1
+	t.Cleanup(ts.Close)
+	f.url = ts.URL
+	return f
+}
+
+func post(t *testing.T, url, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	return resp.StatusCode, out
+}
+
+func TestRouteReturnsADecisionForEveryCandidate(t *testing.T) {
+	f := startServer(t, serving.DefaultConfig(), serving.ScorerONNX)
+	for _, path := range []string{"/v1/route", "/route"} {
+		code, out := post(t, f.url+path, `{"prompt":"Classify this ticket: I was charged twice.","request_id":"r-1"}`)
+		require.Equal(t, http.StatusOK, code, out)
+		_, ok := f.cat.Lookup(out["model"].(string))
+		assert.True(t, ok, "chosen model is in the catalogue")
+		cands := out["candidates"].([]any)
+		require.Len(t, cands, len(f.cat.Models))
+		for _, c := range cands {
+			q := c.(map[string]any)["predicted_quality"].(float64)
+			assert.True(t, q >= 0 && q <= 1)
+			assert.Greater(t, c.(map[string]any)["expected_cost_usd"].(float64), 0.0)
+		}
+		assert.Len(t, out["fallbacks"], len(f.cat.Models)-1)
+		assert.Equal(t, 1.0, out["propensity"])
+		assert.Equal(t, 0.6, out["quality_bar"])
+		assert.Equal(t, "test", out["policy"])
+		assert.Equal(t, "r-1", out["request_id"])
+		assert.NotEmpty(t, out["decision_id"])
+		assert.NotEmpty(t, out["predictor_version"])
+	}
+}
+
+func TestRouteHonoursRequestOptions(t *testing.T) {
+	f := startServer(t, serving.DefaultConfig(), serving.ScorerGo)
+	code, out := post(t, f.url+"/v1/route", `{"messages":[{"role":"system","content":"be brief"},
+		{"role":"user","content":[{"type":"text","text":"Summarise this"},{"type":"image_url"}]}],
+		"candidates":["mini","opus-class"],"quality_bar":0.0,"task":"summarization","model":"gpt-x","temperature":0.2}`)
+	require.Equal(t, http.StatusOK, code, out)
+	assert.Len(t, out["candidates"], 2)
+	assert.Equal(t, "mini", out["model"], "a zero bar is cleared by the cheapest")
+	assert.Equal(t, 0.0, out["quality_bar"])
+
+	code, out = post(t, f.url+"/v1/route", `{"prompt":"hello","quality_bar":1}`)
+	require.Equal(t, http.StatusOK, code, out)
+	assert.Equal(t, false, out["cleared"])
+}
+
+func TestRouteRejectsBadInputNamingTheField(t *testing.T) {
+	f := startServer(t, serving.DefaultConfig(), serving.ScorerGo)
+	cases := []struct {
+		name, body, field, msg string
+	}{
+		{"malformed json", `{"prompt": "abc"`, "", "malformed JSON"},
+		{"garbage", `not json at all`, "", "malformed JSON"},
+		{"empty body", ``, "", "empty body"},
+		{"array body", `[1,2]`, "", "JSON object"},
+		{"no prompt", `{"task":"x"}`, "prompt", "required"},
+		{"empty prompt", `{"prompt":""}`, "prompt", "empty"},
+		{"prompt not a string", `{"prompt":42}`, "prompt", "must be a string"},
+		{"bar out of range", `{"prompt":"x","quality_bar":1.5}`, "quality_bar", "outside [0,1]"},
+		{"bar wrong type", `{"prompt":"x","quality_bar":"high"}`, "quality_bar", "number"},
+		{"unknown candidate", `{"prompt":"x","candidates":["mini","gpt-9"]}`, "candidates", `"gpt-9"`},
+		{"empty candidates", `{"prompt":"x","candidates":[]}`, "candidates", "empty"},
+		{"negative max cost", `{"prompt":"x","max_cost_usd":-1}`, "max_cost_usd", "positive"},
+		{"max cost below all", `{"prompt":"x","max_cost_usd":1e-12}`, "max_cost_usd", "cheapest"},
+		{"bad message content", `{"messages":[{"role":"user","content":7}]}`, "messages.content", "string"},
+		{"two values", `{"prompt":"x"} {"prompt":"y"}`, "", "more than one"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out := post(t, f.url+"/v1/route", c.body)
+			require.Equal(t, http.StatusBadRequest, code, out)
+			e := out["error"].(map[string]any)
+			assert.Contains(t, e["message"], c.msg)
+			if c.field != "" {
+				assert.Equal(t, c.field, e["field"])
+			}
+		})
+	}
+}
+
+func TestRouteAnswers413AboveTheBodyLimit(t *testing.T) {
+	cfg := serving.DefaultConfig()
+	cfg.MaxBodyBytes = 1 << 10
+	f := startServer(t, cfg, serving.ScorerGo)
+	code, out := post(t, f.url+"/v1/route", `{"prompt":"`+strings.Repeat("a", 2<<10)+`"}`)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, code, out)
+	code, _ = post(t, f.url+"/v1/route", `{"prompt":"`+strings.Repeat("a", 900)+`"}`)
+	assert.Equal(t, http.StatusOK, code)
+}
+
+func TestRouteHandlesHugeAndBinaryPrompts(t *testing.T) {
+	f := startServer(t, serving.DefaultConfig(), serving.ScorerONNX)
+	huge, _ := json.Marshal(map[string]string{"prompt": strings.Repeat("lorem ipsum dolor ", 1<<16)})
+	code, out := post(t, f.url+"/v1/route", string(huge))
+	assert.Equal(t, http.StatusOK, code, out)
+	bin, _ := json.Marshal(map[string]string{"prompt": "\x00\x01\xff\xfe binary"})
+	code, out = post(t, f.url+"/v1/route", string(bin))
+	assert.Equal(t, http.StatusOK, code, out)
+}
+
+func TestHealthReadyAndModels(t *testing.T) {
+	f := startServer(t, serving.DefaultConfig(), serving.ScorerGo)
+	resp, err := http.Get(f.url + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	resp, err = http.Get(f.url + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	resp, err = http.Get(f.url + "/v1/models")
+	require.NoError(t, err)
+	var models struct {
+		Models []serving.ModelInfo `json:"models"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&models))
+	resp.Body.Close()
+	require.Len(t, models.Models, len(f.cat.Models))
+	for _, m := range models.Models {
+		assert.True(t, m.Routable)
+	}
+
+	// a server with no predictor is alive but not ready
+	empty, err := serving.New(serving.DefaultConfig(), nil, f.cat, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	ts := httptest.NewServer(empty.Handler())
+	defer ts.Close()
+	resp, err = http.Get(ts.URL + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	code, _ := post(t, ts.URL+"/v1/route", `{"prompt":"x"}`)
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+}
+
+func TestEveryDecisionIsWrittenToTheDecisionLog(t *testing.T) {
+	for _, keep := range []bool{true, false} {
+		cfg := serving.DefaultConfig()
+		cfg.KeepPrompts = keep
+		f := startServer(t, cfg, serving.ScorerONNX)
+		ids := map[string]string{}
+		for i := 0; i < 25; i++ {
+			prompt := "Write a haiku about routers, take " + strings.Repeat("!", i)
+			body, _ := json.Marshal(map[string]any{"prompt": prompt, "task": "creative", "request_id": "req"})
+			code, out := post(t, f.url+"/v1/route", string(body))
+			require.Equal(t, http.StatusOK, code)
+			ids[out["decision_id"].(string)] = out["model"].(string)
+		}
+		code, _ := post(t, f.url+"/v1/route", `{"prompt":`) // rejected: not logged
+		require.Equal(t, http.StatusBadRequest, code)
+		require.NoError(t, f.dlog.Close(context.Background()))
+
+		files, err := filepath.Glob(filepath.Join(f.logs, "*.parquet"))
+		require.NoError(t, err)
+		require.NotEmpty(t, files)
+		var recs []datasets.DecisionRecord
+		for _, p := range files {
+			r, err := datasets.ReadDecisions(p)
+			require.NoError(t, err)
+			recs = append(recs, r...)
+		}
+		require.Len(t, recs, 25)
+		for _, r := range recs {
+			assert.Equal(t, ids[r.DecisionID], r.Chosen)
+			assert.Equal(t, 1.0, r.Propensity)
+			assert.Len(t, r.Candidates, len(f.cat.Models))
+			assert.Equal(t, "test", r.Policy)
+			assert.Equal(t, "creative", r.Task)
+			assert.Len(t, r.PromptSHA256, 64)
+			assert.NotEmpty(t, r.FeatureSpecID)
+			assert.Empty(t, r.Experiment)
+			if keep {
+				assert.True(t, strings.HasPrefix(r.Prompt, "Write a haiku"))
+			} else {
+				assert.Empty(t, r.Prompt)
+			}
+		}
+	}
+}
+
+func TestGoAndONNXScorersDecideAlike(t *testing.T) {
+	cat := synthetic.DefaultCatalogue()
+	path := writeModel(t, cat)
+	var routers []*policy.Router
+	for _, s := range []string{serving.ScorerONNX, serving.ScorerGo} {
+		r, sc, err := serving.LoadRouter(serving.LoadOptions{ModelPath: path, Catalogue: cat, Scorer: s,
+			Policy: policy.Config{Name: "p", QualityBar: 0.7}})
+		require.NoError(t, err)
+		defer sc.Close()
+		routers = append(routers, r)
+	}
+	w, err := synthetic.Generate(synthetic.Config{Seed: 2, Prompts: 200})
+	require.NoError(t, err)
+	for _, p := range w.Prompts {
+		req := policy.Request{Input: features.Input{Prompt: p.Prompt, Task: p.Task}}
+		a, err := routers[0].Route(req)
+		require.NoError(t, err)
+		b, err := routers[1].Route(req)
+		require.NoError(t, err)
+		require.Equal(t, a.Chosen, b.Chosen)
+		for i := range a.Options {
+			require.InDelta(t, a.Options[i].PredictedQuality, b.Options[i].PredictedQuality, 1e-5)
+		}
+	}
+}
+
+func TestLoadRouterRejectsBrokenInputs(t *testing.T) {
+	cat := synthetic.DefaultCatalogue()
+	path := writeModel(t, cat)
+	_, _, err := serving.LoadRouter(serving.LoadOptions{ModelPath: filepath.Join(t.TempDir(), "none.onnx"), Catalogue: cat, Policy: policy.Config{Name: "p"}})
+	require.Error(t, err)
+
+	small, err := datasets.NewCatalogue(cat.Models[:2])
+	require.NoError(t, err)
+	_, _, err = serving.LoadRouter(serving.LoadOptions{ModelPath: path, Catalogue: small, Scorer: serving.ScorerGo, Policy: policy.Config{Name: "p"}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not in the catalogue")
+
+	_, _, err = serving.LoadRouter(serving.LoadOptions{ModelPath: path, Catalogue: cat, Scorer: "tpu", Policy: policy.Config{Name: "p"}})
+	require.ErrorContains(t, err, "unknown scorer")
+
+	_, _, err = serving.LoadRouter(serving.LoadOptions{ModelPath: path, Catalogue: cat, Scorer: serving.ScorerGo,
+		Policy: policy.Config{Name: "p", Candidates: []string{"nope"}}})
+	require.ErrorContains(t, err, `"nope"`)
+}
