@@ -27,19 +27,19 @@ type modelProfile struct {
 // gpt-4o-class beats sonnet on RAG and classification.
 var modelProfiles = []modelProfile{
 	{price: datasets.ModelPrice{Name: "open-8b-selfhosted", InputUSDPerMTok: 0.05, OutputUSDPerMTok: 0.05, ContextWindow: 32768},
-		skill: [6]float64{2.83, 1.73, 1.10, -0.51, -1.43, -0.01}, verbosity: 1.05, tokPerSec: 120, ttftMS: 150},
+		skill: [6]float64{2.81, 1.48, 1.04, -0.51, -1.43, -0.01}, verbosity: 1.05, tokPerSec: 120, ttftMS: 150},
 	{price: datasets.ModelPrice{Name: "flash", InputUSDPerMTok: 0.10, OutputUSDPerMTok: 0.40, ContextWindow: 1000000},
-		skill: [6]float64{3.40, 3.56, 2.53, 0.55, -0.30, 0.69}, verbosity: 0.95, tokPerSec: 180, ttftMS: 300},
+		skill: [6]float64{3.38, 3.18, 2.42, 0.55, -0.30, 0.69}, verbosity: 0.95, tokPerSec: 180, ttftMS: 300},
 	{price: datasets.ModelPrice{Name: "mini", InputUSDPerMTok: 0.15, OutputUSDPerMTok: 0.60, ContextWindow: 128000},
-		skill: [6]float64{3.51, 2.74, 2.75, 1.25, -0.01, 0.89}, verbosity: 1.0, tokPerSec: 100, ttftMS: 350},
+		skill: [6]float64{3.49, 2.43, 2.62, 1.24, -0.01, 0.89}, verbosity: 1.0, tokPerSec: 100, ttftMS: 350},
 	{price: datasets.ModelPrice{Name: "haiku-class", InputUSDPerMTok: 0.80, OutputUSDPerMTok: 4.00, ContextWindow: 200000},
-		skill: [6]float64{3.75, 3.34, 3.36, 1.97, 0.39, 1.42}, verbosity: 0.9, tokPerSec: 120, ttftMS: 450},
+		skill: [6]float64{3.72, 2.98, 3.21, 1.96, 0.39, 1.42}, verbosity: 0.9, tokPerSec: 120, ttftMS: 450},
 	{price: datasets.ModelPrice{Name: "gpt-4o-class", InputUSDPerMTok: 2.50, OutputUSDPerMTok: 10.00, ContextWindow: 128000},
-		skill: [6]float64{4.34, 4.15, 5.16, 3.18, 1.90, 2.42}, verbosity: 1.0, tokPerSec: 80, ttftMS: 450},
+		skill: [6]float64{4.50, 3.73, 4.94, 3.16, 1.90, 2.42}, verbosity: 1.0, tokPerSec: 80, ttftMS: 450},
 	{price: datasets.ModelPrice{Name: "sonnet-class", InputUSDPerMTok: 3.00, OutputUSDPerMTok: 15.00, ContextWindow: 200000},
-		skill: [6]float64{4.34, 4.35, 4.92, 4.31, 1.79, 2.82}, verbosity: 1.1, tokPerSec: 70, ttftMS: 600},
+		skill: [6]float64{4.31, 3.91, 4.70, 4.29, 1.79, 2.82}, verbosity: 1.1, tokPerSec: 70, ttftMS: 600},
 	{price: datasets.ModelPrice{Name: "opus-class", InputUSDPerMTok: 15.00, OutputUSDPerMTok: 75.00, ContextWindow: 200000},
-		skill: [6]float64{4.73, 4.95, 5.69, 4.40, 2.89, 3.31}, verbosity: 1.2, tokPerSec: 35, ttftMS: 1200},
+		skill: [6]float64{4.70, 4.46, 5.47, 4.38, 2.89, 3.31}, verbosity: 1.2, tokPerSec: 35, ttftMS: 1200},
 }
 
 // DefaultCatalogue returns the seven synthetic models, cheapest first, with

@@ -57,7 +57,7 @@ func generate(cfg Config) (*Workload, []latent, error) {
 		n = DefaultPrompts
 	}
 	if n < 0 {
-		return nil, nil, fmt.Errorf("generate synthetic workload: prompts must be positive, got %d", cfg.Prompts)
+		return nil, nil, fmt.Errorf("generate synthetic workload: prompts must not be negative (0 means %d), got %d", DefaultPrompts, cfg.Prompts)
 	}
 	if n > 10_000_000 {
 		return nil, nil, errors.New("generate synthetic workload: more than 10,000,000 prompts; generate several workloads instead")
@@ -89,32 +89,30 @@ func generate(cfg Config) (*Workload, []latent, error) {
 		// requests ask for longer answers.
 		u := clamp(0.6*float64(level-1)/3+0.4*prng.Float64(), 0, 1)
 		wantOut := task.outLo * math.Pow(task.outHi/task.outLo, u)
-		for _, m := range modelProfiles {
-			w.Outcomes = append(w.Outcomes, outcome(orng, m, id, at, in, wantOut, task.outLo, m.skill[ti], diff))
+		for j, m := range modelProfiles {
+			w.Outcomes = append(w.Outcomes, outcome(orng, m, cat.Models[j], id, at, in, wantOut, m.skill[ti], diff))
 		}
 	}
 	return w, truth, nil
 }
 
-// outcome draws one model's answer to one prompt.
-func outcome(rng *rand.Rand, m modelProfile, promptID string, at time.Time, in int, wantOut, minOut, skill, diff float64) datasets.OutcomeRecord {
+// outcome draws one model's answer to one prompt; its cost comes from the
+// catalogue entry price through the project's one cost model.
+func outcome(rng *rand.Rand, m modelProfile, price datasets.ModelPrice, promptID string, at time.Time, in int, wantOut, skill, diff float64) datasets.OutcomeRecord {
 	var q float64
 	if rng.Float64() < pAcceptable(skill, diff) {
 		q = 1
 	}
-	out := int64(math.Round(math.Max(1, wantOut*m.verbosity*math.Exp(0.2*rng.NormFloat64()))))
-	if out < int64(minOut)/2 {
-		out = max(int64(minOut)/2, 1)
-	}
+	out := max(1, int64(math.Round(wantOut*m.verbosity*math.Exp(0.2*rng.NormFloat64()))))
 	// Latency: time to first token (noisy), prefill, then decoding.
 	lat := m.ttftMS*math.Exp(0.25*rng.NormFloat64()) + float64(in)*0.02 + float64(out)/m.tokPerSec*1000
 	return datasets.OutcomeRecord{
 		PromptID:     promptID,
-		Model:        m.price.Name,
+		Model:        price.Name,
 		Quality:      q,
 		InputTokens:  int64(in),
 		OutputTokens: out,
-		CostUSD:      m.price.CostUSD(float64(in), float64(out)),
+		CostUSD:      price.CostUSD(float64(in), float64(out)),
 		LatencyMS:    math.Round(lat*10) / 10,
 		Source:       datasets.SourceBenchmark,
 		Time:         at,

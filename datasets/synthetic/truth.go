@@ -79,6 +79,9 @@ func wordingDifficulty(text string) float64 {
 	lower := strings.ToLower(text)
 	var marks float64
 	for i := 0; i < len(lower); i++ {
+		if i > 0 && isLetter(lower[i-1]) {
+			continue // markers start words: "prove" but not "improve"
+		}
 		for _, m := range markersByFirstByte[lower[i]] {
 			if strings.HasPrefix(lower[i:], m.text) {
 				marks += m.weight

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"switchyard/datasets"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "switchyard-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "switchyard")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		panic("build switchyard: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// trained generates a small workload and trains a small predictor once per test.
+func trained(t *testing.T) (data, model string) {
+	t.Helper()
+	dir := t.TempDir()
+	data, model = filepath.Join(dir, "data"), filepath.Join(dir, "model")
+	out, err := run(t, "generate", "--seed", "3", "--prompts", "400", "--out", data)
+	require.NoError(t, err, out)
+	out, err = run(t, "train", "--data", data, "--out", model, "--epochs", "2", "--dim", "8", "--hidden", "8", "--buckets", "4096")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "val AUC")
+	assert.Regexp(t, `(?m)^\s+opus-class\s+0\.\d+\s+0\.\d+`, out, "per-model AUC and Brier")
+	return data, filepath.Join(model, "predictor.onnx")
+}
+
+func TestGenerateTrainServeRoute(t *testing.T) {
+	data, model := trained(t)
+	logs := t.TempDir()
+	cmd := exec.Command(binary, "serve", "--model", model, "--catalogue", filepath.Join(data, "catalogue.csv"),
+		"--logs", logs, "--addr", "127.0.0.1:0")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	defer cmd.Process.Kill()
+
+	addr := make(chan string, 1)
+	var logged strings.Builder
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		re := regexp.MustCompile(`addr=(\S+)`)
+		for sc.Scan() {
+			logged.WriteString(sc.Text() + "\n")
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case <-time.After(30 * time.Second):
+		t.Fatalf("server did not start: %s", logged.String())
+	}
+
+	resp, err := http.Post(base+"/v1/route", "application/json",
+		strings.NewReader(`{"prompt":"Write a Python function that merges two sorted lists, with edge cases and tests."}`))
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	var out struct {
+		Model      string `json:"model"`
+		Candidates []struct {
+			Model            string  `json:"model"`
+			PredictedQuality float64 `json:"predicted_quality"`
+		} `json:"candidates"`
+	}
+	require.NoError(t, json.Unmarshal(body, &out))
+	cat, err := datasets.ReadCatalogue(filepath.Join(data, "catalogue.csv"))
+	require.NoError(t, err)
+	_, ok := cat.Lookup(out.Model)
+	assert.True(t, ok, "model %q in the catalogue", out.Model)
+	assert.Len(t, out.Candidates, len(cat.Models))
+
+	resp, err = http.Post(base+"/v1/route", "application/json", strings.NewReader(`{"prompt": oops}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+
+	// SIGTERM: a clean shutdown that flushes the decision log
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait())
+	files, _ := filepath.Glob(filepath.Join(logs, "*.parquet"))
+	require.Len(t, files, 1)
+	recs, err := datasets.ReadDecisions(files[0])
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	assert.Equal(t, out.Model, recs[0].Chosen)
+
+	// the route subcommand decides through the same router
+	o, err := run(t, "route", "--model", model, "--catalogue", filepath.Join(data, "catalogue.csv"), "--scorer", "go", "Summarise", "this", "memo")
+	require.NoError(t, err, o)
+	assert.Contains(t, o, `"model"`)
+}
+
+func TestServeFailsClearlyOnBrokenSetup(t *testing.T) {
+	data, model := trained(t)
+	cat := filepath.Join(data, "catalogue.csv")
+	raw, err := os.ReadFile(model)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	truncated := filepath.Join(dir, "truncated.onnx")
+	require.NoError(t, os.WriteFile(truncated, raw[:len(raw)/3], 0o644))
+	notALib := filepath.Join(dir, "libonnxruntime.so.1")
+	require.NoError(t, os.WriteFile(notALib, []byte("not a shared library"), 0o644))
+
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing runtime library", []string{"--model", model, "--ort-lib", filepath.Join(dir, "missing.so")}, "make ort"},
+		{"wrong runtime library", []string{"--model", model, "--ort-lib", notALib}, "could not be loaded"},
+		{"truncated model", []string{"--model", truncated}, "not a valid ONNX file"},
+		{"missing model", []string{"--model", filepath.Join(dir, "none.onnx")}, "no such file"},
+		{"missing catalogue", []string{"--model", model, "--catalogue", filepath.Join(dir, "none.csv")}, "read catalogue"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"serve", "--catalogue", cat, "--logs", t.TempDir(), "--addr", "127.0.0.1:0"}, c.args...)
+			out, err := run(t, args...)
+			var exit *exec.ExitError
+			require.ErrorAs(t, err, &exit, "serve must exit non-zero: %s", out)
+			assert.NotZero(t, exit.ExitCode())
+			assert.Contains(t, out, c.want)
+		})
+	}
+}
+
+func TestImportBenchmarkAndTrainOnRealData(t *testing.T) {
+	src := filepath.Join("..", "..", "..", "shared", "data", "mmlu-pro")
+	if _, err := os.Stat(filepath.Join(src, "quality.csv")); err != nil {
+		t.Skipf("benchmark data not found at %s (it lives beside the project, not in it): %v", src, err)
+	}
+	if testing.Short() {
+		t.Skip("-short: skipping the real-data import")
+	}
+	out := filepath.Join(t.TempDir(), "mmlu")
+	o, err := run(t, "import", "--benchmark", src, "--out", out)
+	require.NoError(t, err, o)
+	assert.Contains(t, o, "12032 prompts")
+	ds, err := datasets.ReadDataset(out)
+	require.NoError(t, err)
+	assert.Len(t, ds.Prompts, 12032)
+	assert.Len(t, ds.Catalogue.Models, 32)
+}
+
+func TestUnknownCommandAndMissingFlags(t *testing.T) {
+	out, err := run(t, "frobnicate")
+	require.Error(t, err)
+	assert.Contains(t, out, `unknown command "frobnicate"`)
+	out, err = run(t, "train", "--data", "x")
+	require.Error(t, err)
+	assert.Contains(t, out, "--out is required")
+}

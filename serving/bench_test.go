@@ -1,0 +1,60 @@
+package serving_test
+
+import (
+	"fmt"
+	"math/rand"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"switchyard/classifier"
+	"switchyard/classifier/policy"
+	"switchyard/datasets/synthetic"
+	"switchyard/features"
+	"switchyard/serving"
+)
+
+// benchPrompt returns realistic prompt text of exactly n bytes.
+func benchPrompt(n int) string {
+	w, _ := synthetic.Generate(synthetic.Config{Seed: 9, Prompts: 200})
+	var sb strings.Builder
+	for sb.Len() < n {
+		for _, p := range w.Prompts {
+			sb.WriteString(p.Prompt)
+			sb.WriteByte('\n')
+		}
+	}
+	return sb.String()[:n]
+}
+
+// BenchmarkDecision is the in-process cost of one routing decision
+// (features + scoring + policy) with the production-size predictor.
+func BenchmarkDecision(b *testing.B) {
+	cat := synthetic.DefaultCatalogue()
+	m, err := classifier.NewModel(features.DefaultSpec(), cat.Names(), 32, 64)
+	require.NoError(b, err)
+	m.Init(rand.New(rand.NewSource(1)))
+	m.Meta.Version = "bench"
+	path := filepath.Join(b.TempDir(), "p.onnx")
+	require.NoError(b, classifier.WriteONNX(path, m))
+	for _, scorer := range []string{serving.ScorerONNX, serving.ScorerGo} {
+		r, sc, err := serving.LoadRouter(serving.LoadOptions{ModelPath: path, Catalogue: cat, Scorer: scorer,
+			Policy: policy.Config{Name: "bench", QualityBar: 0.8}})
+		require.NoError(b, err)
+		for _, size := range []int{100, 1 << 10, 4 << 10, 32 << 10} {
+			req := policy.Request{Input: features.Input{Prompt: benchPrompt(size)}}
+			b.Run(fmt.Sprintf("scorer=%s/prompt=%dB", scorer, size), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := r.Route(req); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+			})
+		}
+		sc.Close()
+	}
+}
