@@ -233,7 +233,7 @@ func longCatalogue(t testing.TB) *Catalogue {
 	return cat
 }
 
-// longValid is the valid content of the long-format fixtures, in every format.
+// longWant is the valid content of the long-format fixtures, in every format.
 var longWant = []OutcomeRecord{
 	// p1 × a: tokens estimated (ceil(11/4) = 3) and the median of a (20); cost computed.
 	{PromptID: "p1", Model: "a", Quality: 1, InputTokens: 3, OutputTokens: 20, CostUSD: 3*1e-6 + 20*2e-6, Source: SourceBenchmark},

@@ -77,7 +77,7 @@ func runImport(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if rep != nil {
 		for i, p := range rep.Problems {
 			if i >= *maxProblems {
-				fmt.Fprintf(stderr, "... and %d more\n", len(rep.Problems)-i)
+				fmt.Fprintf(stderr, "... and %d more\n", rep.ProblemCount-i)
 				break
 			}
 			fmt.Fprintln(stderr, p.String())
