@@ -368,3 +368,13 @@ func FuzzReadParquet(f *testing.F) {
 		}
 	})
 }
+
+// TestREADMEDocumentsTheSchemas keeps the README's schema section in step
+// with the golden file.
+func TestREADMEDocumentsTheSchemas(t *testing.T) {
+	golden, err := os.ReadFile(filepath.Join("testdata", "schemas.golden"))
+	require.NoError(t, err)
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(readme), string(golden), "README.md's Parquet schema section differs from testdata/schemas.golden")
+}
