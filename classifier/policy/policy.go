@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 )
 
 // Option is one candidate model as the rule sees it.
@@ -38,6 +39,67 @@ var ErrNoCandidate = errors.New("no candidate model is allowed")
 // options the same way: those that clear the bar by cost, then the rest by
 // quality.
 func Choose(opts []Option, bar, maxCost float64) (Choice, error) {
+	allowed, err := allowedOptions(opts, maxCost)
+	if err != nil {
+		return Choice{}, err
+	}
+	sort.SliceStable(allowed, func(a, b int) bool { return better(opts[allowed[a]], opts[allowed[b]], bar) })
+	return Choice{
+		Index:      allowed[0],
+		Cleared:    opts[allowed[0]].PredictedQuality >= bar,
+		Fallbacks:  allowed[1:],
+		Propensity: 1,
+	}, nil
+}
+
+// ChooseTradeoff applies the trade-off form of the rule: among the allowed
+// options, the one with the highest predicted quality − lambda × expected
+// cost (ties: cheaper, then earlier). Fallbacks follow the same order.
+// Cleared reports whether the chosen option's predicted quality is at least
+// bar, for the record only: bar does not enter the choice.
+func ChooseTradeoff(opts []Option, lambda, bar, maxCost float64) (Choice, error) {
+	if math.IsNaN(lambda) || lambda < 0 {
+		return Choice{}, fmt.Errorf("lambda %v must be a non-negative number", lambda)
+	}
+	allowed, err := allowedOptions(opts, maxCost)
+	if err != nil {
+		return Choice{}, err
+	}
+	sort.SliceStable(allowed, func(a, b int) bool {
+		oa, ob := opts[allowed[a]], opts[allowed[b]]
+		ua, ub := oa.PredictedQuality-lambda*oa.ExpectedCostUSD, ob.PredictedQuality-lambda*ob.ExpectedCostUSD
+		if ua != ub {
+			return ua > ub
+		}
+		return oa.ExpectedCostUSD < ob.ExpectedCostUSD
+	})
+	return Choice{Index: allowed[0], Cleared: opts[allowed[0]].PredictedQuality >= bar, Fallbacks: allowed[1:], Propensity: 1}, nil
+}
+
+// Rule is a setting of the decision rule: a quality bar, or, when Lambda is
+// set, the cost–quality trade-off.
+type Rule struct {
+	QualityBar float64  `json:"quality_bar"`
+	Lambda     *float64 `json:"lambda,omitempty"`
+}
+
+// Choose applies the rule to the options.
+func (r Rule) Choose(opts []Option, maxCost float64) (Choice, error) {
+	if r.Lambda != nil {
+		return ChooseTradeoff(opts, *r.Lambda, r.QualityBar, maxCost)
+	}
+	return Choose(opts, r.QualityBar, maxCost)
+}
+
+// String names the setting, e.g. "bar=0.80" or "lambda=250".
+func (r Rule) String() string {
+	if r.Lambda != nil {
+		return "lambda=" + strconv.FormatFloat(*r.Lambda, 'g', 4, 64)
+	}
+	return "bar=" + strconv.FormatFloat(r.QualityBar, 'f', 2, 64)
+}
+
+func allowedOptions(opts []Option, maxCost float64) ([]int, error) {
 	allowed := make([]int, 0, len(opts))
 	for i, o := range opts {
 		if maxCost > 0 && o.ExpectedCostUSD > maxCost {
@@ -47,21 +109,15 @@ func Choose(opts []Option, bar, maxCost float64) (Choice, error) {
 	}
 	if len(allowed) == 0 {
 		if len(opts) == 0 {
-			return Choice{}, ErrNoCandidate
+			return nil, ErrNoCandidate
 		}
 		cheapest := math.Inf(1)
 		for _, o := range opts {
 			cheapest = math.Min(cheapest, o.ExpectedCostUSD)
 		}
-		return Choice{}, fmt.Errorf("%w: max_cost_usd %g is below the cheapest candidate's expected cost %g", ErrNoCandidate, maxCost, cheapest)
+		return nil, fmt.Errorf("%w: max_cost_usd %g is below the cheapest candidate's expected cost %g", ErrNoCandidate, maxCost, cheapest)
 	}
-	sort.SliceStable(allowed, func(a, b int) bool { return better(opts[allowed[a]], opts[allowed[b]], bar) })
-	return Choice{
-		Index:      allowed[0],
-		Cleared:    opts[allowed[0]].PredictedQuality >= bar,
-		Fallbacks:  allowed[1:],
-		Propensity: 1,
-	}, nil
+	return allowed, nil
 }
 
 // better reports whether a ranks before b under the rule.

@@ -65,3 +65,31 @@ func TestChooseNoCandidate(t *testing.T) {
 	require.ErrorIs(t, err, ErrNoCandidate)
 	assert.Contains(t, err.Error(), "max_cost_usd")
 }
+
+func TestChooseTradeoffWeighsCostAgainstQuality(t *testing.T) {
+	opts := []Option{
+		{Model: "cheap", PredictedQuality: 0.70, ExpectedCostUSD: 0.001},
+		{Model: "mid", PredictedQuality: 0.85, ExpectedCostUSD: 0.01},
+		{Model: "dear", PredictedQuality: 0.90, ExpectedCostUSD: 0.10},
+	}
+	cases := []struct {
+		lambda float64
+		want   string
+	}{
+		{0, "dear"},     // quality only
+		{0.3, "dear"},   // 0.87 vs 0.847 vs 0.6997
+		{1, "mid"},      // 0.80 vs 0.84 vs 0.699
+		{10, "mid"},     // -0.1, 0.75, 0.69
+		{1000, "cheap"}, // cost dominates
+	}
+	for _, c := range cases {
+		l := c.lambda
+		ch, err := Rule{QualityBar: 0.8, Lambda: &l}.Choose(opts, 0)
+		require.NoError(t, err)
+		assert.Equal(t, c.want, opts[ch.Index].Model, "lambda %v", c.lambda)
+		assert.Len(t, ch.Fallbacks, 2)
+	}
+	_, err := ChooseTradeoff(opts, -1, 0.5, 0)
+	require.Error(t, err)
+	assert.Equal(t, "bar=0.80", Rule{QualityBar: 0.8}.String())
+}

@@ -17,8 +17,9 @@ import (
 type Config struct {
 	Name       string   `json:"name"`
 	Version    string   `json:"version"`
-	QualityBar float64  `json:"quality_bar"` // default bar when a request names none
-	Candidates []string `json:"candidates"`  // default candidates; empty means every model of the predictor
+	QualityBar float64  `json:"quality_bar"`      // default bar when a request names none
+	Lambda     *float64 `json:"lambda,omitempty"` // when set, the trade-off rule argmax quality − λ·cost, unless a request names a bar
+	Candidates []string `json:"candidates"`       // default candidates; empty means every model of the predictor
 }
 
 // Request is one routing request as the router sees it.
@@ -84,6 +85,9 @@ func NewRouter(ext *features.Extractor, scorer classifier.Scorer, meta classifie
 	}
 	if math.IsNaN(cfg.QualityBar) || cfg.QualityBar < 0 || cfg.QualityBar > 1 {
 		return nil, fmt.Errorf("router: policy %s: quality bar %v outside [0,1]", cfg.Name, cfg.QualityBar)
+	}
+	if l := cfg.Lambda; l != nil && (math.IsNaN(*l) || *l < 0) {
+		return nil, fmt.Errorf("router: policy %s: lambda %v must be non-negative", cfg.Name, *l)
 	}
 	r := &Router{ext: ext, scorer: scorer, meta: meta, cfg: cfg, index: map[string]int{}}
 	var tokSum float64
@@ -196,7 +200,11 @@ func (r *Router) Route(req Request) (Decision, error) {
 	for k, i := range idx {
 		d.Options[k] = Option{Model: r.meta.Models[i], PredictedQuality: float64(ws.scores[i]), ExpectedCostUSD: r.ExpectedCostUSD(i, in)}
 	}
-	c, err := Choose(d.Options, bar, req.MaxCostUSD)
+	rule := Rule{QualityBar: bar, Lambda: r.cfg.Lambda}
+	if req.QualityBar != nil {
+		rule.Lambda = nil // a request's own bar wins over the policy's trade-off
+	}
+	c, err := rule.Choose(d.Options, req.MaxCostUSD)
 	if err != nil {
 		return Decision{}, err
 	}
