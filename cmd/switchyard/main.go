@@ -34,6 +34,7 @@ func commands() []command {
 		{"train", "train the predictor on a dataset folder and export it to ONNX", runTrain},
 		{"serve", "serve POST /v1/route over HTTP", runServe},
 		{"route", "decide one prompt and print the decision as JSON", runRoute},
+		{"eval", "evaluate the learned router against baselines on a full-information benchmark", runEval},
 	}
 }
 

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"switchyard/datasets"
+	"switchyard/features"
+	"switchyard/training"
+	"switchyard/training/eval"
+)
+
+func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	bench := fs.String("benchmark", "", "benchmark-table folder (the layout of prompts.jsonl, quality.csv, output_tokens.csv, models.csv)")
+	data := fs.String("data", "", "or: a dataset folder written by import or generate")
+	pool := fs.String("models", "", "comma-separated pool (default: every model with outcomes)")
+	out := fs.String("out", "eval-out", "folder for report.json, curves.png and calibration.png")
+	decisionsOut := fs.String("decisions-out", "", "write every routing decision on the test part as CSV prompt_id,setting,model")
+	testShare := fs.Float64("test-share", 0.2, "share of prompts in the test part (split by a hash of the prompt id)")
+	folds := fs.Int("folds", 1, "K > 1: K-fold cross-validation, reporting mean ± std")
+	lambdas := fs.Int("lambdas", 30, "number of λ settings in the cost-quality trade-off sweep")
+	k := fs.Int("knn", 25, "neighbours of the k-nearest-neighbours baseline")
+	seed := fs.Int64("seed", 1, "random seed of every learned predictor")
+	def := training.DefaultSettings()
+	dim := fs.Int("dim", def.EmbeddingDim, "learned router: embedding width")
+	hidden := fs.Int("hidden", def.Hidden, "learned router: hidden layer width")
+	lr := fs.Float64("lr", def.Optimizer.LearningRate, "learned router: Adam learning rate")
+	l2 := fs.Float64("l2", def.L2, "learned router: L2 penalty")
+	epochs := fs.Int("epochs", def.Epochs, "learned router: maximum epochs")
+	charMax := fs.Int("char-ngrams", features.DefaultSpec().CharNgramMax, "largest character n-gram (0: none)")
+	if err := parse(fs, args, false); err != nil {
+		return err
+	}
+	if (*bench == "") == (*data == "") {
+		return fmt.Errorf("eval: give exactly one of --benchmark DIR or --data DIR")
+	}
+	start := time.Now()
+	var ds *datasets.Dataset
+	var err error
+	if *bench != "" {
+		var rep *datasets.ImportReport
+		ds, rep, err = datasets.ImportBenchmark(*bench)
+		if err != nil {
+			return err
+		}
+		if rep.ProblemCount > 0 {
+			fmt.Fprintln(stderr, rep.String())
+		}
+	} else if ds, err = datasets.ReadDataset(*data); err != nil {
+		return err
+	}
+	spec := features.DefaultSpec()
+	spec.CharNgramMax = *charMax
+	if *charMax == 0 {
+		spec.CharNgramMin = 0
+	}
+	ext, err := features.NewExtractor(spec)
+	if err != nil {
+		return err
+	}
+	b, err := eval.NewBench(ds, splitList(*pool), ext)
+	if err != nil {
+		return err
+	}
+	s := def
+	s.Seed, s.EmbeddingDim, s.Hidden, s.L2, s.Epochs = *seed, *dim, *hidden, *l2, *epochs
+	s.Optimizer.LearningRate = *lr
+	cfg := eval.Config{TestShare: *testShare, Folds: *folds, Salt: "eval", Lambdas: *lambdas,
+		Learned: &eval.Learned{Trainer: training.Trainer{Settings: s}, Spec: spec},
+		Baselines: []eval.Predictor{&eval.PerTask{}, &eval.KNN{K: *k},
+			&eval.Logistic{Epochs: 5, LR: 0.05, L2: 1e-6, Seed: *seed}},
+	}
+	var dec *bufio.Writer
+	if *decisionsOut != "" {
+		f, err := os.Create(*decisionsOut)
+		if err != nil {
+			return fmt.Errorf("eval: %w", err)
+		}
+		defer f.Close()
+		dec = bufio.NewWriterSize(f, 1<<20)
+		cfg.Decisions = dec
+	}
+	rep, err := eval.Run(ctx, b, cfg)
+	if err != nil {
+		return err
+	}
+	if dec != nil {
+		if err := dec.Flush(); err != nil {
+			return fmt.Errorf("eval: write %s: %w", *decisionsOut, err)
+		}
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	js, err := json.MarshalIndent(rep, "", " ")
+	if err != nil {
+		return fmt.Errorf("eval: report: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(*out, "report.json"), js, 0o644); err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	title := fmt.Sprintf("%s: %d test prompts, pool of %d", filepath.Base(strings.TrimRight(*bench+*data, "/")), rep.Folds[0].TestPrompts, len(b.Models))
+	if err := eval.PlotCurves(&rep.Folds[0], title, filepath.Join(*out, "curves.png")); err != nil {
+		return err
+	}
+	if err := eval.PlotReliability(&rep.Folds[0], filepath.Join(*out, "calibration.png")); err != nil {
+		return err
+	}
+	printEval(stdout, rep)
+	fmt.Fprintf(stdout, "wrote %s, curves.png and calibration.png in %s", filepath.Join(*out, "report.json"), *out)
+	if *decisionsOut != "" {
+		fmt.Fprintf(stdout, "; decisions in %s", *decisionsOut)
+	}
+	fmt.Fprintf(stdout, " (%.1fs)\n", time.Since(start).Seconds())
+	return nil
+}
+
+func printEval(w io.Writer, rep *eval.Report) {
+	f0 := rep.Folds[0]
+	split := fmt.Sprintf("%d train / %d test prompts", f0.TrainPrompts, f0.TestPrompts)
+	if len(rep.Folds) > 1 {
+		split = fmt.Sprintf("%d folds, mean ± std", len(rep.Folds))
+	}
+	fmt.Fprintf(w, "pool: %s\nprompts: %d with every pool model (%d dropped); %s\nbest single model: %s; cost range %.3g–%.3g USD/request\n\n",
+		strings.Join(rep.Pool, ", "), rep.Prompts, rep.Dropped, split, f0.BestSingle, f0.CostRange[0], f0.CostRange[1])
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := "router\tkind\tAIQ\tquality @ best's cost\tcost for 95% (× best)\tcost for 100% (× best)\t"
+	if rep.TwoModel {
+		head += "APGR\tCPT(50%)\tCPT(80%)\t"
+	}
+	fmt.Fprintln(tw, head)
+	folds := len(rep.Folds) > 1
+	st := func(s *eval.Stat, prec int) string {
+		if s == nil {
+			return "never"
+		}
+		if folds {
+			return fmt.Sprintf("%.*f ± %.*f", prec, s.Mean, prec, s.Std)
+		}
+		return fmt.Sprintf("%.*f", prec, s.Mean)
+	}
+	for _, s := range rep.Summaries {
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t", s.Name, s.Kind, st(s.AIQ, 4), st(s.QualityAt, 4), st(s.CostFor95, 3), st(s.CostFor100, 3))
+		if rep.TwoModel {
+			line += fmt.Sprintf("%s\t%s\t%s\t", st(s.APGR, 4), st(s.CPT50, 3), st(s.CPT80, 3))
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nlearned router calibration (expected calibration error, 10 bins):")
+	for _, m := range rep.Pool {
+		fmt.Fprintf(w, "  %-30s %.4f\n", m, f0.Calibration[m].ECE)
+	}
+}

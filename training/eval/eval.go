@@ -1,0 +1,400 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math"
+	"strconv"
+
+	"switchyard/classifier/policy"
+	"switchyard/training"
+)
+
+// Config sets up an evaluation run.
+type Config struct {
+	TestShare float64 // share of prompts in the test part (single split)
+	Folds     int     // > 1: K-fold cross-validation instead of one split
+	Salt      string  // salt of the split by prompt id
+	Bars      []float64
+	Lambdas   int // number of λ values in the trade-off sweep
+	Learned   *Learned
+	Baselines []Predictor // learned baselines routed through the same rule
+	// Decisions, when set, receives "prompt_id,setting,model" rows for
+	// every routing decision on the test part(s).
+	Decisions io.Writer
+}
+
+// DefaultBars is the quality-bar sweep: 0 to 1 in steps of 0.02.
+func DefaultBars() []float64 {
+	var out []float64
+	for i := 0; i <= 50; i++ {
+		out = append(out, float64(i)/50)
+	}
+	return out
+}
+
+// RouterResult is one router's curve and figures on one test part.
+type RouterResult struct {
+	Name              string   `json:"name"`
+	Kind              string   `json:"kind"` // learned, baseline, single, mixing, oracle
+	Points            []Point  `json:"points"`
+	Envelope          []Point  `json:"envelope"`
+	AIQ               float64  `json:"aiq"`
+	QualityAtBestCost float64  `json:"quality_at_best_single_cost"`
+	CostFor95         *float64 `json:"cost_for_95pct_of_best,omitempty"`  // fraction of the best single model's cost
+	CostFor100        *float64 `json:"cost_for_100pct_of_best,omitempty"` // nil: never reached
+	APGR              *float64 `json:"apgr,omitempty"`
+	CPT50             *float64 `json:"cpt50,omitempty"`
+	CPT80             *float64 `json:"cpt80,omitempty"`
+}
+
+// Calibration is one model's calibration on the test part.
+type Calibration struct {
+	ECE  float64 `json:"ece"`
+	Bins []Bin   `json:"bins"`
+}
+
+// Fold is the evaluation of one test part.
+type Fold struct {
+	Fold          int                    `json:"fold"`
+	TrainPrompts  int                    `json:"train_prompts"`
+	TestPrompts   int                    `json:"test_prompts"`
+	CostRange     [2]float64             `json:"cost_range"` // cheapest and dearest single model's average cost
+	BestSingle    string                 `json:"best_single_model"`
+	Routers       []RouterResult         `json:"routers"`
+	Calibration   map[string]Calibration `json:"calibration"` // learned router, per model
+}
+
+// Summary is a router's figures over folds: mean and standard deviation.
+type Summary struct {
+	Name       string `json:"name"`
+	Kind       string `json:"kind"`
+	AIQ        *Stat  `json:"aiq"`
+	QualityAt  *Stat  `json:"quality_at_best_single_cost"`
+	CostFor95  *Stat  `json:"cost_for_95pct_of_best,omitempty"` // nil when some fold never reached it
+	CostFor100 *Stat  `json:"cost_for_100pct_of_best,omitempty"`
+	APGR       *Stat  `json:"apgr,omitempty"`
+	CPT50      *Stat  `json:"cpt50,omitempty"`
+	CPT80      *Stat  `json:"cpt80,omitempty"`
+}
+
+// Stat is a mean and standard deviation over folds (0 with one fold).
+type Stat struct {
+	Mean float64 `json:"mean"`
+	Std  float64 `json:"std"`
+}
+
+// Report is the result of Run.
+type Report struct {
+	Pool      []string  `json:"pool"`
+	Prompts   int       `json:"prompts"`
+	Dropped   int       `json:"dropped_prompts"`
+	TwoModel  bool      `json:"two_model_pool"`
+	Folds     []Fold    `json:"folds"`
+	Summaries []Summary `json:"summary"`
+}
+
+// Split returns the train and test prompt indices of fold k (of cfg.Folds,
+// or the single split when Folds <= 1), by a hash of the prompt id.
+func (c Config) Split(b *Bench, k int) (train, test []int) {
+	for i, id := range b.PromptIDs {
+		var inTest bool
+		if c.Folds > 1 {
+			h := fnv.New64a()
+			h.Write([]byte(c.Salt))
+			h.Write([]byte{0})
+			h.Write([]byte(id))
+			inTest = int(h.Sum64()%uint64(c.Folds)) == k
+		} else {
+			inTest = training.InHoldout(id, c.Salt, c.TestShare)
+		}
+		if inTest {
+			test = append(test, i)
+		} else {
+			train = append(train, i)
+		}
+	}
+	return train, test
+}
+
+// Run evaluates the learned router and every baseline on b.
+func Run(ctx context.Context, b *Bench, cfg Config) (*Report, error) {
+	if cfg.Learned == nil {
+		return nil, fmt.Errorf("eval: no learned router configured")
+	}
+	if len(cfg.Bars) == 0 {
+		cfg.Bars = DefaultBars()
+	}
+	folds := max(1, cfg.Folds)
+	rep := &Report{Pool: b.Models, Prompts: len(b.PromptIDs), Dropped: b.Dropped, TwoModel: len(b.Models) == 2}
+	if cfg.Decisions != nil {
+		if _, err := io.WriteString(cfg.Decisions, "prompt_id,setting,model\n"); err != nil {
+			return nil, fmt.Errorf("eval: write decisions: %w", err)
+		}
+	}
+	for k := 0; k < folds; k++ {
+		train, test := cfg.Split(b, k)
+		if len(train) == 0 || len(test) == 0 {
+			return nil, fmt.Errorf("eval: fold %d has %d training and %d test prompts", k, len(train), len(test))
+		}
+		f, err := runFold(ctx, b, cfg, k, train, test)
+		if err != nil {
+			return nil, err
+		}
+		rep.Folds = append(rep.Folds, *f)
+	}
+	rep.Summaries = summarise(rep.Folds)
+	return rep, nil
+}
+
+func runFold(ctx context.Context, b *Bench, cfg Config, k int, train, test []int) (*Fold, error) {
+	f := &Fold{Fold: k, TrainPrompts: len(train), TestPrompts: len(test), Calibration: map[string]Calibration{}}
+	expCost := b.ExpectedCosts(train, test)
+	singleCost, singleQ := b.singleModel(test)
+	order := b.byPrice()
+	strong := order[len(order)-1]
+	f.CostRange = [2]float64{math.Inf(1), 0}
+	best := 0
+	for j := range b.Models {
+		f.CostRange[0] = math.Min(f.CostRange[0], singleCost[j])
+		f.CostRange[1] = math.Max(f.CostRange[1], singleCost[j])
+		if singleQ[j] > singleQ[best] || (singleQ[j] == singleQ[best] && singleCost[j] < singleCost[best]) {
+			best = j
+		}
+	}
+	f.BestSingle = b.Models[best]
+	sc := scorer{b: b, fold: f, best: best, strong: strong, weak: order[0], singleQ: singleQ, singleCost: singleCost, out: cfg.Decisions}
+
+	rules := ruleSweep(cfg.Bars, cfg.Lambdas, expCost)
+	predictors := append([]Predictor{cfg.Learned}, cfg.Baselines...)
+	for _, p := range predictors {
+		if err := p.Fit(ctx, b, train); err != nil {
+			return nil, fmt.Errorf("eval: fold %d: fit %s: %w", k, p.Name(), err)
+		}
+		preds := p.Predict(b, test)
+		kind := "baseline"
+		if p == Predictor(cfg.Learned) {
+			kind = "learned"
+			calibrate(f, b, preds, test)
+		}
+		var pts []Point
+		for _, r := range rules {
+			pt, err := sc.route(p.Name()+"/"+r.String(), test, func(k int) []policy.Option {
+				return options(b.Models, preds[k], expCost[k])
+			}, r)
+			if err != nil {
+				return nil, err
+			}
+			pts = append(pts, pt)
+		}
+		f.Routers = append(f.Routers, sc.result(p.Name(), kind, pts))
+	}
+
+	// single models, and random mixing between them
+	var singles []Point
+	for j, m := range b.Models {
+		pt := Point{Setting: "single/" + m, Cost: singleCost[j], Quality: singleQ[j]}
+		if j == strong {
+			pt.StrongShare = 1
+		}
+		if err := sc.write(test, pt.Setting, func(int) int { return j }); err != nil {
+			return nil, err
+		}
+		singles = append(singles, pt)
+		f.Routers = append(f.Routers, sc.result(m, "single", []Point{pt}))
+	}
+	f.Routers = append(f.Routers, sc.result("random-mixing", "mixing", singles))
+
+	// the oracle knows every answer's quality and cost
+	var oracle []Point
+	trueCost := make([][]float64, len(test))
+	for k, i := range test {
+		trueCost[k] = b.Cost[i]
+	}
+	for _, r := range ruleSweep(nil, max(cfg.Lambdas, 20), trueCost) {
+		pt, err := sc.route("oracle/"+r.String(), test, func(k int) []policy.Option {
+			return options(b.Models, b.Quality[test[k]], b.Cost[test[k]])
+		}, r)
+		if err != nil {
+			return nil, err
+		}
+		oracle = append(oracle, pt)
+	}
+	f.Routers = append(f.Routers, sc.result("oracle", "oracle", oracle))
+	return f, nil
+}
+
+func options(models []string, q, c []float64) []policy.Option {
+	opts := make([]policy.Option, len(models))
+	for j, m := range models {
+		opts[j] = policy.Option{Model: m, PredictedQuality: q[j], ExpectedCostUSD: c[j]}
+	}
+	return opts
+}
+
+// ruleSweep returns the bar settings and lambda settings log-spaced so that
+// λ·cost spans from negligible to dominant over the given costs.
+func ruleSweep(bars []float64, lambdas int, costs [][]float64) []policy.Rule {
+	var out []policy.Rule
+	for _, b := range bars {
+		out = append(out, policy.Rule{QualityBar: b})
+	}
+	if lambdas <= 0 {
+		return out
+	}
+	lo, hi := math.Inf(1), 0.0
+	for _, row := range costs {
+		for _, c := range row {
+			if c > 0 {
+				lo, hi = math.Min(lo, c), math.Max(hi, c)
+			}
+		}
+	}
+	if hi == 0 {
+		return out
+	}
+	zero := 0.0
+	out = append(out, policy.Rule{Lambda: &zero})
+	a, z := math.Log(1e-3/hi), math.Log(10/lo)
+	for i := 0; i < lambdas; i++ {
+		l := math.Exp(a + (z-a)*float64(i)/float64(max(1, lambdas-1)))
+		l = roundSig(l)
+		out = append(out, policy.Rule{Lambda: &l})
+	}
+	return out
+}
+
+func roundSig(x float64) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'g', 4, 64), 64)
+	return v
+}
+
+// scorer routes test prompts and measures the result against the ground truth.
+type scorer struct {
+	b                   *Bench
+	fold                *Fold
+	best, strong, weak  int
+	singleQ, singleCost []float64
+	out                 io.Writer
+}
+
+func (s *scorer) route(setting string, test []int, opts func(k int) []policy.Option, r policy.Rule) (Point, error) {
+	choice := make([]int, len(test))
+	for k := range test {
+		c, err := r.Choose(opts(k), 0)
+		if err != nil {
+			return Point{}, fmt.Errorf("eval: %s: %w", setting, err)
+		}
+		choice[k] = c.Index
+	}
+	pt := Point{Setting: setting}
+	for k, i := range test {
+		pt.Cost += s.b.Cost[i][choice[k]]
+		pt.Quality += s.b.Quality[i][choice[k]]
+		if choice[k] == s.strong {
+			pt.StrongShare++
+		}
+	}
+	n := float64(len(test))
+	pt.Cost, pt.Quality, pt.StrongShare = pt.Cost/n, pt.Quality/n, pt.StrongShare/n
+	return pt, s.write(test, setting, func(k int) int { return choice[k] })
+}
+
+func (s *scorer) write(test []int, setting string, choice func(k int) int) error {
+	if s.out == nil {
+		return nil
+	}
+	for k, i := range test {
+		if _, err := fmt.Fprintf(s.out, "%s,%s,%s\n", csvField(s.b.PromptIDs[i]), csvField(setting), csvField(s.b.Models[choice(k)])); err != nil {
+			return fmt.Errorf("eval: write decisions: %w", err)
+		}
+	}
+	return nil
+}
+
+func csvField(s string) string {
+	for _, c := range s {
+		if c == ',' || c == '"' || c == '\n' || c == '\r' {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+func (s *scorer) result(name, kind string, pts []Point) RouterResult {
+	env := Envelope(pts)
+	r := RouterResult{Name: name, Kind: kind, Points: pts, Envelope: env}
+	r.AIQ = AIQ(env, s.fold.CostRange[0], s.fold.CostRange[1])
+	cb, qb := s.singleCost[s.best], s.singleQ[s.best]
+	r.QualityAtBestCost = QualityAt(env, cb)
+	if c, ok := CostToReach(env, 0.95*qb); ok {
+		v := c / cb
+		r.CostFor95 = &v
+	}
+	if c, ok := CostToReach(env, qb); ok {
+		v := c / cb
+		r.CostFor100 = &v
+	}
+	if len(s.b.Models) == 2 {
+		pgr := PGRCurve(pts, s.singleQ[s.weak], s.singleQ[s.strong])
+		a, c50, c80 := APGR(pgr), CPT(pgr, 0.5), CPT(pgr, 0.8)
+		r.APGR, r.CPT50, r.CPT80 = &a, &c50, &c80
+	}
+	return r
+}
+
+func calibrate(f *Fold, b *Bench, preds [][]float64, test []int) {
+	for j, m := range b.Models {
+		p, y := make([]float64, len(test)), make([]float64, len(test))
+		for k, i := range test {
+			p[k], y[k] = preds[k][j], b.Quality[i][j]
+		}
+		e, bins := ECE(p, y, 10)
+		f.Calibration[m] = Calibration{ECE: e, Bins: bins}
+	}
+}
+
+func summarise(folds []Fold) []Summary {
+	var out []Summary
+	for r := range folds[0].Routers {
+		s := Summary{Name: folds[0].Routers[r].Name, Kind: folds[0].Routers[r].Kind}
+		get := func(f func(RouterResult) *float64) *Stat {
+			var xs []float64
+			for _, fold := range folds {
+				v := f(fold.Routers[r])
+				if v == nil {
+					return nil
+				}
+				xs = append(xs, *v)
+			}
+			return meanStd(xs)
+		}
+		s.AIQ = get(func(x RouterResult) *float64 { return &x.AIQ })
+		s.QualityAt = get(func(x RouterResult) *float64 { return &x.QualityAtBestCost })
+		s.CostFor95 = get(func(x RouterResult) *float64 { return x.CostFor95 })
+		s.CostFor100 = get(func(x RouterResult) *float64 { return x.CostFor100 })
+		s.APGR = get(func(x RouterResult) *float64 { return x.APGR })
+		s.CPT50 = get(func(x RouterResult) *float64 { return x.CPT50 })
+		s.CPT80 = get(func(x RouterResult) *float64 { return x.CPT80 })
+		out = append(out, s)
+	}
+	return out
+}
+
+func meanStd(xs []float64) *Stat {
+	var m float64
+	for _, x := range xs {
+		m += x
+	}
+	m /= float64(len(xs))
+	var v float64
+	for _, x := range xs {
+		v += (x - m) * (x - m)
+	}
+	if len(xs) > 1 {
+		v /= float64(len(xs) - 1)
+	}
+	return &Stat{m, math.Sqrt(v)}
+}
