@@ -39,6 +39,12 @@ func randomModel(t testing.TB, models []string) *classifier.Model {
 	for i := 16; i < len(m.Emb); i++ {
 		m.Emb[i] *= 10
 	}
+	// every weight takes part, so the parity test covers every path of the graph
+	for _, w := range [][]float32{m.W2, m.Ws, m.Prior} {
+		for i := range w {
+			w[i] = float32(rng.NormFloat64() * 0.3)
+		}
+	}
 	m.Meta.Version = m.Fingerprint()
 	return m
 }

@@ -2,10 +2,11 @@
 // the expected quality in [0,1] of each candidate model (for 0/1 quality, the
 // probability that the model answers acceptably).
 //
-// The architecture is a fastText-style embedding bag: the mean of the
+// The architecture is a wide-and-deep fastText-style embedding bag: the mean of the
 // embeddings of the hashed n-gram ids, concatenated with the embedding of the
 // task label and the dense signals, one ReLU hidden layer, and one sigmoid
-// output per model. The package holds the weights (Model), a pure-Go forward
+// output per model, added to a fixed per-task prior logit (the smoothed mean
+// quality of each model on the task in the training data). The package holds the weights (Model), a pure-Go forward
 // pass used by training and evaluation, the ONNX export and import, and two
 // implementations of one Scorer interface: ONNX Runtime and pure Go.
 package classifier
@@ -52,6 +53,8 @@ type Model struct {
 	B1     []float32 // Hidden
 	W2     []float32 // Hidden × len(Models)
 	B2     []float32 // len(Models)
+	Ws     []float32 // InputDim × len(Models): the wide (linear) path from the input straight to the logits
+	Prior  []float32 // Buckets × len(Models): logit offset per task-label id (row 0: no label), fixed before training
 	dim    int
 	hidden int
 	nout   int
@@ -79,6 +82,7 @@ func NewModel(spec features.Spec, models []string, embDim, hidden int) (*Model, 
 		Emb: make([]float32, spec.Buckets*embDim),
 		W1:  make([]float32, in*hidden), B1: make([]float32, hidden),
 		W2: make([]float32, hidden*len(models)), B2: make([]float32, len(models)),
+		Ws: make([]float32, in*len(models)), Prior: make([]float32, spec.Buckets*len(models)),
 	}
 	m.setDims()
 	return m, nil
@@ -99,6 +103,7 @@ func (m *Model) check() error {
 		{"embedding", len(m.Emb), m.Meta.FeatureSpec.Buckets * m.dim},
 		{"w1", len(m.W1), in * m.hidden}, {"b1", len(m.B1), m.hidden},
 		{"w2", len(m.W2), m.hidden * m.nout}, {"b2", len(m.B2), m.nout},
+		{"ws", len(m.Ws), in * m.nout}, {"prior", len(m.Prior), m.Meta.FeatureSpec.Buckets * m.nout},
 	} {
 		if c.got != c.want || c.want == 0 {
 			return fmt.Errorf("weight %s has %d values, want %d", c.name, c.got, c.want)
@@ -176,6 +181,10 @@ func (m *Model) Forward(v *features.Vector, a *Activations) {
 	}
 	lg := a.Logits
 	copy(lg, m.B2)
+	prior := m.Prior[int(v.TaskID)*nout : int(v.TaskID)*nout+nout]
+	for j, p := range prior {
+		lg[j] += p
+	}
 	for i, hi := range h {
 		if hi == 0 {
 			continue
@@ -183,6 +192,15 @@ func (m *Model) Forward(v *features.Vector, a *Activations) {
 		row := m.W2[i*nout : i*nout+nout]
 		for j, w := range row {
 			lg[j] += hi * w
+		}
+	}
+	for i, xi := range x {
+		if xi == 0 {
+			continue
+		}
+		row := m.Ws[i*nout : i*nout+nout]
+		for j, w := range row {
+			lg[j] += xi * w
 		}
 	}
 	for j, z := range lg {
@@ -212,7 +230,7 @@ func (m *Model) Fingerprint() string {
 	}
 	h.Write([]byte(m.Meta.FeatureSpecID))
 	var buf [4]byte
-	for _, w := range [][]float32{m.Emb, m.W1, m.B1, m.W2, m.B2} {
+	for _, w := range [][]float32{m.Emb, m.W1, m.B1, m.W2, m.B2, m.Ws, m.Prior} {
 		for _, x := range w {
 			binary.LittleEndian.PutUint32(buf[:], math.Float32bits(x))
 			h.Write(buf[:])
@@ -230,9 +248,10 @@ func (m *Model) Init(rng *rand.Rand) {
 	}
 	in := InputDim(d)
 	glorot(rng, m.W1, in, m.hidden)
-	glorot(rng, m.W2, m.hidden, m.nout)
+	clear(m.W2) // the network starts as a no-op on top of the prior
 	clear(m.B1)
 	clear(m.B2)
+	clear(m.Ws) // the wide path starts at zero and grows where it helps
 }
 
 func glorot(rng *rand.Rand, w []float32, fanIn, fanOut int) {

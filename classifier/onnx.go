@@ -63,6 +63,8 @@ func ExportONNX(m *Model) ([]byte, error) {
 			floatTensor("b1", m.B1, hid),
 			floatTensor("w2", m.W2, hid, nout),
 			floatTensor("b2", m.B2, nout),
+			floatTensor("ws", m.Ws, in, nout),
+			floatTensor("prior", m.Prior, buckets, nout),
 			int64Tensor("axis1", []int64{1}, 1),
 			floatTensor("one", []float32{1}),
 			int64Tensor("zero_i", []int64{0}),
@@ -81,7 +83,11 @@ func ExportONNX(m *Model) ([]byte, error) {
 			node("Add", []string{"h_lin", "b1"}, "h_pre"),
 			node("Relu", []string{"h_pre"}, "h"),
 			node("MatMul", []string{"h", "w2"}, "z_lin"),
-			node("Add", []string{"z_lin", "b2"}, "logits"),
+			node("MatMul", []string{"x", "ws"}, "z_wide"),
+			node("Add", []string{"z_lin", "z_wide"}, "z_sum"),
+			node("Gather", []string{"prior", InputTask}, "z_prior", intAttr("axis", 0)),
+			node("Add", []string{"z_sum", "z_prior"}, "z_all"),
+			node("Add", []string{"z_all", "b2"}, "logits"),
 			node("Sigmoid", []string{"logits"}, OutputQualty),
 		},
 	}
@@ -191,7 +197,7 @@ func ParseONNX(b []byte) (*Model, error) {
 	for _, w := range []struct {
 		name string
 		dst  *[]float32
-	}{{"embedding", &m.Emb}, {"w1", &m.W1}, {"b1", &m.B1}, {"w2", &m.W2}, {"b2", &m.B2}} {
+	}{{"embedding", &m.Emb}, {"w1", &m.W1}, {"b1", &m.B1}, {"w2", &m.W2}, {"b2", &m.B2}, {"ws", &m.Ws}, {"prior", &m.Prior}} {
 		t, ok := inits[w.name]
 		if !ok {
 			return nil, fmt.Errorf("initializer %q missing", w.name)

@@ -3,8 +3,10 @@ package training
 import (
 	"fmt"
 	"math"
+	"math/rand"
 
 	"switchyard/classifier"
+	"switchyard/features"
 )
 
 // Adam is the optimiser: Adam with bias correction. Embedding rows are
@@ -40,8 +42,9 @@ type state struct {
 	mod     *classifier.Model
 	set     Settings
 	emb     *param
-	dense   []*param // w1, b1, w2, b2
+	dense   []*param // w1, b1, w2, b2, ws
 	w1, w2  *param
+	ws      *param
 	b1, b2  *param
 	touched []int32 // embedding rows with a gradient in this batch
 	mark    []bool  // mark[row] when row is in touched
@@ -49,6 +52,7 @@ type state struct {
 	act     classifier.Activations
 	dz, dh  []float32
 	dx      []float32
+	drop    features.Vector // the example with some ids dropped
 }
 
 func newState(m *classifier.Model, s Settings) *state {
@@ -56,15 +60,16 @@ func newState(m *classifier.Model, s Settings) *state {
 		emb: newParam(m.Emb, true),
 		w1:  newParam(m.W1, true), b1: newParam(m.B1, false),
 		w2: newParam(m.W2, true), b2: newParam(m.B2, false),
+		ws:   newParam(m.Ws, true),
 		mark: make([]bool, len(m.Emb)/s.EmbeddingDim),
 	}
-	st.dense = []*param{st.w1, st.b1, st.w2, st.b2}
+	st.dense = []*param{st.w1, st.b1, st.w2, st.b2, st.ws}
 	return st
 }
 
 // step runs forward and backward over one batch and applies one Adam
 // update. It returns the batch's summed weighted loss and summed weight.
-func (st *state) step(obj Objective, ex []Example, batch []int) (float64, float64) {
+func (st *state) step(obj Objective, ex []Example, batch []int, rng *rand.Rand) (float64, float64) {
 	m := st.mod
 	d, hid := st.set.EmbeddingDim, st.set.Hidden
 	nout := len(m.Meta.Models)
@@ -87,7 +92,18 @@ func (st *state) step(obj Objective, ex []Example, batch []int) (float64, float6
 	for _, i := range batch {
 		e := &ex[i]
 		a := &st.act
-		m.Forward(&e.Vec, a)
+		vec := &e.Vec
+		if st.set.IDDropout > 0 {
+			st.drop.IDs = st.drop.IDs[:0]
+			for _, id := range e.Vec.IDs {
+				if rng.Float64() >= st.set.IDDropout {
+					st.drop.IDs = append(st.drop.IDs, id)
+				}
+			}
+			st.drop.TaskID, st.drop.Dense = e.Vec.TaskID, e.Vec.Dense
+			vec = &st.drop
+		}
+		m.Forward(vec, a)
 		seen := false
 		for j, p := range a.Out {
 			w := e.Weights[j]
@@ -132,6 +148,15 @@ func (st *state) step(obj Objective, ex []Example, batch []int) (float64, float6
 				}
 				s += wrow[j] * dh
 			}
+			// the wide path: logits += x · Ws
+			wsg := st.ws.g[k*nout : k*nout+nout]
+			wsw := m.Ws[k*nout : k*nout+nout]
+			for j, dz := range st.dz {
+				if xk != 0 {
+					wsg[j] += xk * dz
+				}
+				s += wsw[j] * dz
+			}
 			st.dx[k] = s
 		}
 		for j, dh := range st.dh {
@@ -140,7 +165,7 @@ func (st *state) step(obj Objective, ex []Example, batch []int) (float64, float6
 		// embeddings: the bag mean spreads its gradient evenly over its ids
 		if a.NIDs > 0 {
 			inv := 1 / float32(a.NIDs)
-			for _, id := range e.Vec.IDs {
+			for _, id := range vec.IDs {
 				if id > 0 {
 					st.addRow(id, st.dx[:d], inv)
 				}

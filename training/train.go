@@ -15,20 +15,23 @@ import (
 
 // Settings are the knobs of a training run.
 type Settings struct {
-	Seed         int64   // every random choice (init, shuffling) derives from it
-	EmbeddingDim int     // width of the n-gram embeddings
-	Hidden       int     // width of the hidden layer
-	Epochs       int     // maximum passes over the training data
-	BatchSize    int     // examples per Adam step
-	L2           float64 // L2 penalty on weights (not biases)
-	Patience     int     // epochs without validation improvement before stopping
-	Optimizer    Adam
+	Seed          int64   // every random choice (init, shuffling) derives from it
+	EmbeddingDim  int     // width of the n-gram embeddings
+	Hidden        int     // width of the hidden layer
+	Epochs        int     // maximum passes over the training data
+	BatchSize     int     // examples per Adam step
+	L2            float64 // L2 penalty on weights (not biases)
+	Patience      int     // epochs without validation improvement before stopping
+	PriorStrength float64 // pseudo-observations of the overall mean mixed into each task's prior
+	NoCalibration bool    // skip Platt scaling of each output on the validation examples
+	IDDropout     float64 // share of n-gram ids dropped at random from each training example (regularises the bag)
+	Optimizer     Adam
 }
 
 // DefaultSettings are sensible settings for a few thousand to a few hundred
 // thousand prompts.
 func DefaultSettings() Settings {
-	return Settings{Seed: 1, EmbeddingDim: 32, Hidden: 64, Epochs: 30, BatchSize: 64, L2: 1e-6, Patience: 3,
+	return Settings{Seed: 1, EmbeddingDim: 32, Hidden: 64, Epochs: 30, BatchSize: 64, L2: 1e-6, Patience: 3, PriorStrength: 20,
 		Optimizer: Adam{LearningRate: 3e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-8}}
 }
 
@@ -42,6 +45,8 @@ func (s Settings) validate() error {
 		return fmt.Errorf("settings: batch size %d must be positive", s.BatchSize)
 	case s.L2 < 0 || math.IsNaN(s.L2):
 		return fmt.Errorf("settings: l2 %v must be non-negative", s.L2)
+	case s.IDDropout < 0 || s.IDDropout >= 1 || math.IsNaN(s.IDDropout):
+		return fmt.Errorf("settings: id dropout %v must be in [0,1)", s.IDDropout)
 	case s.Patience < 1:
 		return fmt.Errorf("settings: patience %d must be positive", s.Patience)
 	}
@@ -124,9 +129,14 @@ func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string
 	}
 	rng := rand.New(rand.NewSource(s.Seed))
 	m.Init(rng)
+	SetTaskPrior(m, train, s.PriorStrength)
 	st := newState(m, s)
 	best := cloneWeights(m)
 	res := &Result{Examples: len(train), BestEpoch: 0, ValLoss: math.Inf(1)}
+	if len(val) > 0 { // epoch 0: the prior alone, which training must beat
+		res.ValLoss = Loss(m, obj, val)
+		res.TrainLoss = Loss(m, obj, train)
+	}
 	order := make([]int, len(train))
 	for i := range order {
 		order[i] = i
@@ -140,7 +150,7 @@ func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		var lossSum, wSum float64
 		for b := 0; b < len(order); b += s.BatchSize {
-			l, w := st.step(obj, train, order[b:min(b+s.BatchSize, len(order))])
+			l, w := st.step(obj, train, order[b:min(b+s.BatchSize, len(order))], rng)
 			lossSum += l
 			wSum += w
 		}
@@ -169,6 +179,9 @@ func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string
 		}
 	}
 	copyWeights(m, best)
+	if len(val) > 0 && !s.NoCalibration {
+		calibrate(m, val)
+	}
 	res.Duration = time.Since(start)
 	res.PerSecond = float64(res.Epochs*len(train)) / res.Duration.Seconds()
 	if len(val) > 0 {
@@ -204,6 +217,8 @@ func cloneWeights(m *classifier.Model) *classifier.Model {
 	c.B1 = append([]float32(nil), m.B1...)
 	c.W2 = append([]float32(nil), m.W2...)
 	c.B2 = append([]float32(nil), m.B2...)
+	c.Ws = append([]float32(nil), m.Ws...)
+	c.Prior = append([]float32(nil), m.Prior...)
 	return &c
 }
 
@@ -213,4 +228,58 @@ func copyWeights(dst, src *classifier.Model) {
 	copy(dst.B1, src.B1)
 	copy(dst.W2, src.W2)
 	copy(dst.B2, src.B2)
+	copy(dst.Ws, src.Ws)
+	copy(dst.Prior, src.Prior)
+}
+
+// SetTaskPrior fills m's per-task prior logits from the training examples:
+// for each task-label id and model, the logit of the weighted mean quality,
+// shrunk toward the model's overall mean by strength pseudo-observations.
+// Rows of labels never seen (and row 0, no label) get the overall mean.
+func SetTaskPrior(m *classifier.Model, ex []Example, strength float64) {
+	nout := len(m.Meta.Models)
+	global, gw := make([]float64, nout), make([]float64, nout)
+	type acc struct{ sum, w []float64 }
+	byTask := map[int32]*acc{}
+	for i := range ex {
+		t := ex[i].Vec.TaskID
+		a := byTask[t]
+		if a == nil {
+			a = &acc{make([]float64, nout), make([]float64, nout)}
+			byTask[t] = a
+		}
+		for j, w := range ex[i].Weights {
+			if w > 0 {
+				y := float64(ex[i].Labels[j])
+				a.sum[j] += float64(w) * y
+				a.w[j] += float64(w)
+				global[j] += float64(w) * y
+				gw[j] += float64(w)
+			}
+		}
+	}
+	logit := func(p float64) float32 {
+		p = math.Min(math.Max(p, 1e-3), 1-1e-3)
+		return float32(math.Log(p / (1 - p)))
+	}
+	g := make([]float32, nout)
+	for j := range g {
+		mean := 0.5
+		if gw[j] > 0 {
+			mean = global[j] / gw[j]
+		}
+		global[j] = mean
+		g[j] = logit(mean)
+	}
+	for r := 0; r < len(m.Prior)/nout; r++ {
+		copy(m.Prior[r*nout:r*nout+nout], g)
+	}
+	for t, a := range byTask {
+		if t == 0 {
+			continue
+		}
+		for j := 0; j < nout; j++ {
+			m.Prior[int(t)*nout+j] = logit((a.sum[j] + strength*global[j]) / (a.w[j] + strength))
+		}
+	}
 }

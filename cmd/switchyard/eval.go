@@ -29,7 +29,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	decisionsOut := fs.String("decisions-out", "", "write every routing decision on the test part as CSV prompt_id,setting,model")
 	testShare := fs.Float64("test-share", 0.2, "share of prompts in the test part (split by a hash of the prompt id)")
 	folds := fs.Int("folds", 1, "K > 1: K-fold cross-validation, reporting mean ± std")
-	lambdas := fs.Int("lambdas", 30, "number of λ settings in the cost-quality trade-off sweep")
+	lambdas := fs.Int("lambdas", 60, "number of λ settings in the cost-quality trade-off sweep")
 	k := fs.Int("knn", 25, "neighbours of the k-nearest-neighbours baseline")
 	seed := fs.Int64("seed", 1, "random seed of every learned predictor")
 	def := training.DefaultSettings()
@@ -38,6 +38,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	lr := fs.Float64("lr", def.Optimizer.LearningRate, "learned router: Adam learning rate")
 	l2 := fs.Float64("l2", def.L2, "learned router: L2 penalty")
 	epochs := fs.Int("epochs", def.Epochs, "learned router: maximum epochs")
+	drop := fs.Float64("id-dropout", def.IDDropout, "learned router: share of n-gram ids dropped per training example")
 	charMax := fs.Int("char-ngrams", features.DefaultSpec().CharNgramMax, "largest character n-gram (0: none)")
 	if err := parse(fs, args, false); err != nil {
 		return err
@@ -76,6 +77,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	s := def
 	s.Seed, s.EmbeddingDim, s.Hidden, s.L2, s.Epochs = *seed, *dim, *hidden, *l2, *epochs
 	s.Optimizer.LearningRate = *lr
+	s.IDDropout = *drop
 	cfg := eval.Config{TestShare: *testShare, Folds: *folds, Salt: "eval", Lambdas: *lambdas,
 		Learned: &eval.Learned{Trainer: training.Trainer{Settings: s}, Spec: spec},
 		Baselines: []eval.Predictor{&eval.PerTask{}, &eval.KNN{K: *k},

@@ -190,3 +190,23 @@ func TestUnknownCommandAndMissingFlags(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, out, "--out is required")
 }
+
+func TestEvalWritesTableReportPlotsAndDecisions(t *testing.T) {
+	data, _ := trained(t)
+	out := t.TempDir()
+	dec := filepath.Join(out, "decisions.csv")
+	o, err := run(t, "eval", "--data", data, "--models", "mini,opus-class", "--out", out, "--decisions-out", dec,
+		"--epochs", "2", "--dim", "8", "--hidden", "8", "--lambdas", "10")
+	require.NoError(t, err, o)
+	for _, col := range []string{"AIQ", "APGR", "CPT(50%)", "learned", "per-task", "knn-25", "logistic", "random-mixing", "oracle"} {
+		assert.Contains(t, o, col)
+	}
+	for _, f := range []string{"report.json", "curves.png", "calibration.png"} {
+		st, err := os.Stat(filepath.Join(out, f))
+		require.NoError(t, err)
+		assert.Greater(t, st.Size(), int64(1000), f)
+	}
+	b, err := os.ReadFile(dec)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(b), "prompt_id,setting,model\n"))
+}

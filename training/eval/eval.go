@@ -58,13 +58,13 @@ type Calibration struct {
 
 // Fold is the evaluation of one test part.
 type Fold struct {
-	Fold          int                    `json:"fold"`
-	TrainPrompts  int                    `json:"train_prompts"`
-	TestPrompts   int                    `json:"test_prompts"`
-	CostRange     [2]float64             `json:"cost_range"` // cheapest and dearest single model's average cost
-	BestSingle    string                 `json:"best_single_model"`
-	Routers       []RouterResult         `json:"routers"`
-	Calibration   map[string]Calibration `json:"calibration"` // learned router, per model
+	Fold         int                    `json:"fold"`
+	TrainPrompts int                    `json:"train_prompts"`
+	TestPrompts  int                    `json:"test_prompts"`
+	CostRange    [2]float64             `json:"cost_range"` // cheapest and dearest single model's average cost
+	BestSingle   string                 `json:"best_single_model"`
+	Routers      []RouterResult         `json:"routers"`
+	Calibration  map[string]Calibration `json:"calibration"` // learned router, per model
 }
 
 // Summary is a router's figures over folds: mean and standard deviation.

@@ -1,0 +1,202 @@
+package eval
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"switchyard/datasets"
+	"switchyard/datasets/synthetic"
+	"switchyard/features"
+	"switchyard/training"
+)
+
+func TestEnvelopeIsUpperNonDecreasingHull(t *testing.T) {
+	pts := []Point{{Cost: 1, Quality: 0.5}, {Cost: 2, Quality: 0.55}, {Cost: 3, Quality: 0.8}, {Cost: 4, Quality: 0.7}, {Cost: 2, Quality: 0.4}}
+	env := Envelope(pts)
+	require.Len(t, env, 2, "the point at cost 2 lies below the segment 1→3; cost 4 is past the best quality")
+	assert.Equal(t, Point{Cost: 1, Quality: 0.5}, env[0])
+	assert.Equal(t, Point{Cost: 3, Quality: 0.8}, env[1])
+	assert.InDelta(t, 0.65, QualityAt(env, 2), 1e-12)
+	assert.InDelta(t, 0.8, QualityAt(env, 10), 1e-12, "flat past the last point")
+	assert.Equal(t, 0.0, QualityAt(env, 0.5), "nothing that cheap")
+	c, ok := CostToReach(env, 0.65)
+	require.True(t, ok)
+	assert.InDelta(t, 2, c, 1e-12)
+	_, ok = CostToReach(env, 0.9)
+	assert.False(t, ok)
+	// area over [1,5]: trapezoid 1→3 (0.5→0.8) = 1.3, then flat 0.8 over 2 = 1.6
+	assert.InDelta(t, (1.3+1.6)/4, AIQ(env, 1, 5), 1e-12)
+	// over [0,2]: nothing below cost 1, then 0.5→0.65 over 1
+	assert.InDelta(t, 0.575/2, AIQ(env, 0, 2), 1e-12)
+}
+
+func TestAPGRAndCPT(t *testing.T) {
+	// a router that recovers the gap linearly in its strong-call share
+	var pts []Point
+	for i := 0; i <= 10; i++ {
+		s := float64(i) / 10
+		pts = append(pts, Point{Quality: 0.5 + 0.2*s, StrongShare: s})
+	}
+	pgr := PGRCurve(pts, 0.5, 0.7)
+	assert.InDelta(t, 0.5, APGR(pgr), 1e-9)
+	assert.InDelta(t, 0.5, CPT(pgr, 0.5), 1e-9)
+	assert.InDelta(t, 0.8, CPT(pgr, 0.8), 1e-9)
+	// a router that recovers all of it with 20% strong calls
+	pgr = PGRCurve([]Point{{Quality: 0.7, StrongShare: 0.2}}, 0.5, 0.7)
+	assert.InDelta(t, 0.2, CPT(pgr, 1), 1e-9)
+	assert.InDelta(t, 1-0.1, APGR(pgr), 1e-9)
+}
+
+func TestECE(t *testing.T) {
+	e, bins := ECE([]float64{0.05, 0.05, 0.95, 0.95}, []float64{0, 0, 1, 1}, 10)
+	assert.InDelta(t, 0.05, e, 1e-12)
+	assert.Equal(t, 2, bins[0].N)
+	assert.Equal(t, 2, bins[9].N)
+	e, _ = ECE([]float64{0.9, 0.9}, []float64{0, 0}, 10)
+	assert.InDelta(t, 0.9, e, 1e-12)
+}
+
+func smallBench(t *testing.T, n int, pool []string) *Bench {
+	t.Helper()
+	w, err := synthetic.Generate(synthetic.Config{Seed: 4, Prompts: n})
+	require.NoError(t, err)
+	ds := &datasets.Dataset{Catalogue: w.Catalogue, Prompts: w.Prompts, Outcomes: w.Outcomes}
+	spec := features.DefaultSpec()
+	spec.Buckets = 1 << 14
+	ext, err := features.NewExtractor(spec)
+	require.NoError(t, err)
+	b, err := NewBench(ds, pool, ext)
+	require.NoError(t, err)
+	return b
+}
+
+func smallConfig(spec features.Spec) Config {
+	s := training.DefaultSettings()
+	s.EmbeddingDim, s.Hidden, s.Epochs = 8, 16, 4
+	return Config{TestShare: 0.3, Salt: "eval", Lambdas: 20,
+		Learned:   &Learned{Trainer: training.Trainer{Settings: s}, Spec: spec},
+		Baselines: []Predictor{&PerTask{}, &KNN{K: 10}, &Logistic{Epochs: 2, LR: 0.05, Seed: 1}}}
+}
+
+func TestRunReportsEveryRouterAndTheFiguresRecomputeFromDecisions(t *testing.T) {
+	b := smallBench(t, 800, nil)
+	cfg := smallConfig(features.Spec{})
+	cfg.Learned.Spec = features.DefaultSpec()
+	cfg.Learned.Spec.Buckets = 1 << 14
+	var dec bytes.Buffer
+	cfg.Decisions = &dec
+	rep, err := Run(context.Background(), b, cfg)
+	require.NoError(t, err)
+	require.Len(t, rep.Folds, 1)
+	f := rep.Folds[0]
+	kinds := map[string]int{}
+	byName := map[string]RouterResult{}
+	for _, r := range f.Routers {
+		kinds[r.Kind]++
+		byName[r.Name] = r
+	}
+	assert.Equal(t, map[string]int{"learned": 1, "baseline": 3, "single": 7, "mixing": 1, "oracle": 1}, kinds)
+	oracle := byName["oracle"].AIQ
+	for _, r := range f.Routers {
+		assert.LessOrEqual(t, r.AIQ, oracle+1e-12, "%s beats the oracle", r.Name)
+		assert.True(t, r.AIQ >= 0 && r.AIQ <= 1)
+	}
+	assert.Greater(t, byName["learned"].AIQ, byName["open-8b-selfhosted"].AIQ)
+	assert.Len(t, f.Calibration, 7)
+	assert.Nil(t, byName["learned"].APGR, "APGR only for two-model pools")
+
+	// every figure recomputes from the decisions and the ground truth
+	rows, err := csv.NewReader(&dec).ReadAll()
+	require.NoError(t, err)
+	require.Equal(t, []string{"prompt_id", "setting", "model"}, rows[0])
+	idx := map[string]int{}
+	for i, id := range b.PromptIDs {
+		idx[id] = i
+	}
+	col := map[string]int{}
+	for j, m := range b.Models {
+		col[m] = j
+	}
+	type acc struct{ cost, q, n float64 }
+	sums := map[string]*acc{}
+	for _, r := range rows[1:] {
+		a := sums[r[1]]
+		if a == nil {
+			a = &acc{}
+			sums[r[1]] = a
+		}
+		i, j := idx[r[0]], col[r[2]]
+		a.cost += b.Cost[i][j]
+		a.q += b.Quality[i][j]
+		a.n++
+	}
+	checked := 0
+	for _, r := range f.Routers {
+		if r.Kind == "mixing" {
+			continue
+		}
+		for _, p := range r.Points {
+			a := sums[p.Setting]
+			require.NotNil(t, a, "no decisions for %s", p.Setting)
+			assert.Equal(t, float64(f.TestPrompts), a.n)
+			assert.InDelta(t, p.Cost, a.cost/a.n, 1e-12, p.Setting)
+			assert.InDelta(t, p.Quality, a.q/a.n, 1e-12, p.Setting)
+			checked++
+		}
+	}
+	assert.Greater(t, checked, 100)
+}
+
+func TestRunTwoModelPoolReportsAPGRAndFolds(t *testing.T) {
+	b := smallBench(t, 600, []string{"mini", "opus-class"})
+	cfg := smallConfig(features.Spec{})
+	cfg.Learned.Spec = features.DefaultSpec()
+	cfg.Learned.Spec.Buckets = 1 << 14
+	cfg.Folds = 3
+	rep, err := Run(context.Background(), b, cfg)
+	require.NoError(t, err)
+	require.True(t, rep.TwoModel)
+	require.Len(t, rep.Folds, 3)
+	test := 0
+	for _, f := range rep.Folds {
+		test += f.TestPrompts
+	}
+	assert.Equal(t, rep.Prompts, test, "every prompt is tested exactly once")
+	for _, s := range rep.Summaries {
+		require.NotNil(t, s.APGR, s.Name)
+		assert.True(t, s.APGR.Mean >= 0 && s.APGR.Mean <= 1, s.Name)
+		assert.False(t, math.IsNaN(s.AIQ.Std))
+		if s.Kind == "oracle" {
+			assert.Greater(t, s.APGR.Mean, 0.9, "the oracle recovers the gap almost for free")
+		}
+	}
+}
+
+func TestNewBenchRestrictsToCompletePrompts(t *testing.T) {
+	w, err := synthetic.Generate(synthetic.Config{Seed: 4, Prompts: 50})
+	require.NoError(t, err)
+	// drop one outcome: that prompt leaves the bench
+	var out []datasets.OutcomeRecord
+	for _, o := range w.Outcomes {
+		if !(o.PromptID == w.Prompts[0].PromptID && o.Model == "mini") {
+			out = append(out, o)
+		}
+	}
+	ds := &datasets.Dataset{Catalogue: w.Catalogue, Prompts: w.Prompts, Outcomes: out}
+	ext, err := features.NewExtractor(features.DefaultSpec())
+	require.NoError(t, err)
+	b, err := NewBench(ds, []string{"mini", "flash"}, ext)
+	require.NoError(t, err)
+	assert.Equal(t, 49, len(b.PromptIDs))
+	assert.Equal(t, 1, b.Dropped)
+	_, err = NewBench(ds, []string{"mini"}, ext)
+	require.ErrorContains(t, err, "at least two")
+	_, err = NewBench(ds, []string{"mini", "gpt-9"}, ext)
+	require.ErrorContains(t, err, "gpt-9")
+}
