@@ -84,14 +84,15 @@ type Progress interface {
 
 // Result is what a training run reports besides the model.
 type Result struct {
-	Epochs     int                           // epochs run
-	BestEpoch  int                           // epoch whose weights were kept
-	TrainLoss  float64                       // at the best epoch
-	ValLoss    float64                       // at the best epoch
-	Validation map[string]classifier.Metrics // per model, on the validation examples
-	Duration   time.Duration
-	Examples   int // training examples
-	PerSecond  float64
+	Epochs       int                           // epochs run
+	BestEpoch    int                           // epoch whose weights were kept
+	TrainLoss    float64                       // at the best epoch
+	ValLoss      float64                       // at the best epoch
+	PriorValLoss float64                       // validation loss of the per-task prior alone (epoch 0)
+	Validation   map[string]classifier.Metrics // per model, on the validation examples
+	Duration     time.Duration
+	Examples     int // training examples
+	PerSecond    float64
 }
 
 // Trainer fits a classifier.Model. It is configured, not stateful: Train may
@@ -136,6 +137,7 @@ func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string
 	if len(val) > 0 { // epoch 0: the prior alone, which training must beat
 		res.ValLoss = Loss(m, obj, val)
 		res.TrainLoss = Loss(m, obj, train)
+		res.PriorValLoss = res.ValLoss
 	}
 	order := make([]int, len(train))
 	for i := range order {

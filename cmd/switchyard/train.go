@@ -64,6 +64,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "trained on %d prompts (%d held out for validation) in %d epochs (best %d), %.0f examples/s\n",
 		res.Examples, totalN(res), res.Epochs, res.BestEpoch, res.PerSecond)
+	fmt.Fprintf(stdout, "validation loss %.4f (the per-task prior alone: %.4f)\n", res.ValLoss, res.PriorValLoss)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "model\tval AUC\tval Brier\tval mean quality\tval n\texp. output tokens\t")
 	for _, name := range m.Meta.Models {
