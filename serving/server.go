@@ -7,10 +7,12 @@ package serving
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -25,8 +27,9 @@ import (
 
 // Config holds the server's settings.
 type Config struct {
-	MaxBodyBytes int64 // request bodies above this answer 413
-	KeepPrompts  bool  // write prompt text to the decision log (else only its SHA-256)
+	MaxBodyBytes int64  // request bodies above this answer 413
+	KeepPrompts  bool   // write prompt text to the decision log (else only its SHA-256)
+	ExploreSeed  uint64 // exploration draws are a hash of this seed and the decision id
 }
 
 // DefaultConfig returns the server defaults.
@@ -100,6 +103,8 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
+	id := s.newDecisionID()
+	pr.Draw = Draw(s.cfg.ExploreSeed, id)
 	d, err := router.Route(pr)
 	if err != nil {
 		var unknown *policy.UnknownModelError
@@ -114,7 +119,6 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 		}
 		return
 	}
-	id := s.newDecisionID()
 	resp := RouteResponse{
 		DecisionID: id, RequestID: body.RequestID, Model: d.Chosen, Cleared: d.Cleared, QualityBar: d.QualityBar,
 		Candidates: d.Options, Fallbacks: make([]string, len(d.Fallbacks)), Propensity: d.Propensity,
@@ -156,6 +160,17 @@ func (s *Server) record(id string, at time.Time, body *RouteRequest, prompt stri
 		rec.Candidates[i] = datasets.Candidate{Model: o.Model, PredictedQuality: o.PredictedQuality, ExpectedCostUSD: o.ExpectedCostUSD}
 	}
 	return rec
+}
+
+// Draw is the uniform number in [0,1) that exploration uses for a decision:
+// a hash of the seed and the decision id, so a decision reproduces.
+func Draw(seed uint64, decisionID string) float64 {
+	h := fnv.New64a()
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], seed)
+	h.Write(b[:])
+	h.Write([]byte(decisionID))
+	return float64(h.Sum64()>>11) / (1 << 53)
 }
 
 func (s *Server) newDecisionID() string {

@@ -15,11 +15,12 @@ import (
 
 // Config is a named, versioned routing policy.
 type Config struct {
-	Name       string   `json:"name"`
-	Version    string   `json:"version"`
-	QualityBar float64  `json:"quality_bar"`      // default bar when a request names none
-	Lambda     *float64 `json:"lambda,omitempty"` // when set, the trade-off rule argmax quality − λ·cost, unless a request names a bar
-	Candidates []string `json:"candidates"`       // default candidates; empty means every model of the predictor
+	Name        string      `json:"name"`
+	Version     string      `json:"version"`
+	QualityBar  float64     `json:"quality_bar"`      // default bar when a request names none
+	Lambda      *float64    `json:"lambda,omitempty"` // when set, the trade-off rule argmax quality − λ·cost, unless a request names a bar
+	Exploration Exploration `json:"exploration"`
+	Candidates  []string    `json:"candidates"` // default candidates; empty means every model of the predictor
 }
 
 // Request is one routing request as the router sees it.
@@ -28,12 +29,18 @@ type Request struct {
 	QualityBar *float64 // nil: the policy's bar
 	Candidates []string // nil: the policy's candidates
 	MaxCostUSD float64  // 0: no limit
+	// Draw is a uniform number in [0,1) that exploration samples with; the
+	// caller derives it from a seed, so decisions reproduce.
+	Draw float64
 }
 
 // Decision is the router's answer for one request.
 type Decision struct {
-	Options          []Option // every candidate considered, in candidate order
-	Choice                    // the rule's pick among Options
+	Options          []Option  // every candidate considered, in candidate order
+	Choice                     // the pick among Options (after exploration)
+	Probs            []float64 // probability of each option under the policy; Probs[Index] is the propensity
+	Greedy           int       // the rule's own pick before exploration
+	Explored         bool      // Index differs from Greedy
 	Chosen           string
 	QualityBar       float64
 	InputTokens      int
@@ -88,6 +95,9 @@ func NewRouter(ext *features.Extractor, scorer classifier.Scorer, meta classifie
 	}
 	if l := cfg.Lambda; l != nil && (math.IsNaN(*l) || *l < 0) {
 		return nil, fmt.Errorf("router: policy %s: lambda %v must be non-negative", cfg.Name, *l)
+	}
+	if err := cfg.Exploration.Validate(); err != nil {
+		return nil, fmt.Errorf("router: policy %s: %w", cfg.Name, err)
 	}
 	r := &Router{ext: ext, scorer: scorer, meta: meta, cfg: cfg, index: map[string]int{}}
 	var tokSum float64
@@ -164,6 +174,40 @@ func (r *Router) ExpectedCostUSD(i int, inputTokens int) float64 {
 
 // Route decides one request.
 func (r *Router) Route(req Request) (Decision, error) {
+	d, err := r.Score(req)
+	if err != nil {
+		return Decision{}, err
+	}
+	rule := Rule{QualityBar: d.QualityBar, Lambda: r.cfg.Lambda}
+	if req.QualityBar != nil {
+		rule.Lambda = nil // a request's own bar wins over the policy's trade-off
+	}
+	c, err := rule.Choose(d.Options, req.MaxCostUSD)
+	if err != nil {
+		return Decision{}, err
+	}
+	d.Greedy = c.Index
+	d.Probs = r.cfg.Exploration.Distribution(d.Options, c, req.MaxCostUSD)
+	if pick := Sample(d.Probs, req.Draw); pick != c.Index {
+		// the explored option leads; the rule's order follows for fallbacks
+		fb := []int{c.Index}
+		for _, i := range c.Fallbacks {
+			if i != pick {
+				fb = append(fb, i)
+			}
+		}
+		c.Index, c.Fallbacks, c.Cleared = pick, fb, d.Options[pick].PredictedQuality >= d.QualityBar
+		d.Explored = true
+	}
+	c.Propensity = d.Probs[c.Index]
+	d.Choice = c
+	d.Chosen = d.Options[c.Index].Model
+	return d, nil
+}
+
+// Score computes a request's options (every candidate's predicted quality
+// and expected cost) and the bar that applies, without choosing.
+func (r *Router) Score(req Request) (Decision, error) {
 	idx := r.defaultIdx
 	if req.Candidates != nil {
 		var err error
@@ -180,6 +224,9 @@ func (r *Router) Route(req Request) (Decision, error) {
 	}
 	if req.MaxCostUSD < 0 || math.IsNaN(req.MaxCostUSD) {
 		return Decision{}, fmt.Errorf("max_cost_usd %v must be non-negative", req.MaxCostUSD)
+	}
+	if !(req.Draw >= 0 && req.Draw < 1) {
+		return Decision{}, fmt.Errorf("draw %v outside [0,1)", req.Draw)
 	}
 	ws := r.pool.Get().(*workspace)
 	defer r.pool.Put(ws)
@@ -200,16 +247,6 @@ func (r *Router) Route(req Request) (Decision, error) {
 	for k, i := range idx {
 		d.Options[k] = Option{Model: r.meta.Models[i], PredictedQuality: float64(ws.scores[i]), ExpectedCostUSD: r.ExpectedCostUSD(i, in)}
 	}
-	rule := Rule{QualityBar: bar, Lambda: r.cfg.Lambda}
-	if req.QualityBar != nil {
-		rule.Lambda = nil // a request's own bar wins over the policy's trade-off
-	}
-	c, err := rule.Choose(d.Options, req.MaxCostUSD)
-	if err != nil {
-		return Decision{}, err
-	}
-	d.Choice = c
-	d.Chosen = d.Options[c.Index].Model
 	return d, nil
 }
 

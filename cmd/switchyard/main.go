@@ -35,6 +35,8 @@ func commands() []command {
 		{"serve", "serve POST /v1/route over HTTP", runServe},
 		{"route", "decide one prompt and print the decision as JSON", runRoute},
 		{"eval", "evaluate the learned router against baselines on a full-information benchmark", runEval},
+		{"calibrate", "pick the quality bar or lambda that meets a cost, traffic-share or quality target", runCalibrate},
+		{"ope", "estimate a policy's quality and cost off-policy from exploration logs", runOPE},
 	}
 }
 

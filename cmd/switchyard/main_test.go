@@ -210,3 +210,29 @@ func TestEvalWritesTableReportPlotsAndDecisions(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(string(b), "prompt_id,setting,model\n"))
 }
+
+func TestCalibrateWritesAPolicyThatServeReads(t *testing.T) {
+	data, model := trained(t)
+	cat := filepath.Join(data, "catalogue.csv")
+	pol := filepath.Join(t.TempDir(), "policy.json")
+	o, err := run(t, "calibrate", "--data", data, "--model", model, "--catalogue", cat, "--scorer", "go",
+		"--validation-share", "1", "--budget-per-1k", "0.5", "--policy-out", pol)
+	require.NoError(t, err, o)
+	assert.Contains(t, o, "chosen: bar=")
+	assert.Contains(t, o, "per 1,000 requests")
+	b, err := os.ReadFile(pol)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"quality_bar"`)
+
+	// an impossible target names the nearest setting
+	o, err = run(t, "calibrate", "--data", data, "--policy-file", pol, "--scorer", "go", "--budget-per-1k", "1e-9")
+	require.Error(t, err)
+	assert.Contains(t, o, "no bar setting meets the target")
+
+	// the route command (like serve) takes the policy file
+	o, err = run(t, "route", "--policy-file", pol, "--scorer", "go", "hello there")
+	require.NoError(t, err, o)
+	var d map[string]any
+	require.NoError(t, json.Unmarshal([]byte(o), &d))
+	assert.Equal(t, "default", d["policy"])
+}

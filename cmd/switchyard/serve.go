@@ -20,11 +20,12 @@ import (
 
 // routerFlags are the flags serve and route share to build a router.
 type routerFlags struct {
-	model, catalogue, scorer, ortLib, policyName, candidates string
-	bar                                                      float64
+	model, catalogue, scorer, ortLib, policyName, candidates, policyFile string
+	bar                                                                  float64
 }
 
 func (f *routerFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.policyFile, "policy-file", "", "policy JSON (from 'switchyard calibrate'): predictor, catalogue, bar or lambda, candidates; replaces the flags below")
 	fs.StringVar(&f.model, "model", "", "ONNX predictor written by 'switchyard train'")
 	fs.StringVar(&f.catalogue, "catalogue", "", "model catalogue CSV (prices)")
 	fs.StringVar(&f.scorer, "scorer", serving.ScorerONNX, "scorer: onnx (ONNX Runtime) or go (pure-Go forward pass)")
@@ -34,17 +35,32 @@ func (f *routerFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.bar, "quality-bar", 0.8, "default quality bar in [0,1] when a request names none")
 }
 
-func (f *routerFlags) load() (*policy.Router, *datasets.Catalogue, io.Closer, error) {
-	if f.model == "" || f.catalogue == "" {
-		return nil, nil, nil, errors.New("--model and --catalogue are required")
+// policy returns the policy to serve: the policy file's, or the flags'.
+func (f *routerFlags) policy() (*policy.File, error) {
+	if f.policyFile != "" {
+		if f.model != "" || f.catalogue != "" {
+			return nil, errors.New("give --policy-file or --model and --catalogue, not both")
+		}
+		return policy.ReadFile(f.policyFile)
 	}
-	cat, err := datasets.ReadCatalogue(f.catalogue)
+	if f.model == "" || f.catalogue == "" {
+		return nil, errors.New("--model and --catalogue (or --policy-file) are required")
+	}
+	return &policy.File{Config: policy.Config{Name: f.policyName, Version: "1", QualityBar: f.bar, Candidates: splitList(f.candidates)},
+		Predictor: f.model, Catalogue: f.catalogue}, nil
+}
+
+func (f *routerFlags) load() (*policy.Router, *datasets.Catalogue, io.Closer, error) {
+	pf, err := f.policy()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cat, err := datasets.ReadCatalogue(pf.Catalogue)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	r, sc, err := serving.LoadRouter(serving.LoadOptions{
-		ModelPath: f.model, Catalogue: cat, Scorer: f.scorer, RuntimeLib: f.ortLib,
-		Policy: policy.Config{Name: f.policyName, Version: "1", QualityBar: f.bar, Candidates: splitList(f.candidates)},
+		ModelPath: pf.Predictor, Catalogue: cat, Scorer: f.scorer, RuntimeLib: f.ortLib, Policy: pf.Config,
 	})
 	if err != nil {
 		return nil, nil, nil, err

@@ -1,0 +1,96 @@
+package policy_test
+
+import (
+	"math"
+	"math/rand"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"switchyard/classifier"
+	"switchyard/classifier/policy"
+	"switchyard/datasets"
+	"switchyard/features"
+)
+
+func testRouter(t *testing.T, exp policy.Exploration) *policy.Router {
+	t.Helper()
+	spec := features.DefaultSpec()
+	spec.Buckets = 1 << 10
+	models := []string{"cheap", "mid", "dear", "top"}
+	m, err := classifier.NewModel(spec, models, 4, 4)
+	require.NoError(t, err)
+	m.Init(rand.New(rand.NewSource(1)))
+	for j := range m.B2 {
+		m.B2[j] = float32(j) // dearer models predicted better
+	}
+	m.Meta.OutputTokens = map[string]float64{"cheap": 100, "mid": 100, "dear": 100, "top": 100}
+	cat, err := datasets.NewCatalogue([]datasets.ModelPrice{
+		{Name: "cheap", InputUSDPerMTok: 0.1, OutputUSDPerMTok: 0.1}, {Name: "mid", InputUSDPerMTok: 1, OutputUSDPerMTok: 1},
+		{Name: "dear", InputUSDPerMTok: 10, OutputUSDPerMTok: 10}, {Name: "top", InputUSDPerMTok: 100, OutputUSDPerMTok: 100}})
+	require.NoError(t, err)
+	sc, err := classifier.NewGoScorer(m)
+	require.NoError(t, err)
+	ext, err := features.NewExtractor(spec)
+	require.NoError(t, err)
+	r, err := policy.NewRouter(ext, sc, m.Meta, cat, policy.Config{Name: "p", QualityBar: 0.8, Exploration: exp})
+	require.NoError(t, err)
+	return r
+}
+
+func TestEpsilonGreedyPropensitiesMatchChoiceFrequencies(t *testing.T) {
+	r := testRouter(t, policy.Exploration{Strategy: policy.ExploreEpsilonGreedy, Epsilon: 0.3})
+	rng := rand.New(rand.NewSource(42))
+	const n = 20000
+	counts := map[string]int{}
+	var probs map[string]float64
+	for i := 0; i < n; i++ {
+		d, err := r.Route(policy.Request{Input: features.Input{Prompt: "one fixed context"}, Draw: rng.Float64()})
+		require.NoError(t, err)
+		counts[d.Chosen]++
+		if probs == nil {
+			probs = map[string]float64{}
+			for k, o := range d.Options {
+				probs[o.Model] = d.Probs[k]
+			}
+		}
+		assert.InDelta(t, probs[d.Chosen], d.Propensity, 1e-12, "logged propensity is the chosen model's probability")
+		assert.Equal(t, d.Chosen != d.Options[d.Greedy].Model, d.Explored)
+	}
+	var sum float64
+	for m, p := range probs {
+		sum += p
+		freq := float64(counts[m]) / n
+		se := math.Sqrt(p * (1 - p) / n)
+		assert.InDelta(t, p, freq, 4*se+1e-9, "model %s", m)
+	}
+	assert.InDelta(t, 1, sum, 1e-12)
+	assert.InDelta(t, 0.3/4+0.7, probs["dear"], 1e-12, "bar 0.8 is first cleared by 'dear'")
+}
+
+func TestExplorationStaysWithinCandidatesAndBudget(t *testing.T) {
+	r := testRouter(t, policy.Exploration{Strategy: policy.ExploreEpsilonGreedy, Epsilon: 1})
+	rng := rand.New(rand.NewSource(7))
+	for i := 0; i < 2000; i++ {
+		d, err := r.Route(policy.Request{Input: features.Input{Prompt: "x"}, Candidates: []string{"cheap", "mid", "top"},
+			MaxCostUSD: 1e-3, Draw: rng.Float64()})
+		require.NoError(t, err)
+		assert.Contains(t, []string{"cheap", "mid"}, d.Chosen, "top is over budget and dear is not a candidate")
+		assert.InDelta(t, 0.5, d.Propensity, 1e-12)
+	}
+}
+
+func TestNoExplorationIsDeterministic(t *testing.T) {
+	r := testRouter(t, policy.Exploration{})
+	for _, u := range []float64{0, 0.5, 0.999} {
+		d, err := r.Route(policy.Request{Input: features.Input{Prompt: "x"}, Draw: u})
+		require.NoError(t, err)
+		assert.Equal(t, 1.0, d.Propensity)
+		assert.False(t, d.Explored)
+	}
+	_, err := r.Route(policy.Request{Input: features.Input{Prompt: "x"}, Draw: 1})
+	require.Error(t, err)
+	assert.Error(t, policy.Exploration{Strategy: "thompson-ish"}.Validate())
+	assert.Error(t, policy.Exploration{Strategy: policy.ExploreEpsilonGreedy, Epsilon: 2}.Validate())
+}

@@ -1,0 +1,91 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+)
+
+// File is a policy as stored on disk: its Config plus the predictor and
+// catalogue it routes with. `switchyard calibrate` writes it and
+// `switchyard serve --policy` reads it. Relative paths are relative to the
+// file's folder.
+type File struct {
+	Config
+	Predictor string `json:"predictor"` // ONNX predictor
+	Catalogue string `json:"catalogue"` // model catalogue CSV
+	// Note records how the setting was chosen (for people; not read).
+	Note string `json:"note,omitempty"`
+}
+
+// Validate checks the fields that do not need the files.
+func (f *File) Validate() error {
+	switch {
+	case f.Name == "":
+		return errors.New("policy: name is empty")
+	case math.IsNaN(f.QualityBar) || f.QualityBar < 0 || f.QualityBar > 1:
+		return fmt.Errorf("policy %s: quality_bar %v outside [0,1]", f.Name, f.QualityBar)
+	case f.Lambda != nil && (math.IsNaN(*f.Lambda) || *f.Lambda < 0):
+		return fmt.Errorf("policy %s: lambda %v must be non-negative", f.Name, *f.Lambda)
+	case f.Predictor == "":
+		return fmt.Errorf("policy %s: predictor is empty", f.Name)
+	case f.Catalogue == "":
+		return fmt.Errorf("policy %s: catalogue is empty", f.Name)
+	}
+	return nil
+}
+
+// ReadFile reads and validates a policy file, resolving its paths.
+func ReadFile(path string) (*File, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	var f File
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("read policy %s: %w", path, err)
+	}
+	if err := f.Validate(); err != nil {
+		return nil, fmt.Errorf("read policy %s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	for _, p := range []*string{&f.Predictor, &f.Catalogue} {
+		if !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	return &f, nil
+}
+
+// WriteFile writes f as indented JSON, atomically.
+func WriteFile(path string, f *File) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write policy: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".policy-*.tmp")
+	if err != nil {
+		return fmt.Errorf("write policy: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write policy %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write policy %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write policy %s: %w", path, err)
+	}
+	return nil
+}

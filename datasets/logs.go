@@ -1,0 +1,55 @@
+package datasets
+
+import (
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// ReadLogDir reads every decision log file (decisions*.parquet) and outcome
+// log file (outcomes*.parquet) under dir, in any sub-folder (for example
+// Hive-style dt=/hour= partitions), in path order. Temporary files of
+// writers still at work (names starting with ".") are skipped.
+func ReadLogDir(dir string) ([]DecisionRecord, []OutcomeRecord, error) {
+	var dpaths, opaths []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() || strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".parquet") {
+			return nil
+		}
+		switch {
+		case strings.HasPrefix(name, "decisions"):
+			dpaths = append(dpaths, path)
+		case strings.HasPrefix(name, "outcomes"):
+			opaths = append(opaths, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read logs %s: %w", dir, err)
+	}
+	sort.Strings(dpaths)
+	sort.Strings(opaths)
+	var decisions []DecisionRecord
+	for _, p := range dpaths {
+		rows, err := ReadDecisions(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		decisions = append(decisions, rows...)
+	}
+	var outcomes []OutcomeRecord
+	for _, p := range opaths {
+		rows, err := ReadOutcomes(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		outcomes = append(outcomes, rows...)
+	}
+	return decisions, outcomes, nil
+}

@@ -1,0 +1,91 @@
+package experiments
+
+import (
+	"fmt"
+
+	"switchyard/classifier/policy"
+	"switchyard/datasets"
+	"switchyard/experiments/ope"
+)
+
+// JoinStats counts what happened to the logged decisions while building
+// off-policy records.
+type JoinStats struct {
+	Decisions     int // decisions read
+	WithOutcome   int // decisions with an outcome of the chosen model
+	Used          int // records built
+	NoPrompt      int // skipped: the prompt was not kept (hash only)
+	NotCandidates int // skipped: the target cannot score the logged candidates
+	LoggedReward  float64
+	LoggedCost    float64 // the logging policy's own average quality and cost on Used
+}
+
+// OffPolicyRecords joins logged decisions with the outcome of their chosen
+// model and asks target what it would have done in each logged context: its
+// choice among the logged candidates (Target, one-hot since the rule is
+// deterministic) and its predictor's quality and expected cost of each
+// candidate (the direct model for doubly robust estimates). Decisions
+// without an outcome, without prompt text, or with candidates the target
+// does not score are skipped and counted.
+func OffPolicyRecords(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRecord, target *policy.Router) ([]ope.Record, JoinStats, error) {
+	st := JoinStats{Decisions: len(decisions)}
+	type obs struct{ q, c float64 }
+	byDecision := make(map[string]obs, len(outcomes))
+	for _, o := range outcomes {
+		if o.DecisionID == "" || o.Source == datasets.SourceShadow {
+			continue
+		}
+		byDecision[o.DecisionID+"\x00"+o.Model] = obs{o.Quality, o.CostUSD}
+	}
+	scores := map[string]bool{}
+	for _, m := range target.Models() {
+		scores[m] = true
+	}
+	var recs []ope.Record
+	for _, d := range decisions {
+		o, ok := byDecision[d.DecisionID+"\x00"+d.Chosen]
+		if !ok {
+			continue
+		}
+		st.WithOutcome++
+		if d.Prompt == "" {
+			st.NoPrompt++
+			continue
+		}
+		cands := make([]string, len(d.Candidates))
+		logged, usable := -1, true
+		for i, c := range d.Candidates {
+			cands[i] = c.Model
+			if c.Model == d.Chosen {
+				logged = i
+			}
+			usable = usable && scores[c.Model]
+		}
+		if logged < 0 {
+			return nil, st, fmt.Errorf("decision %s: chosen model %q is not among its candidates", d.DecisionID, d.Chosen)
+		}
+		if !usable {
+			st.NotCandidates++
+			continue
+		}
+		dec, err := target.Route(policy.Request{Input: inputOf(d), Candidates: cands})
+		if err != nil {
+			return nil, st, fmt.Errorf("decision %s: target policy: %w", d.DecisionID, err)
+		}
+		r := ope.Record{Logged: logged, Propensity: d.Propensity, Reward: o.q, Cost: o.c,
+			Target: make([]float64, len(cands)), PredReward: make([]float64, len(cands)), PredCost: make([]float64, len(cands))}
+		r.Target[dec.Index] = 1
+		for i, op := range dec.Options {
+			r.PredReward[i], r.PredCost[i] = op.PredictedQuality, op.ExpectedCostUSD
+		}
+		recs = append(recs, r)
+		st.LoggedReward += o.q
+		st.LoggedCost += o.c
+	}
+	st.Used = len(recs)
+	if st.Used > 0 {
+		st.LoggedReward /= float64(st.Used)
+		st.LoggedCost /= float64(st.Used)
+	}
+	return recs, st, nil
+}

@@ -1,0 +1,150 @@
+package experiments_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"switchyard/classifier"
+	"switchyard/classifier/policy"
+	"switchyard/datasets"
+	"switchyard/datasets/synthetic"
+	"switchyard/experiments"
+	"switchyard/experiments/ope"
+	"switchyard/features"
+	"switchyard/training"
+)
+
+// TestOffPolicyEstimateFromSimulatedLogsCoversTheTruth logs an
+// epsilon-greedy policy's decisions on a full-information benchmark as
+// Parquet (revealing only the chosen model's outcome), then estimates another
+// policy's value from those logs and compares with its true value.
+func TestOffPolicyEstimateFromSimulatedLogsCoversTheTruth(t *testing.T) {
+	w, err := synthetic.Generate(synthetic.Config{Seed: 5, Prompts: 3000})
+	require.NoError(t, err)
+	truth := map[string]datasets.OutcomeRecord{}
+	for _, o := range w.Outcomes {
+		truth[o.PromptID+"/"+o.Model] = o
+	}
+	var trainP, logP []datasets.PromptRecord
+	for _, p := range w.Prompts {
+		if training.InHoldout(p.PromptID, "ope-test", 0.5) {
+			logP = append(logP, p)
+		} else {
+			trainP = append(trainP, p)
+		}
+	}
+	var trainO []datasets.OutcomeRecord
+	inTrain := map[string]bool{}
+	for _, p := range trainP {
+		inTrain[p.PromptID] = true
+	}
+	for _, o := range w.Outcomes {
+		if inTrain[o.PromptID] {
+			trainO = append(trainO, o)
+		}
+	}
+	spec := features.DefaultSpec()
+	spec.Buckets = 1 << 14
+	s := training.DefaultSettings()
+	s.EmbeddingDim, s.Hidden, s.Epochs = 8, 16, 4
+	tr := &training.Trainer{Settings: s}
+	m, _, err := tr.Fit(context.Background(), &datasets.Dataset{Catalogue: w.Catalogue, Prompts: trainP, Outcomes: trainO},
+		training.Job{Spec: spec, ValidationShare: 0.1, SplitSalt: "validation"})
+	require.NoError(t, err)
+
+	newRouter := func(cfg policy.Config) *policy.Router {
+		sc, err := classifier.NewGoScorer(m)
+		require.NoError(t, err)
+		ext, err := features.NewExtractor(spec)
+		require.NoError(t, err)
+		r, err := policy.NewRouter(ext, sc, m.Meta, w.Catalogue, cfg)
+		require.NoError(t, err)
+		return r
+	}
+	logging := newRouter(policy.Config{Name: "logging", QualityBar: 0.7,
+		Exploration: policy.Exploration{Strategy: policy.ExploreEpsilonGreedy, Epsilon: 0.3}})
+	target := newRouter(policy.Config{Name: "target", QualityBar: 0.9})
+
+	rng := rand.New(rand.NewSource(9))
+	var decisions []datasets.DecisionRecord
+	var outcomes []datasets.OutcomeRecord
+	var trueQ, trueC float64
+	for i, p := range logP {
+		in := features.Input{Prompt: p.Prompt, Task: p.Task}
+		d, err := logging.Route(policy.Request{Input: in, Draw: rng.Float64()})
+		require.NoError(t, err)
+		id := fmt.Sprintf("d-%05d", i)
+		rec := datasets.DecisionRecord{DecisionID: id, Prompt: p.Prompt, Task: p.Task, Chosen: d.Chosen, Propensity: d.Propensity, Policy: "logging"}
+		for _, o := range d.Options {
+			rec.Candidates = append(rec.Candidates, datasets.Candidate{Model: o.Model, PredictedQuality: o.PredictedQuality, ExpectedCostUSD: o.ExpectedCostUSD})
+		}
+		decisions = append(decisions, rec)
+		o := truth[p.PromptID+"/"+d.Chosen]
+		outcomes = append(outcomes, datasets.OutcomeRecord{DecisionID: id, Model: d.Chosen, Quality: o.Quality, CostUSD: o.CostUSD, Source: datasets.SourceOnline})
+		td, err := target.Route(policy.Request{Input: in})
+		require.NoError(t, err)
+		trueQ += truth[p.PromptID+"/"+td.Chosen].Quality
+		trueC += truth[p.PromptID+"/"+td.Chosen].CostUSD
+	}
+	trueQ /= float64(len(logP))
+	trueC /= float64(len(logP))
+
+	dir := t.TempDir()
+	part := filepath.Join(dir, "dt=2026-11-26", "hour=10")
+	require.NoError(t, os.MkdirAll(part, 0o755))
+	require.NoError(t, datasets.WriteFile(filepath.Join(part, "decisions-1.parquet"), decisions))
+	require.NoError(t, datasets.WriteFile(filepath.Join(part, "outcomes-1.parquet"), outcomes))
+
+	gotD, gotO, err := datasets.ReadLogDir(dir)
+	require.NoError(t, err)
+	recs, st, err := experiments.OffPolicyRecords(gotD, gotO, target)
+	require.NoError(t, err)
+	assert.Equal(t, len(logP), st.Used)
+	rep, err := ope.Evaluate(recs, ope.Config{Bootstrap: 300, Seed: 1})
+	require.NoError(t, err)
+	dr := rep.Quality[ope.DR]
+	t.Logf("true quality %.4f, DR %.4f [%.4f, %.4f], IPS %.4f; true cost %.6f, DR %.6f [%.6f, %.6f]; ESS %.0f of %d",
+		trueQ, dr.Value, dr.Lo, dr.Hi, rep.Quality[ope.IPS].Value, trueC, rep.Cost[ope.DR].Value, rep.Cost[ope.DR].Lo, rep.Cost[ope.DR].Hi, rep.ESS, rep.N)
+	assert.True(t, dr.Lo <= trueQ && trueQ <= dr.Hi, "DR interval covers the true quality")
+	assert.True(t, rep.Cost[ope.DR].Lo <= trueC && trueC <= rep.Cost[ope.DR].Hi, "DR interval covers the true cost")
+	assert.Less(t, rep.ESS, float64(rep.N))
+	assert.Less(t, dr.StdErr, rep.Quality[ope.IPS].StdErr, "the direct model lowers the variance")
+}
+
+func TestOffPolicyRecordsSkipsWhatCannotBeEvaluated(t *testing.T) {
+	w, err := synthetic.Generate(synthetic.Config{Seed: 1, Prompts: 20})
+	require.NoError(t, err)
+	spec := features.DefaultSpec()
+	spec.Buckets = 1 << 10
+	m, err := classifier.NewModel(spec, []string{"mini", "flash"}, 4, 4)
+	require.NoError(t, err)
+	m.Init(rand.New(rand.NewSource(1)))
+	sc, err := classifier.NewGoScorer(m)
+	require.NoError(t, err)
+	ext, err := features.NewExtractor(spec)
+	require.NoError(t, err)
+	r, err := policy.NewRouter(ext, sc, m.Meta, w.Catalogue, policy.Config{Name: "t", QualityBar: 0.5})
+	require.NoError(t, err)
+	cands := []datasets.Candidate{{Model: "mini"}, {Model: "flash"}}
+	decisions := []datasets.DecisionRecord{
+		{DecisionID: "a", Prompt: "hi", Candidates: cands, Chosen: "mini", Propensity: 0.5},
+		{DecisionID: "b", Prompt: "", PromptSHA256: "x", Candidates: cands, Chosen: "mini", Propensity: 0.5},
+		{DecisionID: "c", Prompt: "hi", Candidates: []datasets.Candidate{{Model: "opus-class"}}, Chosen: "opus-class", Propensity: 1},
+		{DecisionID: "d", Prompt: "no outcome", Candidates: cands, Chosen: "flash", Propensity: 0.5},
+	}
+	outcomes := []datasets.OutcomeRecord{
+		{DecisionID: "a", Model: "mini", Quality: 1}, {DecisionID: "b", Model: "mini", Quality: 1},
+		{DecisionID: "c", Model: "opus-class", Quality: 1}, {DecisionID: "d", Model: "mini", Quality: 1, Source: datasets.SourceShadow},
+	}
+	recs, st, err := experiments.OffPolicyRecords(decisions, outcomes, r)
+	require.NoError(t, err)
+	assert.Len(t, recs, 1)
+	assert.Equal(t, experiments.JoinStats{Decisions: 4, WithOutcome: 3, Used: 1, NoPrompt: 1, NotCandidates: 1, LoggedReward: 1}, st)
+}
