@@ -117,4 +117,3 @@ func runCalibrate(_ context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	return nil
 }
-

@@ -216,4 +216,3 @@ func (s Setting) SortedShares() []string {
 	})
 	return names
 }
-
