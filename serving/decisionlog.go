@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"switchyard/datasets"
+	"switchyard/datasets/logstore"
 )
 
 // DecisionLogConfig sets where and how decisions are written.
@@ -28,7 +29,8 @@ func DefaultDecisionLogConfig(dir string) DecisionLogConfig {
 }
 
 // DecisionLog writes decisions to Parquet files in the background, so that
-// routing never waits for the disk. Each file is written under a temporary
+// routing never waits for the disk, in Hive-style partitions
+// (dt=YYYY-MM-DD/hour=HH) by the time a file was started. Each file is written under a temporary
 // name and renamed when complete: readers see only whole files.
 type DecisionLog struct {
 	cfg     DecisionLogConfig
@@ -98,9 +100,14 @@ func (l *DecisionLog) run() {
 		}
 		if w == nil {
 			l.seq++
-			name := fmt.Sprintf("decisions-%s-%04d.parquet", time.Now().UTC().Format("20060102T150405.000000Z"), l.seq)
-			var err error
-			if w, err = datasets.NewWriter[datasets.DecisionRecord](filepath.Join(l.cfg.Dir, name)); err != nil {
+			now := time.Now().UTC()
+			name := fmt.Sprintf("decisions-%s-%04d.parquet", now.Format("20060102T150405.000000Z"), l.seq)
+			dir := filepath.Join(l.cfg.Dir, logstore.Partition(now))
+			err := os.MkdirAll(dir, 0o755)
+			if err == nil {
+				w, err = datasets.NewWriter[datasets.DecisionRecord](filepath.Join(dir, name))
+			}
+			if err != nil {
 				l.errs.Add(1)
 				l.log.Error("decision log: open file", "err", err, "dropped", len(buf))
 				l.dropped.Add(int64(len(buf)))

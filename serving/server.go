@@ -27,14 +27,15 @@ import (
 
 // Config holds the server's settings.
 type Config struct {
-	MaxBodyBytes int64  // request bodies above this answer 413
-	KeepPrompts  bool   // write prompt text to the decision log (else only its SHA-256)
-	ExploreSeed  uint64 // exploration draws are a hash of this seed and the decision id
+	MaxBodyBytes  int64  // request bodies above this answer 413
+	KeepPrompts   bool   // write prompt text to the decision log (else only its SHA-256)
+	ExploreSeed   uint64 // exploration draws are a hash of this seed and the decision id
+	MaxRemembered int    // decisions remembered for feedback (the most recent)
 }
 
 // DefaultConfig returns the server defaults.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 4 << 20, KeepPrompts: true}
+	return Config{MaxBodyBytes: 4 << 20, KeepPrompts: true, MaxRemembered: 1 << 20}
 }
 
 // DecisionSink receives every decision the server makes.
@@ -48,6 +49,8 @@ type Server struct {
 	router   atomic.Pointer[policy.Router]
 	cat      *datasets.Catalogue
 	sink     DecisionSink
+	outcomes OutcomeSink
+	index    *decisionIndex
 	log      *slog.Logger
 	instance string
 	counter  atomic.Uint64
@@ -55,12 +58,16 @@ type Server struct {
 
 // New returns a server. router may be nil until a model is loaded (then
 // /readyz answers 503 and /v1/route 503).
-func New(cfg Config, router *policy.Router, cat *datasets.Catalogue, sink DecisionSink, log *slog.Logger) (*Server, error) {
+func New(cfg Config, router *policy.Router, cat *datasets.Catalogue, sink DecisionSink, outcomes OutcomeSink, log *slog.Logger) (*Server, error) {
 	var nonce [6]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return nil, fmt.Errorf("server: instance id: %w", err)
 	}
-	s := &Server{cfg: cfg, cat: cat, sink: sink, log: log, instance: hex.EncodeToString(nonce[:])}
+	if cfg.MaxRemembered <= 0 {
+		cfg.MaxRemembered = DefaultConfig().MaxRemembered
+	}
+	s := &Server{cfg: cfg, cat: cat, sink: sink, outcomes: outcomes, log: log, instance: hex.EncodeToString(nonce[:]),
+		index: newDecisionIndex(cfg.MaxRemembered)}
 	if router != nil {
 		s.router.Store(router)
 	}
@@ -75,11 +82,12 @@ func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
 	r.HandleFunc("/v1/route", s.handleRoute).Methods(http.MethodPost)
 	r.HandleFunc("/route", s.handleRoute).Methods(http.MethodPost)
+	r.HandleFunc("/v1/feedback", s.handleFeedback).Methods(http.MethodPost)
 	r.HandleFunc("/healthz", s.handleHealth).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReady).Methods(http.MethodGet)
 	r.HandleFunc("/v1/models", s.handleModels).Methods(http.MethodGet)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusNotFound, &fieldError{msg: "no such endpoint: see /v1/route, /v1/models, /healthz, /readyz"})
+		writeError(w, http.StatusNotFound, &fieldError{msg: "no such endpoint: see /v1/route, /v1/feedback, /v1/models, /healthz, /readyz"})
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, &fieldError{msg: "method " + req.Method + " not allowed here"})
@@ -128,6 +136,7 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 	for i, k := range d.Fallbacks {
 		resp.Fallbacks[i] = d.Options[k].Model
 	}
+	s.index.add(id, d.Chosen)
 	writeJSON(w, http.StatusOK, resp)
 	if s.sink != nil {
 		s.sink.Log(s.record(id, start, body, pr.Input.Prompt, d))

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -18,6 +19,7 @@ import (
 	"switchyard/classifier"
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
+	"switchyard/datasets/logstore"
 	"switchyard/datasets/synthetic"
 	"switchyard/features"
 	"switchyard/serving"
@@ -29,6 +31,7 @@ type fixture struct {
 	model string
 	logs  string
 	dlog  *serving.DecisionLog
+	wal   *logstore.WAL[datasets.OutcomeRecord]
 	srv   *serving.Server
 }
 
@@ -62,10 +65,13 @@ func startServer(t *testing.T, cfg serving.Config, scorer string) *fixture {
 		Policy: policy.Config{Name: "test", Version: "7", QualityBar: 0.6}})
 	require.NoError(t, err)
 	t.Cleanup(func() { sc.Close() })
+	f.wal, _, err = logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: f.logs, Prefix: "outcomes"})
+	require.NoError(t, err)
+	t.Cleanup(func() { f.wal.Close() })
 	lc := serving.DefaultDecisionLogConfig(f.logs)
 	f.dlog, err = serving.NewDecisionLog(lc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
-	f.srv, err = serving.New(cfg, router, cat, f.dlog, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.srv, err = serving.New(cfg, router, cat, f.dlog, f.wal, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	ts := httptest.NewServer(f.srv.Handler()) // a real listener on 127.0.0.1
 	t.Cleanup(ts.Close)
@@ -200,7 +206,7 @@ func TestHealthReadyAndModels(t *testing.T) {
 	}
 
 	// a server with no predictor is alive but not ready
-	empty, err := serving.New(serving.DefaultConfig(), nil, f.cat, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	empty, err := serving.New(serving.DefaultConfig(), nil, f.cat, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	ts := httptest.NewServer(empty.Handler())
 	defer ts.Close()
@@ -229,7 +235,7 @@ func TestEveryDecisionIsWrittenToTheDecisionLog(t *testing.T) {
 		require.Equal(t, http.StatusBadRequest, code)
 		require.NoError(t, f.dlog.Close(context.Background()))
 
-		files, err := filepath.Glob(filepath.Join(f.logs, "*.parquet"))
+		files, err := filepath.Glob(filepath.Join(f.logs, "dt=*", "hour=*", "*.parquet"))
 		require.NoError(t, err)
 		require.NotEmpty(t, files)
 		var recs []datasets.DecisionRecord
@@ -301,4 +307,75 @@ func TestLoadRouterRejectsBrokenInputs(t *testing.T) {
 	_, _, err = serving.LoadRouter(serving.LoadOptions{ModelPath: path, Catalogue: cat, Scorer: serving.ScorerGo,
 		Policy: policy.Config{Name: "p", Candidates: []string{"nope"}}})
 	require.ErrorContains(t, err, `"nope"`)
+}
+
+func TestFeedbackIsStoredOnceAndValidated(t *testing.T) {
+	f := startServer(t, serving.DefaultConfig(), serving.ScorerGo)
+	code, out := post(t, f.url+"/v1/route", `{"prompt":"Tag this ticket: refund please"}`)
+	require.Equal(t, http.StatusOK, code)
+	id, model := out["decision_id"].(string), out["model"].(string)
+
+	body := `{"decision_id":"` + id + `","quality":0.9,"input_tokens":12,"output_tokens":30,"latency_ms":420}`
+	code, first := post(t, f.url+"/v1/feedback", body)
+	require.Equal(t, http.StatusOK, code, first)
+	assert.Equal(t, model, first["model"])
+	p, _ := f.cat.Lookup(model)
+	assert.InDelta(t, p.CostUSD(12, 30), first["cost_usd"], 1e-15, "cost from the chosen model's prices")
+	code, second := post(t, f.url+"/v1/feedback", `{"decision_id":"`+id+`","quality":0.1}`)
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, first, second, "a repeated feedback gets the same answer")
+
+	cases := []struct {
+		name, body, field string
+		code              int
+	}{
+		{"unknown decision", `{"decision_id":"nope","quality":1}`, "decision_id", http.StatusNotFound},
+		{"no decision", `{"quality":1}`, "decision_id", http.StatusBadRequest},
+		{"no quality", `{"decision_id":"` + id + `"}`, "quality", http.StatusBadRequest},
+		{"quality above 1", `{"decision_id":"` + id + `","quality":1.5}`, "quality", http.StatusBadRequest},
+		{"negative tokens", `{"decision_id":"` + id + `","quality":1,"output_tokens":-3}`, "output_tokens", http.StatusBadRequest},
+		{"negative cost", `{"decision_id":"` + id + `","quality":1,"cost_usd":-0.1}`, "cost_usd", http.StatusBadRequest},
+		{"quality as text", `{"decision_id":"` + id + `","quality":"good"}`, "quality", http.StatusBadRequest},
+		{"malformed", `{"decision_id":`, "", http.StatusBadRequest},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out := post(t, f.url+"/v1/feedback", c.body)
+			require.Equal(t, c.code, code, out)
+			if c.field != "" {
+				assert.Equal(t, c.field, out["error"].(map[string]any)["field"])
+			}
+		})
+	}
+
+	require.NoError(t, f.wal.Close())
+	_, outcomes, err := datasets.ReadLogDir(f.logs)
+	require.NoError(t, err)
+	require.Len(t, outcomes, 1, "stored once")
+	assert.Equal(t, id, outcomes[0].DecisionID)
+	assert.Equal(t, 0.9, outcomes[0].Quality)
+	assert.Equal(t, datasets.SourceOnline, outcomes[0].Source)
+	assert.Equal(t, int64(30), outcomes[0].OutputTokens)
+}
+
+func TestConcurrentFeedbackForOneDecisionIsStoredOnce(t *testing.T) {
+	f := startServer(t, serving.DefaultConfig(), serving.ScorerGo)
+	_, out := post(t, f.url+"/v1/route", `{"prompt":"x"}`)
+	id := out["decision_id"].(string)
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Post(f.url+"/v1/feedback", "application/json", strings.NewReader(`{"decision_id":"`+id+`","quality":1}`))
+			if err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, f.wal.Close())
+	_, outcomes, err := datasets.ReadLogDir(f.logs)
+	require.NoError(t, err)
+	assert.Len(t, outcomes, 1)
 }

@@ -14,6 +14,7 @@ import (
 
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
+	"switchyard/datasets/logstore"
 	"switchyard/features"
 	"switchyard/serving"
 )
@@ -78,6 +79,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	keepPrompts := fs.Bool("log-prompts", true, "write prompt text to the decision log (false: only its SHA-256)")
 	maxBody := fs.Int64("max-body-bytes", serving.DefaultConfig().MaxBodyBytes, "largest request body accepted")
 	debug := fs.Bool("debug", false, "log every request")
+	exploreSeed := fs.Uint64("explore-seed", 1, "seed of the exploration draws (a hash of it and the decision id)")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
@@ -87,16 +89,30 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer closer.Close()
+	outcomes, recovered, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: *logs, Prefix: "outcomes",
+		MaxBytes: 64 << 20, MaxAge: 10 * time.Minute, Log: log})
+	if err != nil {
+		return fmt.Errorf("serve: outcome log: %w", err)
+	}
+	if recovered > 0 {
+		log.Info("recovered outcomes from the write-ahead log", "records", recovered)
+	}
+	pastDecisions, pastOutcomes, err := datasets.ReadLogDir(*logs)
+	if err != nil {
+		return fmt.Errorf("serve: read earlier logs: %w", err)
+	}
 	dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(*logs), log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	cfg := serving.DefaultConfig()
 	cfg.KeepPrompts, cfg.MaxBodyBytes = *keepPrompts, *maxBody
-	srv, err := serving.New(cfg, router, cat, dlog, log)
+	cfg.ExploreSeed = *exploreSeed
+	srv, err := serving.New(cfg, router, cat, dlog, outcomes, log)
 	if err != nil {
 		return err
 	}
+	srv.RememberDecisions(pastDecisions, pastOutcomes)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -121,6 +137,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if err := dlog.Close(sctx); err != nil {
 		return err
+	}
+	if err := outcomes.Close(); err != nil {
+		return fmt.Errorf("serve: close outcome log: %w", err)
 	}
 	written, dropped, werrs := dlog.Stats()
 	log.Info("stopped", "decisions_logged", written, "decisions_dropped", dropped, "write_errors", werrs)
