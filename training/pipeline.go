@@ -13,35 +13,82 @@ import (
 	"switchyard/features"
 )
 
-// Job is one training run over a dataset.
+// Job is one training run over a dataset, logs, or both.
 type Job struct {
 	Models          []string // pool, in output order; empty: every catalogue model with outcomes
 	Spec            features.Spec
 	ValidationShare float64 // share of prompts held out for early stopping and metrics
 	SplitSalt       string  // salt of the split by prompt id
 	Now             func() time.Time
+	// Logs, when set, adds bandit feedback from decision and outcome logs,
+	// weighted by clipped, normalised inverse propensities (see FromLogs).
+	Logs *Logs
+	// Catalogue is needed when there is no dataset (logs only).
+	Catalogue *datasets.Catalogue
 }
 
-// Fit joins the dataset, splits it by prompt, trains and fills the model's
-// metadata (expected output tokens, data fingerprint, creation time,
-// validation metrics, version).
+// Logs are decision and outcome logs to learn from.
+type Logs struct {
+	Decisions []datasets.DecisionRecord
+	Outcomes  []datasets.OutcomeRecord
+	Clip      float64 // largest inverse-propensity weight
+	Stats     LogStats
+}
+
+// Fit joins the dataset and the logs, splits them by prompt, trains and
+// fills the model's metadata (expected output tokens, data fingerprint,
+// creation time, validation metrics, version). ds may be nil when job.Logs
+// is set.
 func (t *Trainer) Fit(ctx context.Context, ds *datasets.Dataset, job Job) (*classifier.Model, *Result, error) {
+	if ds == nil && job.Logs == nil {
+		return nil, nil, fmt.Errorf("fit: no data: give a dataset, logs or both")
+	}
+	cat := job.Catalogue
+	if ds != nil {
+		cat = ds.Catalogue
+	}
+	if cat == nil {
+		return nil, nil, fmt.Errorf("fit: no catalogue")
+	}
 	models := job.Models
 	if len(models) == 0 {
-		models = modelsWithOutcomes(ds)
+		var outs []datasets.OutcomeRecord
+		if ds != nil {
+			outs = append(outs, ds.Outcomes...)
+		}
+		if job.Logs != nil {
+			outs = append(outs, job.Logs.Outcomes...)
+		}
+		models = modelsWithOutcomes(cat, outs)
 	}
 	for _, m := range models {
-		if _, ok := ds.Catalogue.Lookup(m); !ok {
-			return nil, nil, fmt.Errorf("fit: model %q is not in the dataset's catalogue", m)
+		if _, ok := cat.Lookup(m); !ok {
+			return nil, nil, fmt.Errorf("fit: model %q is not in the catalogue", m)
 		}
 	}
 	ext, err := features.NewExtractor(job.Spec)
 	if err != nil {
 		return nil, nil, err
 	}
-	ex, toks, fp, err := Join(ds, ext, models)
-	if err != nil {
-		return nil, nil, err
+	var ex []Example
+	var allOutcomes []datasets.OutcomeRecord
+	if ds != nil {
+		if ex, _, _, err = Join(ds, ext, models); err != nil {
+			return nil, nil, err
+		}
+		allOutcomes = append(allOutcomes, ds.Outcomes...)
+	}
+	if job.Logs != nil {
+		lex, st, err := FromLogs(job.Logs.Decisions, job.Logs.Outcomes, ext, models, job.Logs.Clip)
+		if err != nil {
+			return nil, nil, err
+		}
+		job.Logs.Stats = st
+		ex = append(ex, lex...)
+		allOutcomes = append(allOutcomes, job.Logs.Outcomes...)
+	}
+	if len(ex) == 0 {
+		return nil, nil, fmt.Errorf("fit: no examples for models %v", models)
 	}
 	train, val := Split(ex, job.SplitSalt, job.ValidationShare)
 	if len(train) == 0 {
@@ -55,20 +102,20 @@ func (t *Trainer) Fit(ctx context.Context, ds *datasets.Dataset, job Job) (*clas
 	if job.Now != nil {
 		now = job.Now
 	}
-	m.Meta.OutputTokens = toks
-	m.Meta.DataFingerprint = fp
+	m.Meta.OutputTokens = TokenMeans(allOutcomes, models)
+	m.Meta.DataFingerprint = fingerprint(ex, models)
 	m.Meta.CreatedAt = now().UTC().Truncate(time.Second)
 	m.Meta.Version = m.Fingerprint()
 	return m, res, nil
 }
 
-func modelsWithOutcomes(ds *datasets.Dataset) []string {
+func modelsWithOutcomes(cat *datasets.Catalogue, outcomes []datasets.OutcomeRecord) []string {
 	seen := map[string]bool{}
-	for _, o := range ds.Outcomes {
+	for _, o := range outcomes {
 		seen[o.Model] = true
 	}
 	var out []string
-	for _, m := range ds.Catalogue.Models { // catalogue order
+	for _, m := range cat.Models { // catalogue order
 		if seen[m.Name] {
 			out = append(out, m.Name)
 		}

@@ -21,7 +21,10 @@ import (
 func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	data := fs.String("data", "", "dataset folder (from generate or import)")
+	data := fs.String("data", "", "dataset folder (from generate or import): full-information outcomes, weight 1")
+	logs := fs.String("logs", "", "log folder of a server: decisions joined with their outcomes, weighted by inverse propensity")
+	catPath := fs.String("catalogue", "", "model catalogue (needed with --logs alone)")
+	clip := fs.Float64("clip", 20, "largest inverse-propensity weight of a logged decision")
 	out := fs.String("out", "", "output folder for predictor.onnx and manifest.json")
 	models := fs.String("models", "", "comma-separated pool of models, in output order (default: every model with outcomes)")
 	def := training.DefaultSettings()
@@ -38,16 +41,38 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
-	if err := required(fs, "data", "out"); err != nil {
+	if err := required(fs, "out"); err != nil {
 		return err
+	}
+	if *data == "" && *logs == "" {
+		return fmt.Errorf("train: give --data DIR, --logs DIR or both")
 	}
 	if *valShare <= 0 || *valShare >= 1 {
 		return fmt.Errorf("train: --val-share must be in (0,1), got %v", *valShare)
 	}
 	start := time.Now()
-	ds, err := datasets.ReadDataset(*data)
-	if err != nil {
-		return err
+	var ds *datasets.Dataset
+	job := training.Job{Models: splitList(*models), ValidationShare: *valShare, SplitSalt: "validation"}
+	if *data != "" {
+		var err error
+		if ds, err = datasets.ReadDataset(*data); err != nil {
+			return err
+		}
+	}
+	if *logs != "" {
+		decisions, outcomes, err := datasets.ReadLogDir(*logs)
+		if err != nil {
+			return err
+		}
+		job.Logs = &training.Logs{Decisions: decisions, Outcomes: outcomes, Clip: *clip}
+		if ds == nil {
+			if *catPath == "" {
+				return fmt.Errorf("train: --logs without --data needs --catalogue")
+			}
+			if job.Catalogue, err = datasets.ReadCatalogue(*catPath); err != nil {
+				return err
+			}
+		}
 	}
 	s := def
 	s.Seed, s.Epochs, s.EmbeddingDim, s.Hidden, s.BatchSize, s.L2, s.Patience = *seed, *epochs, *dim, *hidden, *batch, *l2, *patience
@@ -55,9 +80,15 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	spec := features.DefaultSpec()
 	spec.Buckets = *buckets
 	tr := &training.Trainer{Settings: s, Progress: newEpochProgress(stderr, s.Epochs)}
-	m, res, err := tr.Fit(ctx, ds, training.Job{Models: splitList(*models), Spec: spec, ValidationShare: *valShare, SplitSalt: "validation"})
+	job.Spec = spec
+	m, res, err := tr.Fit(ctx, ds, job)
 	if err != nil {
 		return err
+	}
+	if l := job.Logs; l != nil {
+		st := l.Stats
+		fmt.Fprintf(stdout, "logs: %d decisions, %d used (weights clipped at %g: %d; mean raw weight %.2f, normalised to 1), %d shadow outcomes; skipped: %d without outcome, %d without prompt text, %d for models outside the pool\n",
+			st.Decisions, st.Used, l.Clip, st.Clipped, st.MeanWeight, st.Shadow, st.NoOutcome, st.NoPrompt, st.OtherModels)
 	}
 	if err := training.WriteArtifacts(*out, m, res, s); err != nil {
 		return err

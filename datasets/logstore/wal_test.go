@@ -15,7 +15,7 @@ import (
 )
 
 func rec(i int) datasets.OutcomeRecord {
-	return datasets.OutcomeRecord{DecisionID: fmt.Sprintf("d-%d", i), Model: "m", Quality: float64(i%2), Source: datasets.SourceOnline}
+	return datasets.OutcomeRecord{DecisionID: fmt.Sprintf("d-%d", i), Model: "m", Quality: float64(i % 2), Source: datasets.SourceOnline}
 }
 
 func readAll(t *testing.T, dir string) []datasets.OutcomeRecord {
