@@ -240,10 +240,10 @@ func TestReadFileRejectsBadFilesWithClearErrors(t *testing.T) {
 			require.NoError(t, WriteFile(p, []decisionWithIntCandidateModel{{DecisionID: "d"}}))
 			return p
 		}, readDecisions, []string{"column \"candidates.list.element.model\" has type INT64 (INT(64,true)), want BYTE_ARRAY (STRING)"}},
-		{"wrong schema version", func() string { return writeVersion("v2.parquet", "2") }, readOutcomes,
-			[]string{"v2.parquet: schema version \"2\", want \"1\""}},
+		{"wrong schema version", func() string { return writeVersion("v99.parquet", "99") }, readOutcomes,
+			[]string{"v99.parquet: schema version \"99\", want \"" + SchemaVersion + "\""}},
 		{"missing schema version", func() string { return writeVersion("noversion.parquet", "") }, readOutcomes,
-			[]string{"noversion.parquet: schema version missing", `want "1"`}},
+			[]string{"noversion.parquet: schema version missing", `want "` + SchemaVersion + `"`}},
 		{"truncated", func() string { return writeRaw("truncated.parquet", goodBytes[:len(goodBytes)-10]) }, readOutcomes,
 			[]string{"truncated.parquet: truncated or not a Parquet file"}},
 		{"truncated at start", func() string { return writeRaw("head.parquet", goodBytes[10:]) }, readOutcomes,

@@ -5,7 +5,7 @@ import "time"
 // SchemaVersion is the version of the Parquet log schemas below. It is stored
 // in every file's key/value metadata under SchemaVersionKey; readers refuse a
 // file whose version they do not know.
-const SchemaVersion = "1"
+const SchemaVersion = "2"
 
 // SchemaVersionKey is the Parquet key/value metadata key that carries SchemaVersion.
 const SchemaVersionKey = "switchyard.schema_version"
@@ -22,6 +22,10 @@ type Candidate struct {
 	Model            string  `parquet:"model"`
 	PredictedQuality float64 `parquet:"predicted_quality"`
 	ExpectedCostUSD  float64 `parquet:"expected_cost_usd"`
+	// Probability is the policy's probability of choosing this candidate
+	// (exploration included), so the whole action distribution can be
+	// recomputed from the log.
+	Probability float64 `parquet:"probability"`
 }
 
 // DecisionRecord is one row of the decision log: one routing decision.

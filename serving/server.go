@@ -166,7 +166,7 @@ func (s *Server) record(id string, at time.Time, body *RouteRequest, prompt stri
 		rec.Prompt = text
 	}
 	for i, o := range d.Options {
-		rec.Candidates[i] = datasets.Candidate{Model: o.Model, PredictedQuality: o.PredictedQuality, ExpectedCostUSD: o.ExpectedCostUSD}
+		rec.Candidates[i] = datasets.Candidate{Model: o.Model, PredictedQuality: o.PredictedQuality, ExpectedCostUSD: o.ExpectedCostUSD, Probability: d.Probs[i]}
 	}
 	return rec
 }
