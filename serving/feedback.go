@@ -202,6 +202,9 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 	}
 	resp := &FeedbackResponse{DecisionID: fb.DecisionID, Model: model, Quality: rec.Quality, CostUSD: rec.CostUSD, Recorded: true}
 	done(resp)
+	if r := s.router.Load(); r != nil {
+		r.Observe(model)
+	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -215,6 +218,9 @@ func (s *Server) RememberDecisions(decisions []datasets.DecisionRecord, outcomes
 	for _, o := range outcomes {
 		if o.DecisionID != "" && o.Source == datasets.SourceOnline {
 			s.index.add(o.DecisionID, o.Model) // stored, though its decision may not have been flushed
+			if r := s.router.Load(); r != nil {
+				r.Observe(o.Model)
+			}
 			s.index.markAnswered(o.DecisionID, FeedbackResponse{DecisionID: o.DecisionID, Model: o.Model, Quality: o.Quality, CostUSD: o.CostUSD, Recorded: true})
 		}
 	}

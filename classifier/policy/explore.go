@@ -9,14 +9,39 @@ import (
 const (
 	ExploreNone          = "none"
 	ExploreEpsilonGreedy = "epsilon-greedy"
+	ExploreSoftmax       = "softmax"
 )
 
 // Exploration makes a policy try other allowed candidates now and then, so
 // that the logs show what they would have done. Every decision records the
 // probability of its choice (the propensity) and the whole distribution.
 type Exploration struct {
-	Strategy string  `json:"strategy"`          // ExploreNone (default) or ExploreEpsilonGreedy
-	Epsilon  float64 `json:"epsilon,omitempty"` // epsilon-greedy: share of decisions drawn uniformly among the allowed candidates
+	Strategy    string  `json:"strategy"`              // ExploreNone (default), ExploreEpsilonGreedy or ExploreSoftmax
+	Epsilon     float64 `json:"epsilon,omitempty"`     // epsilon-greedy: share of decisions drawn uniformly among the allowed candidates
+	Temperature float64 `json:"temperature,omitempty"` // softmax: temperature over the utility (see Distribution)
+}
+
+// NewModels lets a policy route to catalogue models the predictor has no
+// head for yet: each is scored with a prior (the mean of the predictor's
+// outputs for the request) and explored on a bounded share of traffic until
+// it has MinObservations outcomes; retraining then learns its head.
+type NewModels struct {
+	Share           float64 `json:"share"`            // share of decisions spent on under-observed new models
+	MinObservations int     `json:"min_observations"` // outcomes after which a new model is no longer forced
+}
+
+// Validate checks the share and the count.
+func (n *NewModels) Validate() error {
+	if n == nil {
+		return nil
+	}
+	if math.IsNaN(n.Share) || n.Share < 0 || n.Share > 1 {
+		return fmt.Errorf("new models: share %v must be in [0,1]", n.Share)
+	}
+	if n.MinObservations < 0 {
+		return fmt.Errorf("new models: min_observations %d must not be negative", n.MinObservations)
+	}
+	return nil
 }
 
 // Validate checks the strategy and its parameters.
@@ -29,20 +54,52 @@ func (e Exploration) Validate() error {
 			return fmt.Errorf("exploration: epsilon %v must be in [0,1]", e.Epsilon)
 		}
 		return nil
+	case ExploreSoftmax:
+		if !(e.Temperature > 0) || math.IsInf(e.Temperature, 0) {
+			return fmt.Errorf("exploration: softmax temperature %v must be positive", e.Temperature)
+		}
+		return nil
 	}
-	return fmt.Errorf("exploration: unknown strategy %q (want %s or %s)", e.Strategy, ExploreNone, ExploreEpsilonGreedy)
+	return fmt.Errorf("exploration: unknown strategy %q (want %s, %s or %s)", e.Strategy, ExploreNone, ExploreEpsilonGreedy, ExploreSoftmax)
 }
 
 // Distribution returns the probability of each option under the rule's
-// choice c and the exploration: the greedy choice keeps 1−ε, and ε is
-// shared evenly among the allowed options (those within maxCost).
-func (e Exploration) Distribution(opts []Option, c Choice, maxCost float64) []float64 {
+// choice c and the exploration. Only allowed options (c.Index and
+// c.Fallbacks) get probability.
+//   - epsilon-greedy: the greedy choice keeps 1−ε, and ε is shared evenly
+//     among the allowed options;
+//   - softmax: p ∝ exp(u/T) over the allowed options, where the utility u is
+//     predicted quality − λ·expected cost under the trade-off rule (lambda
+//     set), and minus the option's position in the rule's ranking under the
+//     bar rule (0 for the choice, −1 for the first fallback, ...).
+func (e Exploration) Distribution(opts []Option, c Choice, lambda *float64) []float64 {
 	p := make([]float64, len(opts))
+	allowed := append([]int{c.Index}, c.Fallbacks...) // exactly the allowed options
+	if e.Strategy == ExploreSoftmax {
+		u := make([]float64, len(allowed))
+		top := math.Inf(-1)
+		for k, i := range allowed {
+			if lambda != nil {
+				u[k] = opts[i].PredictedQuality - *lambda*opts[i].ExpectedCostUSD
+			} else {
+				u[k] = -float64(k)
+			}
+			top = math.Max(top, u[k])
+		}
+		var z float64
+		for k := range u {
+			u[k] = math.Exp((u[k] - top) / e.Temperature)
+			z += u[k]
+		}
+		for k, i := range allowed {
+			p[i] = u[k] / z
+		}
+		return p
+	}
 	if e.Strategy != ExploreEpsilonGreedy || e.Epsilon == 0 {
 		p[c.Index] = 1
 		return p
 	}
-	allowed := append([]int{c.Index}, c.Fallbacks...) // exactly the allowed options
 	share := e.Epsilon / float64(len(allowed))
 	for _, i := range allowed {
 		p[i] = share

@@ -15,6 +15,12 @@ import (
 )
 
 func testRouter(t *testing.T, exp policy.Exploration) *policy.Router {
+	return testRouterWith(t, policy.Config{Name: "p", QualityBar: 0.8, Exploration: exp}, false)
+}
+
+// testRouterWith builds a router over four models; with extra, the
+// catalogue also has "fresh", a model the predictor has no head for.
+func testRouterWith(t *testing.T, cfg policy.Config, extra bool) *policy.Router {
 	t.Helper()
 	spec := features.DefaultSpec()
 	spec.Buckets = 1 << 10
@@ -26,17 +32,84 @@ func testRouter(t *testing.T, exp policy.Exploration) *policy.Router {
 		m.B2[j] = float32(j) // dearer models predicted better
 	}
 	m.Meta.OutputTokens = map[string]float64{"cheap": 100, "mid": 100, "dear": 100, "top": 100}
-	cat, err := datasets.NewCatalogue([]datasets.ModelPrice{
+	prices := []datasets.ModelPrice{
 		{Name: "cheap", InputUSDPerMTok: 0.1, OutputUSDPerMTok: 0.1}, {Name: "mid", InputUSDPerMTok: 1, OutputUSDPerMTok: 1},
-		{Name: "dear", InputUSDPerMTok: 10, OutputUSDPerMTok: 10}, {Name: "top", InputUSDPerMTok: 100, OutputUSDPerMTok: 100}})
+		{Name: "dear", InputUSDPerMTok: 10, OutputUSDPerMTok: 10}, {Name: "top", InputUSDPerMTok: 100, OutputUSDPerMTok: 100}}
+	if extra {
+		prices = append(prices, datasets.ModelPrice{Name: "fresh", InputUSDPerMTok: 0.5, OutputUSDPerMTok: 0.5})
+	}
+	cat, err := datasets.NewCatalogue(prices)
 	require.NoError(t, err)
 	sc, err := classifier.NewGoScorer(m)
 	require.NoError(t, err)
 	ext, err := features.NewExtractor(spec)
 	require.NoError(t, err)
-	r, err := policy.NewRouter(ext, sc, m.Meta, cat, policy.Config{Name: "p", QualityBar: 0.8, Exploration: exp})
+	r, err := policy.NewRouter(ext, sc, m.Meta, cat, cfg)
 	require.NoError(t, err)
 	return r
+}
+
+// checkFrequencies routes one context n times and checks that every
+// model's logged propensity matches how often it was chosen.
+func checkFrequencies(t *testing.T, r *policy.Router, n int) map[string]float64 {
+	t.Helper()
+	rng := rand.New(rand.NewSource(42))
+	counts := map[string]int{}
+	var probs map[string]float64
+	for i := 0; i < n; i++ {
+		d, err := r.Route(policy.Request{Input: features.Input{Prompt: "one fixed context"}, Draw: rng.Float64()})
+		require.NoError(t, err)
+		counts[d.Chosen]++
+		if probs == nil {
+			probs = map[string]float64{}
+			for k, o := range d.Options {
+				probs[o.Model] = d.Probs[k]
+			}
+		}
+		require.InDelta(t, probs[d.Chosen], d.Propensity, 1e-12)
+	}
+	var sum float64
+	for m, p := range probs {
+		sum += p
+		se := math.Sqrt(p * (1 - p) / float64(n))
+		assert.InDelta(t, p, float64(counts[m])/float64(n), 4*se+1e-9, "model %s", m)
+	}
+	assert.InDelta(t, 1, sum, 1e-12)
+	return probs
+}
+
+func TestSoftmaxPropensitiesMatchChoiceFrequencies(t *testing.T) {
+	probs := checkFrequencies(t, testRouter(t, policy.Exploration{Strategy: policy.ExploreSoftmax, Temperature: 1}), 20000)
+	// bar rule: p ∝ exp(-rank); 'dear' first, then 'top', 'mid', 'cheap'
+	z := 1 + math.Exp(-1) + math.Exp(-2) + math.Exp(-3)
+	assert.InDelta(t, 1/z, probs["dear"], 1e-12)
+	assert.InDelta(t, math.Exp(-3)/z, probs["cheap"], 1e-12)
+	l := 0.0
+	probs = checkFrequencies(t, testRouterWith(t, policy.Config{Name: "p", Lambda: &l,
+		Exploration: policy.Exploration{Strategy: policy.ExploreSoftmax, Temperature: 0.5}}, false), 20000)
+	assert.Greater(t, probs["top"], probs["dear"], "λ=0: utility is predicted quality")
+}
+
+func TestNewModelsGetBoundedTrafficUntilObserved(t *testing.T) {
+	r := testRouterWith(t, policy.Config{Name: "p", QualityBar: 0.8, NewModels: &policy.NewModels{Share: 0.2, MinObservations: 50}}, true)
+	assert.Contains(t, r.Models(), "fresh")
+	assert.True(t, r.IsNew("fresh"))
+	probs := checkFrequencies(t, r, 20000)
+	assert.InDelta(t, 0.2, probs["fresh"], 1e-12, "the whole exploration share goes to the one new model")
+	assert.InDelta(t, 0.8, probs["dear"], 1e-12)
+	for i := 0; i < 50; i++ {
+		r.Observe("fresh")
+	}
+	d, err := r.Route(policy.Request{Input: features.Input{Prompt: "one fixed context"}})
+	require.NoError(t, err)
+	for k, o := range d.Options {
+		if o.Model == "fresh" {
+			assert.Zero(t, d.Probs[k], "observed enough: no longer forced")
+			assert.Greater(t, o.PredictedQuality, 0.0, "scored by the prior")
+		}
+	}
+	without := testRouter(t, policy.Exploration{})
+	assert.NotContains(t, without.Models(), "fresh")
 }
 
 func TestEpsilonGreedyPropensitiesMatchChoiceFrequencies(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"switchyard/classifier"
 	"switchyard/datasets"
@@ -20,7 +21,8 @@ type Config struct {
 	QualityBar  float64     `json:"quality_bar"`      // default bar when a request names none
 	Lambda      *float64    `json:"lambda,omitempty"` // when set, the trade-off rule argmax quality − λ·cost, unless a request names a bar
 	Exploration Exploration `json:"exploration"`
-	Candidates  []string    `json:"candidates"` // default candidates; empty means every model of the predictor
+	NewModels   *NewModels  `json:"new_models,omitempty"` // route to catalogue models without a predictor head
+	Candidates  []string    `json:"candidates"`           // default candidates; empty means every model of the predictor
 }
 
 // Request is one routing request as the router sees it.
@@ -72,6 +74,8 @@ type Router struct {
 	outTokens  []float64
 	defaultIdx []int
 	pool       sync.Pool
+	models     []string                 // predictor models, then new models
+	observed   map[string]*atomic.Int64 // outcomes seen per new model
 }
 
 type workspace struct {
@@ -99,6 +103,9 @@ func NewRouter(ext *features.Extractor, scorer classifier.Scorer, meta classifie
 	if err := cfg.Exploration.Validate(); err != nil {
 		return nil, fmt.Errorf("router: policy %s: %w", cfg.Name, err)
 	}
+	if err := cfg.NewModels.Validate(); err != nil {
+		return nil, fmt.Errorf("router: policy %s: %w", cfg.Name, err)
+	}
 	r := &Router{ext: ext, scorer: scorer, meta: meta, cfg: cfg, index: map[string]int{}}
 	var tokSum float64
 	var tokN int
@@ -121,9 +128,27 @@ func NewRouter(ext *features.Extractor, scorer classifier.Scorer, meta classifie
 		}
 		r.outTokens = append(r.outTokens, t)
 	}
+	r.models = append([]string(nil), meta.Models...)
+	r.observed = map[string]*atomic.Int64{}
+	if cfg.NewModels != nil {
+		for _, p := range cat.Models {
+			if _, ok := r.index[p.Name]; ok {
+				continue
+			}
+			r.index[p.Name] = len(r.models)
+			r.models = append(r.models, p.Name)
+			r.prices = append(r.prices, p)
+			t := 0.0
+			if tokN > 0 {
+				t = tokSum / float64(tokN)
+			}
+			r.outTokens = append(r.outTokens, t)
+			r.observed[p.Name] = new(atomic.Int64)
+		}
+	}
 	names := cfg.Candidates
 	if len(names) == 0 {
-		names = meta.Models
+		names = r.models
 	}
 	idx, err := r.resolve(names)
 	if err != nil {
@@ -141,7 +166,7 @@ func (r *Router) resolve(names []string) ([]int, error) {
 	for _, n := range names {
 		i, ok := r.index[n]
 		if !ok {
-			known := append([]string(nil), r.meta.Models...)
+			known := append([]string(nil), r.models...)
 			sort.Strings(known)
 			return nil, &UnknownModelError{Model: n, Reason: "the predictor scores " + strings.Join(known, ", ")}
 		}
@@ -156,8 +181,28 @@ func (r *Router) resolve(names []string) ([]int, error) {
 	return idx, nil
 }
 
-// Models returns the models the predictor scores, in output order.
-func (r *Router) Models() []string { return r.meta.Models }
+// Models returns the models the router can choose: the predictor's, in
+// output order, then new catalogue models (with NewModels).
+func (r *Router) Models() []string { return r.models }
+
+// IsNew reports whether model is a new model, scored by the prior.
+func (r *Router) IsNew(model string) bool { _, ok := r.observed[model]; return ok }
+
+// Observe counts an outcome of model (the server calls it on feedback), so
+// a new model stops being forced once it has enough observations.
+func (r *Router) Observe(model string) {
+	if c, ok := r.observed[model]; ok {
+		c.Add(1)
+	}
+}
+
+// Observations returns the outcomes counted for a new model.
+func (r *Router) Observations(model string) int64 {
+	if c, ok := r.observed[model]; ok {
+		return c.Load()
+	}
+	return 0
+}
 
 // Config returns the policy configuration.
 func (r *Router) Config() Config { return r.cfg }
@@ -187,7 +232,8 @@ func (r *Router) Route(req Request) (Decision, error) {
 		return Decision{}, err
 	}
 	d.Greedy = c.Index
-	d.Probs = r.cfg.Exploration.Distribution(d.Options, c, req.MaxCostUSD)
+	d.Probs = r.cfg.Exploration.Distribution(d.Options, c, rule.Lambda)
+	r.forceNew(d, c)
 	if pick := Sample(d.Probs, req.Draw); pick != c.Index {
 		// the explored option leads; the rule's order follows for fallbacks
 		fb := []int{c.Index}
@@ -244,10 +290,45 @@ func (r *Router) Score(req Request) (Decision, error) {
 		PredictorVersion: r.meta.Version,
 		FeatureSpecID:    r.meta.FeatureSpecID,
 	}
+	var prior float64 // the new models' prior: the mean of the predictor's outputs
+	for _, s := range ws.scores {
+		prior += float64(s)
+	}
+	prior /= float64(len(ws.scores))
 	for k, i := range idx {
-		d.Options[k] = Option{Model: r.meta.Models[i], PredictedQuality: float64(ws.scores[i]), ExpectedCostUSD: r.ExpectedCostUSD(i, in)}
+		q := prior
+		if i < len(ws.scores) {
+			q = float64(ws.scores[i])
+		}
+		d.Options[k] = Option{Model: r.models[i], PredictedQuality: q, ExpectedCostUSD: r.ExpectedCostUSD(i, in)}
 	}
 	return d, nil
+}
+
+// forceNew mixes the bounded exploration of new models into d.Probs: with
+// probability Share the choice is drawn uniformly among the allowed new
+// models that have fewer than MinObservations outcomes.
+func (r *Router) forceNew(d Decision, c Choice) {
+	nm := r.cfg.NewModels
+	if nm == nil || nm.Share == 0 {
+		return
+	}
+	var under []int
+	for _, i := range append([]int{c.Index}, c.Fallbacks...) {
+		m := d.Options[i].Model
+		if r.IsNew(m) && r.Observations(m) < int64(nm.MinObservations) {
+			under = append(under, i)
+		}
+	}
+	if len(under) == 0 {
+		return
+	}
+	for i := range d.Probs {
+		d.Probs[i] *= 1 - nm.Share
+	}
+	for _, i := range under {
+		d.Probs[i] += nm.Share / float64(len(under))
+	}
 }
 
 // InputTokens estimates the input tokens of a request with the project's one
