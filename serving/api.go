@@ -87,6 +87,7 @@ type RouteResponse struct {
 	Candidates       []policy.Option `json:"candidates"`
 	Fallbacks        []string        `json:"fallbacks"`
 	Propensity       float64         `json:"propensity"`
+	Explored         bool            `json:"explored"` // the policy's exploration chose another model than its rule
 	InputTokens      int             `json:"input_tokens_estimate"`
 	Policy           string          `json:"policy"`
 	PolicyVersion    string          `json:"policy_version"`

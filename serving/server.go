@@ -31,6 +31,9 @@ type Config struct {
 	KeepPrompts   bool   // write prompt text to the decision log (else only its SHA-256)
 	ExploreSeed   uint64 // exploration draws are a hash of this seed and the decision id
 	MaxRemembered int    // decisions remembered for feedback (the most recent)
+	// InstanceID prefixes decision ids; empty: random at start (unique per
+	// process). The simulator sets it so that runs reproduce.
+	InstanceID string
 }
 
 // DefaultConfig returns the server defaults.
@@ -66,7 +69,11 @@ func New(cfg Config, router *policy.Router, cat *datasets.Catalogue, sink Decisi
 	if cfg.MaxRemembered <= 0 {
 		cfg.MaxRemembered = DefaultConfig().MaxRemembered
 	}
-	s := &Server{cfg: cfg, cat: cat, sink: sink, outcomes: outcomes, log: log, instance: hex.EncodeToString(nonce[:]),
+	instance := cfg.InstanceID
+	if instance == "" {
+		instance = hex.EncodeToString(nonce[:])
+	}
+	s := &Server{cfg: cfg, cat: cat, sink: sink, outcomes: outcomes, log: log, instance: instance,
 		index: newDecisionIndex(cfg.MaxRemembered)}
 	if router != nil {
 		s.router.Store(router)
@@ -129,7 +136,7 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 	}
 	resp := RouteResponse{
 		DecisionID: id, RequestID: body.RequestID, Model: d.Chosen, Cleared: d.Cleared, QualityBar: d.QualityBar,
-		Candidates: d.Options, Fallbacks: make([]string, len(d.Fallbacks)), Propensity: d.Propensity,
+		Candidates: d.Options, Fallbacks: make([]string, len(d.Fallbacks)), Propensity: d.Propensity, Explored: d.Explored,
 		InputTokens: d.InputTokens, Policy: d.Policy, PolicyVersion: d.PolicyVersion,
 		PredictorVersion: d.PredictorVersion, FeatureSpecID: d.FeatureSpecID,
 	}
@@ -179,12 +186,18 @@ func Draw(seed uint64, decisionID string) float64 {
 	binary.LittleEndian.PutUint64(b[:], seed)
 	h.Write(b[:])
 	h.Write([]byte(decisionID))
-	return float64(h.Sum64()>>11) / (1 << 53)
+	x := h.Sum64() // FNV mixes the last bytes into the low bits only: finish with splitmix64
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return float64(x>>11) / (1 << 53)
 }
 
 func (s *Server) newDecisionID() string {
 	n := s.counter.Add(1)
-	return s.instance + "-" + strconv.FormatUint(uint64(time.Now().UnixMilli()), 36) + "-" + strconv.FormatUint(n, 36)
+	return s.instance + "-" + strconv.FormatUint(n, 36)
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {

@@ -36,6 +36,7 @@ func commands() []command {
 		{"route", "decide one prompt and print the decision as JSON", runRoute},
 		{"eval", "evaluate the learned router against baselines on a full-information benchmark", runEval},
 		{"calibrate", "pick the quality bar or lambda that meets a cost, traffic-share or quality target", runCalibrate},
+		{"simulate", "replay a full-information benchmark as bandit traffic through the server, retraining from its logs", runSimulate},
 		{"ope", "estimate a policy's quality and cost off-policy from exploration logs", runOPE},
 	}
 }
