@@ -21,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -57,6 +56,7 @@ type WAL[T any] struct {
 	// owned by the writer goroutine
 	seg     *os.File
 	segBuf  *bufio.Writer
+	run     string // unique per Open: segment names never repeat across restarts
 	segSeq  int64
 	segSize int64
 	segOpen time.Time
@@ -97,17 +97,18 @@ func Open[T any](opt Options) (*WAL[T], int, error) {
 		return nil, 0, err
 	}
 	recovered := 0
-	for _, seq := range segs {
-		n, err := w.convert(seq, nil)
+	for _, seg := range segs {
+		n, err := w.convert(seg, nil)
 		if err != nil {
-			return nil, recovered, fmt.Errorf("wal: recover segment %d: %w", seq, err)
+			return nil, recovered, fmt.Errorf("wal: recover segment %s: %w", seg, err)
 		}
 		recovered += n
 	}
-	if len(segs) > 0 {
-		w.segSeq = segs[len(segs)-1]
+	w.run = fmt.Sprintf("%019d", time.Now().UnixNano())
+	if len(segs) > 0 && segs[len(segs)-1] >= w.run {
+		w.run = segs[len(segs)-1] + "x" // a clock that went backwards still sorts after
 	}
-	go w.run()
+	go w.loop()
 	return w, recovered, nil
 }
 
@@ -147,7 +148,7 @@ func (w *WAL[T]) Close() error {
 	return w.rotate()
 }
 
-func (w *WAL[T]) run() {
+func (w *WAL[T]) loop() {
 	defer close(w.done)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -204,7 +205,7 @@ func (w *WAL[T]) noteErr(err error) {
 func (w *WAL[T]) commit(batch []*appendReq[T]) error {
 	if w.seg == nil {
 		w.segSeq++
-		f, err := os.OpenFile(w.segPath(w.segSeq), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
+		f, err := os.OpenFile(w.segPath(w.current()), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			w.noteErr(err)
 			return fmt.Errorf("wal: open segment: %w", err)
@@ -261,11 +262,11 @@ func (w *WAL[T]) retryLeftovers() error {
 	if err != nil {
 		return err
 	}
-	for _, seq := range segs {
-		if w.seg != nil && seq == w.segSeq {
+	for _, seg := range segs {
+		if w.seg != nil && seg == w.current() {
 			continue
 		}
-		if _, err := w.convert(seq, nil); err != nil {
+		if _, err := w.convert(seg, nil); err != nil {
 			return err
 		}
 	}
@@ -292,47 +293,47 @@ func (w *WAL[T]) rotate() error {
 	}
 	recs := w.segRecs
 	w.seg, w.segBuf, w.segRecs = nil, nil, nil
-	_, err := w.convert(w.segSeq, recs)
+	_, err := w.convert(w.current(), recs)
 	return err
 }
 
+// current names the open segment: the run, then its sequence number.
+func (w *WAL[T]) current() string { return fmt.Sprintf("%s-%06d", w.run, w.segSeq) }
+
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-func (w *WAL[T]) segPath(seq int64) string {
-	return filepath.Join(w.walDir, fmt.Sprintf("%s-%012d.wal", w.opt.Prefix, seq))
+func (w *WAL[T]) segPath(seg string) string {
+	return filepath.Join(w.walDir, w.opt.Prefix+"-"+seg+".wal")
 }
 
-func (w *WAL[T]) parquetName(seq int64) string {
-	return fmt.Sprintf("%s-%012d.parquet", w.opt.Prefix, seq)
+func (w *WAL[T]) parquetName(seg string) string {
+	return w.opt.Prefix + "-" + seg + ".parquet"
 }
 
-func (w *WAL[T]) segments() ([]int64, error) {
+// segments lists the segments on disk, oldest first.
+func (w *WAL[T]) segments() ([]string, error) {
 	ents, err := os.ReadDir(w.walDir)
 	if err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
-	var out []int64
+	var out []string
 	for _, e := range ents {
 		name := e.Name()
 		if !strings.HasPrefix(name, w.opt.Prefix+"-") || !strings.HasSuffix(name, ".wal") {
 			continue
 		}
-		seq, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(name, w.opt.Prefix+"-"), ".wal"), 10, 64)
-		if err != nil {
-			continue
-		}
-		out = append(out, seq)
+		out = append(out, strings.TrimSuffix(strings.TrimPrefix(name, w.opt.Prefix+"-"), ".wal"))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	sort.Strings(out)
 	return out, nil
 }
 
-// convert writes segment seq's records (read from disk when recs is nil)
+// convert writes segment seg's records (read from disk when recs is nil)
 // to a Parquet file named after the segment, then removes the segment. A
 // segment whose Parquet file already exists is only removed.
-func (w *WAL[T]) convert(seq int64, recs []T) (int, error) {
-	seg := w.segPath(seq)
-	name := w.parquetName(seq)
+func (w *WAL[T]) convert(id string, recs []T) (int, error) {
+	seg := w.segPath(id)
+	name := w.parquetName(id)
 	if existing, _ := filepath.Glob(filepath.Join(w.opt.Dir, "dt=*", "hour=*", name)); len(existing) > 0 {
 		return 0, removeSynced(seg)
 	}

@@ -79,7 +79,7 @@ func TestOpenRecoversWhatAKilledProcessLeft(t *testing.T) {
 		require.NoError(t, w.Append(rec(i)))
 	}
 	// simulate kill -9: no Close; a half-written record at the end
-	seg := w.segPath(w.segSeq)
+	seg := w.segPath(w.current())
 	f, err := os.OpenFile(seg, os.O_APPEND|os.O_WRONLY, 0)
 	require.NoError(t, err)
 	_, err = f.Write([]byte{200, 0, 0, 0, 1, 2, 3, 4, '{', '"'})
@@ -103,7 +103,7 @@ func TestASegmentIsNeverConvertedTwice(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		require.NoError(t, w.Append(rec(i)))
 	}
-	seg := w.segPath(w.segSeq)
+	seg := w.segPath(w.current())
 	b, err := os.ReadFile(seg)
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
@@ -120,4 +120,19 @@ func TestASegmentIsNeverConvertedTwice(t *testing.T) {
 func TestPartition(t *testing.T) {
 	at := time.Date(2026, 11, 26, 9, 30, 0, 0, time.FixedZone("x", 3600))
 	assert.Equal(t, filepath.Join("dt=2026-11-26", "hour=08"), Partition(at))
+}
+
+// Each Open starts new segment names, so a second process's segments are
+// never mistaken for the first's already-converted ones.
+func TestRestartsNeverReuseSegmentNames(t *testing.T) {
+	dir := t.TempDir()
+	for run := 0; run < 3; run++ {
+		w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes"})
+		require.NoError(t, err)
+		for i := 0; i < 5; i++ {
+			require.NoError(t, w.Append(rec(run*100+i)))
+		}
+		require.NoError(t, w.Close())
+	}
+	assert.Len(t, readAll(t, dir), 15)
 }
