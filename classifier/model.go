@@ -40,6 +40,7 @@ type Metadata struct {
 	CreatedAt       time.Time          `json:"created_at"`
 	Validation      map[string]Metrics `json:"validation"`
 	OutputTokens    map[string]float64 `json:"expected_output_tokens"` // per model, learned from the outcome log
+	Observations    map[string]int     `json:"observations,omitempty"` // per model, training examples that observed it
 	Version         string             `json:"predictor_version"`      // fingerprint of the weights
 	EmbeddingDim    int                `json:"embedding_dim"`
 	Hidden          int                `json:"hidden"`

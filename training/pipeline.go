@@ -103,6 +103,14 @@ func (t *Trainer) Fit(ctx context.Context, ds *datasets.Dataset, job Job) (*clas
 		now = job.Now
 	}
 	m.Meta.OutputTokens = TokenMeans(allOutcomes, models)
+	m.Meta.Observations = map[string]int{}
+	for _, e := range ex {
+		for j, w := range e.Weights {
+			if w > 0 {
+				m.Meta.Observations[models[j]]++
+			}
+		}
+	}
 	m.Meta.DataFingerprint = fingerprint(ex, models)
 	m.Meta.CreatedAt = now().UTC().Truncate(time.Second)
 	m.Meta.Version = m.Fingerprint()

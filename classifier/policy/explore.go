@@ -10,6 +10,7 @@ const (
 	ExploreNone          = "none"
 	ExploreEpsilonGreedy = "epsilon-greedy"
 	ExploreSoftmax       = "softmax"
+	ExploreOptimism      = "optimism"
 )
 
 // Exploration makes a policy try other allowed candidates now and then, so
@@ -19,6 +20,12 @@ type Exploration struct {
 	Strategy    string  `json:"strategy"`              // ExploreNone (default), ExploreEpsilonGreedy or ExploreSoftmax
 	Epsilon     float64 `json:"epsilon,omitempty"`     // epsilon-greedy: share of decisions drawn uniformly among the allowed candidates
 	Temperature float64 `json:"temperature,omitempty"` // softmax: temperature over the utility (see Distribution)
+	// Bonus is the optimism strategy's bonus: the rule sees each model's
+	// predicted quality plus Bonus/sqrt(1 + observations of the model), so
+	// models with few observations are tried until the evidence says
+	// otherwise. Epsilon, when set, adds a uniform floor as in
+	// epsilon-greedy, which keeps the logs usable for off-policy estimates.
+	Bonus float64 `json:"bonus,omitempty"`
 }
 
 // NewModels lets a policy route to catalogue models the predictor has no
@@ -59,8 +66,16 @@ func (e Exploration) Validate() error {
 			return fmt.Errorf("exploration: softmax temperature %v must be positive", e.Temperature)
 		}
 		return nil
+	case ExploreOptimism:
+		if !(e.Bonus > 0) || math.IsInf(e.Bonus, 0) {
+			return fmt.Errorf("exploration: optimism bonus %v must be positive", e.Bonus)
+		}
+		if math.IsNaN(e.Epsilon) || e.Epsilon < 0 || e.Epsilon > 1 {
+			return fmt.Errorf("exploration: epsilon %v must be in [0,1]", e.Epsilon)
+		}
+		return nil
 	}
-	return fmt.Errorf("exploration: unknown strategy %q (want %s, %s or %s)", e.Strategy, ExploreNone, ExploreEpsilonGreedy, ExploreSoftmax)
+	return fmt.Errorf("exploration: unknown strategy %q (want %s, %s, %s or %s)", e.Strategy, ExploreNone, ExploreEpsilonGreedy, ExploreSoftmax, ExploreOptimism)
 }
 
 // Distribution returns the probability of each option under the rule's
@@ -96,7 +111,7 @@ func (e Exploration) Distribution(opts []Option, c Choice, lambda *float64) []fl
 		}
 		return p
 	}
-	if e.Strategy != ExploreEpsilonGreedy || e.Epsilon == 0 {
+	if (e.Strategy != ExploreEpsilonGreedy && e.Strategy != ExploreOptimism) || e.Epsilon == 0 {
 		p[c.Index] = 1
 		return p
 	}

@@ -167,3 +167,21 @@ func TestNoExplorationIsDeterministic(t *testing.T) {
 	assert.Error(t, policy.Exploration{Strategy: "thompson-ish"}.Validate())
 	assert.Error(t, policy.Exploration{Strategy: policy.ExploreEpsilonGreedy, Epsilon: 2}.Validate())
 }
+
+func TestOptimismTriesUnderObservedModelsAndLogsItsPropensities(t *testing.T) {
+	r := testRouterWith(t, policy.Config{Name: "p", QualityBar: 0.8,
+		Exploration: policy.Exploration{Strategy: policy.ExploreOptimism, Bonus: 0.5, Epsilon: 0.1}}, false)
+	// nothing observed: every model gets the full bonus, so the bar is
+	// cleared by the cheapest model
+	d, err := r.Route(policy.Request{Input: features.Input{Prompt: "one fixed context"}})
+	require.NoError(t, err)
+	assert.Equal(t, "cheap", d.Options[d.Greedy].Model)
+	for i := 0; i < 10000; i++ {
+		r.Observe("cheap")
+	}
+	d, err = r.Route(policy.Request{Input: features.Input{Prompt: "one fixed context"}})
+	require.NoError(t, err)
+	assert.Equal(t, "mid", d.Options[d.Greedy].Model, "once 'cheap' is well known, its bonus is gone")
+	probs := checkFrequencies(t, r, 20000)
+	assert.InDelta(t, 0.9+0.1/4, probs["mid"], 1e-12, "epsilon floor on top of the optimistic choice")
+}

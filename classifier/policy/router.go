@@ -130,6 +130,9 @@ func NewRouter(ext *features.Extractor, scorer classifier.Scorer, meta classifie
 	}
 	r.models = append([]string(nil), meta.Models...)
 	r.observed = map[string]*atomic.Int64{}
+	for _, m := range meta.Models {
+		r.observed[m] = new(atomic.Int64)
+	}
 	if cfg.NewModels != nil {
 		for _, p := range cat.Models {
 			if _, ok := r.index[p.Name]; ok {
@@ -186,22 +189,28 @@ func (r *Router) resolve(names []string) ([]int, error) {
 func (r *Router) Models() []string { return r.models }
 
 // IsNew reports whether model is a new model, scored by the prior.
-func (r *Router) IsNew(model string) bool { _, ok := r.observed[model]; return ok }
+func (r *Router) IsNew(model string) bool {
+	i, ok := r.index[model]
+	return ok && i >= len(r.meta.Models)
+}
 
-// Observe counts an outcome of model (the server calls it on feedback), so
-// a new model stops being forced once it has enough observations.
+// Observe counts an outcome of model (the server calls it on feedback): a
+// new model stops being forced once it has enough, and the optimism bonus
+// shrinks.
 func (r *Router) Observe(model string) {
 	if c, ok := r.observed[model]; ok {
 		c.Add(1)
 	}
 }
 
-// Observations returns the outcomes counted for a new model.
+// Observations returns the outcomes of model known to the router: those
+// the predictor was trained on plus those counted since.
 func (r *Router) Observations(model string) int64 {
+	n := int64(r.meta.Observations[model])
 	if c, ok := r.observed[model]; ok {
-		return c.Load()
+		n += c.Load()
 	}
-	return 0
+	return n
 }
 
 // Config returns the policy configuration.
@@ -227,10 +236,19 @@ func (r *Router) Route(req Request) (Decision, error) {
 	if req.QualityBar != nil {
 		rule.Lambda = nil // a request's own bar wins over the policy's trade-off
 	}
-	c, err := rule.Choose(d.Options, req.MaxCostUSD)
+	seen := d.Options
+	if e := r.cfg.Exploration; e.Strategy == ExploreOptimism {
+		seen = make([]Option, len(d.Options))
+		for k, o := range d.Options {
+			o.PredictedQuality += e.Bonus / math.Sqrt(1+float64(r.Observations(o.Model)))
+			seen[k] = o
+		}
+	}
+	c, err := rule.Choose(seen, req.MaxCostUSD)
 	if err != nil {
 		return Decision{}, err
 	}
+	c.Cleared = d.Options[c.Index].PredictedQuality >= d.QualityBar
 	d.Greedy = c.Index
 	d.Probs = r.cfg.Exploration.Distribution(d.Options, c, rule.Lambda)
 	r.forceNew(d, c)

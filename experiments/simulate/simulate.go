@@ -39,12 +39,25 @@ type Strategy struct {
 	Exploration policy.Exploration
 }
 
-// ParseStrategy reads "none", "epsilon-greedy:EPS" or "softmax:TEMPERATURE".
+// ParseStrategy reads "none", "epsilon-greedy:EPS", "softmax:TEMPERATURE"
+// or "optimism:BONUS[:EPS]".
 func ParseStrategy(s string) (Strategy, error) {
 	name, arg, _ := strings.Cut(s, ":")
 	st := Strategy{Name: s, Exploration: policy.Exploration{Strategy: name}}
 	switch name {
 	case policy.ExploreNone:
+	case policy.ExploreOptimism:
+		b, e, hasEps := strings.Cut(arg, ":")
+		v, err := strconv.ParseFloat(b, 64)
+		if err != nil {
+			return Strategy{}, fmt.Errorf("strategy %q: want optimism:BONUS[:EPS]", s)
+		}
+		st.Exploration.Bonus = v
+		if hasEps {
+			if st.Exploration.Epsilon, err = strconv.ParseFloat(e, 64); err != nil {
+				return Strategy{}, fmt.Errorf("strategy %q: want optimism:BONUS[:EPS]", s)
+			}
+		}
 	case policy.ExploreEpsilonGreedy, policy.ExploreSoftmax:
 		v, err := strconv.ParseFloat(arg, 64)
 		if err != nil {
@@ -56,7 +69,7 @@ func ParseStrategy(s string) (Strategy, error) {
 			st.Exploration.Temperature = v
 		}
 	default:
-		return Strategy{}, fmt.Errorf("strategy %q: want none, epsilon-greedy:EPS or softmax:T", s)
+		return Strategy{}, fmt.Errorf("strategy %q: want none, epsilon-greedy:EPS, softmax:T or optimism:BONUS[:EPS]", s)
 	}
 	return st, st.Exploration.Validate()
 }
