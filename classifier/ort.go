@@ -179,7 +179,7 @@ func NewORTScorer(rt *Runtime, onnxBytes []byte, m *Model) (*ORTScorer, error) {
 // Score implements Scorer.
 func (s *ORTScorer) Score(v *features.Vector, out []float32) error {
 	if len(out) != s.nout {
-		return fmt.Errorf("score: output has %d slots for %d models", len(out), s.nout)
+		return fmt.Errorf("score: %w: output has %d slots for %d models", errBadInput, len(out), s.nout)
 	}
 	if err := checkVector(v, s.nb); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package classifier
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -36,7 +37,7 @@ func NewGoScorer(m *Model) (*GoScorer, error) {
 // Score implements Scorer.
 func (s *GoScorer) Score(v *features.Vector, out []float32) error {
 	if len(out) != s.m.nout {
-		return fmt.Errorf("score: output has %d slots for %d models", len(out), s.m.nout)
+		return fmt.Errorf("score: %w: output has %d slots for %d models", errBadInput, len(out), s.m.nout)
 	}
 	if err := checkVector(v, s.m.Meta.FeatureSpec.Buckets); err != nil {
 		return err
@@ -51,16 +52,19 @@ func (s *GoScorer) Score(v *features.Vector, out []float32) error {
 // Close implements Scorer.
 func (s *GoScorer) Close() error { return nil }
 
+// errBadInput marks errors about the input vector, not the scorer.
+var errBadInput = errors.New("bad feature vector")
+
 func checkVector(v *features.Vector, buckets int) error {
 	if len(v.Dense) != features.NumDense {
-		return fmt.Errorf("score: %d dense signals, want %d", len(v.Dense), features.NumDense)
+		return fmt.Errorf("score: %w: %d dense signals, want %d", errBadInput, len(v.Dense), features.NumDense)
 	}
 	if v.TaskID < 0 || int(v.TaskID) >= buckets {
-		return fmt.Errorf("score: task id %d out of range", v.TaskID)
+		return fmt.Errorf("score: %w: task id %d out of range", errBadInput, v.TaskID)
 	}
 	for _, id := range v.IDs {
 		if id < 0 || int(id) >= buckets {
-			return fmt.Errorf("score: id %d out of range [0,%d)", id, buckets)
+			return fmt.Errorf("score: %w: id %d out of range [0,%d)", errBadInput, id, buckets)
 		}
 	}
 	return nil

@@ -42,6 +42,35 @@ type DecisionLog struct {
 	written atomic.Int64
 	errs    atomic.Int64
 	seq     int
+	lastMu  sync.Mutex
+	lastErr error
+	lastAt  time.Time
+}
+
+// LogHealth implements LogStats: queued decisions, drops, write errors and
+// the last error.
+func (l *DecisionLog) LogHealth() (backlog, dropped, errors int64, last error) {
+	l.lastMu.Lock()
+	last = l.lastErr
+	l.lastMu.Unlock()
+	return int64(len(l.queue)), l.dropped.Load(), l.errs.Load(), last
+}
+
+// Failing reports the last write error if it happened within d.
+func (l *DecisionLog) Failing(d time.Duration) error {
+	l.lastMu.Lock()
+	defer l.lastMu.Unlock()
+	if l.lastErr != nil && time.Since(l.lastAt) < d {
+		return l.lastErr
+	}
+	return nil
+}
+
+func (l *DecisionLog) fail(err error) {
+	l.errs.Add(1)
+	l.lastMu.Lock()
+	l.lastErr, l.lastAt = err, time.Now()
+	l.lastMu.Unlock()
 }
 
 // NewDecisionLog starts a decision log writing into cfg.Dir.
@@ -108,7 +137,7 @@ func (l *DecisionLog) run() {
 				w, err = datasets.NewWriter[datasets.DecisionRecord](filepath.Join(dir, name))
 			}
 			if err != nil {
-				l.errs.Add(1)
+				l.fail(err)
 				l.log.Error("decision log: open file", "err", err, "dropped", len(buf))
 				l.dropped.Add(int64(len(buf)))
 				buf = buf[:0]
@@ -117,7 +146,7 @@ func (l *DecisionLog) run() {
 			opened, rows = time.Now(), 0
 		}
 		if err := w.Write(buf...); err != nil {
-			l.errs.Add(1)
+			l.fail(err)
 			l.dropped.Add(int64(len(buf)))
 			l.log.Error("decision log: write", "err", err, "dropped", len(buf))
 		} else {
@@ -131,7 +160,7 @@ func (l *DecisionLog) run() {
 			return
 		}
 		if err := w.Close(); err != nil {
-			l.errs.Add(1)
+			l.fail(err)
 			l.log.Error("decision log: close file", "err", err)
 		}
 		w = nil

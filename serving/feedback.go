@@ -171,10 +171,12 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 	}
 	model, answer, done, err := s.index.claim(fb.DecisionID)
 	if err != nil {
+		s.countFeedback("", "unknown")
 		writeError(w, http.StatusNotFound, &fieldError{field: "decision_id", msg: fmt.Sprintf("no decision %q is known to this server", fb.DecisionID)})
 		return
 	}
 	if answer != nil {
+		s.countFeedback(model, "repeated")
 		writeJSON(w, http.StatusOK, answer)
 		return
 	}
@@ -196,6 +198,7 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 	}
 	if err := s.outcomes.Append(rec); err != nil {
 		done(nil)
+		s.countFeedback(model, "failed")
 		s.log.Error("feedback: outcome log", "decision_id", fb.DecisionID, "err", err)
 		writeError(w, http.StatusServiceUnavailable, &fieldError{msg: "the outcome log cannot be written now; retry later"})
 		return
@@ -204,6 +207,11 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 	done(resp)
 	if r := s.router.Load(); r != nil {
 		r.Observe(model)
+	}
+	s.countFeedback(model, "stored")
+	if m := s.metrics; m != nil {
+		m.RealisedQuality.WithLabelValues(model).Observe(rec.Quality)
+		m.RealisedCost.WithLabelValues(model).Observe(rec.CostUSD)
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -223,5 +231,11 @@ func (s *Server) RememberDecisions(decisions []datasets.DecisionRecord, outcomes
 			}
 			s.index.markAnswered(o.DecisionID, FeedbackResponse{DecisionID: o.DecisionID, Model: o.Model, Quality: o.Quality, CostUSD: o.CostUSD, Recorded: true})
 		}
+	}
+}
+
+func (s *Server) countFeedback(model, result string) {
+	if s.metrics != nil {
+		s.metrics.Feedback.WithLabelValues(model, result).Inc()
 	}
 }

@@ -23,6 +23,9 @@ type LoadOptions struct {
 	Scorer     string // ScorerONNX (default) or ScorerGo
 	RuntimeLib string // ONNX Runtime library; see classifier.FindRuntimeLibrary
 	Policy     policy.Config
+	// OnFallback is called for every scoring answered by the pure-Go scorer
+	// after ONNX Runtime failed (for a metric); may be nil.
+	OnFallback func()
 }
 
 // LoadRouter reads a predictor and builds a router over it. The ONNX file is
@@ -48,9 +51,16 @@ func LoadRouter(opts LoadOptions) (*policy.Router, classifier.Scorer, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		if sc, err = classifier.NewORTScorer(rt, raw, m); err != nil {
+		ort, err := classifier.NewORTScorer(rt, raw, m)
+		if err != nil {
 			return nil, nil, fmt.Errorf("load predictor %s: %w", opts.ModelPath, err)
 		}
+		goScorer, err := classifier.NewGoScorer(m)
+		if err != nil {
+			ort.Close()
+			return nil, nil, err
+		}
+		sc = classifier.NewFallbackScorer(ort, goScorer, opts.OnFallback)
 	case ScorerGo:
 		if sc, err = classifier.NewGoScorer(m); err != nil {
 			return nil, nil, err

@@ -13,13 +13,17 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
@@ -33,17 +37,39 @@ type Config struct {
 	MaxRemembered int    // decisions remembered for feedback (the most recent)
 	// InstanceID prefixes decision ids; empty: random at start (unique per
 	// process). The simulator sets it so that runs reproduce.
-	InstanceID string
+	InstanceID     string
+	MaxInFlight    int           // API requests served at once; beyond, 429 with Retry-After (0: no limit)
+	RequestTimeout time.Duration // deadline of an API request (0: none)
+	APIKeys        []string      // bearer tokens accepted on /v1/route, /route, /v1/feedback (empty: no auth)
+	AdminKey       string        // bearer token of the admin endpoints; empty: they are off
+	AccessLog      bool          // log every API request (slog, with the decision id)
 }
 
 // DefaultConfig returns the server defaults.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 4 << 20, KeepPrompts: true, MaxRemembered: 1 << 20}
+	return Config{MaxBodyBytes: 4 << 20, KeepPrompts: true, MaxRemembered: 1 << 20, MaxInFlight: 1024, RequestTimeout: 2 * time.Second}
 }
 
 // DecisionSink receives every decision the server makes.
 type DecisionSink interface {
 	Log(rec datasets.DecisionRecord)
+}
+
+// Deps are what a server works with.
+type Deps struct {
+	Router    *policy.Router // nil until a model is loaded (then /readyz and /v1/route answer 503)
+	Catalogue *datasets.Catalogue
+	Decisions DecisionSink // may be nil
+	Outcomes  OutcomeSink  // nil: /v1/feedback answers 503
+	Log       *slog.Logger
+	// Registry, when set, gets the metrics and is served on /metrics.
+	Registry *prometheus.Registry
+	// Reload, when set, builds a new router from the configuration (for
+	// POST /admin/reload and SIGHUP); it must validate everything before
+	// returning a router.
+	Reload func() (*policy.Router, error)
+	// Health lists checks whose errors make /readyz report "degraded".
+	Health []func() error
 }
 
 // Server answers routing requests.
@@ -57,11 +83,16 @@ type Server struct {
 	log      *slog.Logger
 	instance string
 	counter  atomic.Uint64
+	metrics  *Metrics
+	registry *prometheus.Registry
+	inflight chan struct{}
+	reload   func() (*policy.Router, error)
+	health   []func() error
+	reloadMu sync.Mutex
 }
 
-// New returns a server. router may be nil until a model is loaded (then
-// /readyz answers 503 and /v1/route 503).
-func New(cfg Config, router *policy.Router, cat *datasets.Catalogue, sink DecisionSink, outcomes OutcomeSink, log *slog.Logger) (*Server, error) {
+// New returns a server.
+func New(cfg Config, d Deps) (*Server, error) {
 	var nonce [6]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return nil, fmt.Errorf("server: instance id: %w", err)
@@ -69,14 +100,33 @@ func New(cfg Config, router *policy.Router, cat *datasets.Catalogue, sink Decisi
 	if cfg.MaxRemembered <= 0 {
 		cfg.MaxRemembered = DefaultConfig().MaxRemembered
 	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if d.Catalogue == nil {
+		return nil, errors.New("server: no catalogue")
+	}
 	instance := cfg.InstanceID
 	if instance == "" {
 		instance = hex.EncodeToString(nonce[:])
 	}
-	s := &Server{cfg: cfg, cat: cat, sink: sink, outcomes: outcomes, log: log, instance: instance,
-		index: newDecisionIndex(cfg.MaxRemembered)}
-	if router != nil {
-		s.router.Store(router)
+	s := &Server{cfg: cfg, cat: d.Catalogue, sink: d.Decisions, outcomes: d.Outcomes, log: d.Log, instance: instance,
+		index: newDecisionIndex(cfg.MaxRemembered), registry: d.Registry, reload: d.Reload, health: d.Health}
+	if cfg.MaxInFlight > 0 {
+		s.inflight = make(chan struct{}, cfg.MaxInFlight)
+	}
+	if d.Registry != nil {
+		s.metrics = NewMetrics(d.Registry)
+		d.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_degraded",
+			Help: "1 while the server serves in a degraded mode (see /readyz)."}, func() float64 {
+			if len(s.degraded()) > 0 {
+				return 1
+			}
+			return 0
+		}))
+	}
+	if d.Router != nil {
+		s.router.Store(d.Router)
 	}
 	return s, nil
 }
@@ -87,9 +137,14 @@ func (s *Server) SetRouter(r *policy.Router) { s.router.Store(r) }
 // Handler returns the HTTP routes.
 func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
-	r.HandleFunc("/v1/route", s.handleRoute).Methods(http.MethodPost)
-	r.HandleFunc("/route", s.handleRoute).Methods(http.MethodPost)
-	r.HandleFunc("/v1/feedback", s.handleFeedback).Methods(http.MethodPost)
+	r.HandleFunc("/v1/route", s.api("route", false, s.handleRoute)).Methods(http.MethodPost)
+	r.HandleFunc("/route", s.api("route", false, s.handleRoute)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/feedback", s.api("feedback", false, s.handleFeedback)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/noop", s.api("noop", false, s.handleNoop)).Methods(http.MethodPost)
+	r.HandleFunc("/admin/reload", s.api("reload", true, s.handleReload)).Methods(http.MethodPost)
+	if s.registry != nil {
+		r.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	}
 	r.HandleFunc("/healthz", s.handleHealth).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReady).Methods(http.MethodGet)
 	r.HandleFunc("/v1/models", s.handleModels).Methods(http.MethodGet)
@@ -118,9 +173,15 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
+	if err := req.Context().Err(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, &fieldError{msg: "request deadline exceeded before routing"})
+		return
+	}
 	id := s.newDecisionID()
 	pr.Draw = Draw(s.cfg.ExploreSeed, id)
+	decideStart := time.Now()
 	d, err := router.Route(pr)
+	decided := time.Since(decideStart)
 	if err != nil {
 		var unknown *policy.UnknownModelError
 		switch {
@@ -148,7 +209,19 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 	if s.sink != nil {
 		s.sink.Log(s.record(id, start, body, pr.Input.Prompt, d))
 	}
-	s.log.Debug("route", "decision_id", id, "model", d.Chosen, "elapsed", time.Since(start))
+	if m := s.metrics; m != nil {
+		m.DecisionSeconds.Observe(decided.Seconds())
+		m.Decisions.WithLabelValues(d.Chosen, d.Policy, "").Inc()
+		m.PredictedQuality.WithLabelValues(d.Chosen).Observe(d.Options[d.Index].PredictedQuality)
+		m.ExpectedCost.WithLabelValues(d.Chosen).Observe(d.Options[d.Index].ExpectedCostUSD)
+		if d.Explored {
+			m.Explored.WithLabelValues(d.Policy).Inc()
+		}
+	}
+	if s.cfg.AccessLog {
+		s.log.Info("route", "decision_id", id, "request_id", body.RequestID, "model", d.Chosen, "policy", d.Policy,
+			"explored", d.Explored, "elapsed", time.Since(start), "trace", w.Header().Get("traceparent"))
+	}
 }
 
 // record builds the decision-log row of a decision.
@@ -204,13 +277,95 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// Readiness is the body of GET /readyz.
+type Readiness struct {
+	Status           string   `json:"status"` // ready, degraded (still serving), not ready
+	Reasons          []string `json:"reasons,omitempty"`
+	PredictorVersion string   `json:"predictor_version,omitempty"`
+	Policy           string   `json:"policy,omitempty"`
+}
+
+// degraded lists why the server is serving in a degraded mode.
+func (s *Server) degraded() []string {
+	var out []string
+	if r := s.router.Load(); r != nil {
+		if err := r.ScorerHealth(); err != nil {
+			out = append(out, err.Error())
+		}
+	}
+	for _, h := range s.health {
+		if err := h(); err != nil {
+			out = append(out, err.Error())
+		}
+	}
+	return out
+}
+
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	r := s.router.Load()
 	if r == nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "no predictor loaded"})
+		writeJSON(w, http.StatusServiceUnavailable, Readiness{Status: "not ready", Reasons: []string{"no predictor loaded"}})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "predictor_version": r.Metadata().Version, "policy": r.Config().Name})
+	rd := Readiness{Status: "ready", PredictorVersion: r.Metadata().Version, Policy: r.Config().Name, Reasons: s.degraded()}
+	if len(rd.Reasons) > 0 {
+		rd.Status = "degraded" // still routing: a load balancer should keep it, an operator should look
+	}
+	writeJSON(w, http.StatusOK, rd)
+}
+
+// CountFallback counts a scoring answered by the pure-Go scorer after ONNX
+// Runtime failed.
+func (s *Server) CountFallback() {
+	if s.metrics != nil {
+		s.metrics.ScorerFallbacks.Inc()
+	}
+}
+
+// handleNoop goes through the same middleware and JSON decoding as
+// /v1/route but makes no decision: the HTTP stack's own cost, for
+// benchmarks.
+func (s *Server) handleNoop(w http.ResponseWriter, req *http.Request) {
+	if _, _, err := decodeRoute(http.MaxBytesReader(w, req.Body, s.cfg.MaxBodyBytes)); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, noopAnswer)
+}
+
+var noopAnswer = map[string]string{"status": "ok"}
+
+// Reload rebuilds the router from the configuration. An invalid
+// configuration is rejected and the current router keeps serving.
+func (s *Server) Reload() error {
+	if s.reload == nil {
+		return errors.New("reload: this server has no configuration to reload")
+	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	r, err := s.reload()
+	if err != nil {
+		if s.metrics != nil {
+			s.metrics.Reloads.WithLabelValues("rejected").Inc()
+		}
+		s.log.Error("reload rejected; the current configuration keeps serving", "err", err)
+		return err
+	}
+	s.router.Store(r)
+	if s.metrics != nil {
+		s.metrics.Reloads.WithLabelValues("ok").Inc()
+	}
+	s.log.Info("reloaded", "predictor", r.Metadata().Version, "policy", r.Config().Name, "policy_version", r.Config().Version)
+	return nil
+}
+
+func (s *Server) handleReload(w http.ResponseWriter, _ *http.Request) {
+	if err := s.Reload(); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, &fieldError{msg: "reload rejected, the current configuration keeps serving: " + err.Error()})
+		return
+	}
+	r := s.router.Load()
+	writeJSON(w, http.StatusOK, Readiness{Status: "reloaded", PredictorVersion: r.Metadata().Version, Policy: r.Config().Name})
 }
 
 // ModelInfo is one entry of GET /v1/models.

@@ -14,7 +14,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -35,6 +37,7 @@ type fixture struct {
 	dlog  *serving.DecisionLog
 	wal   *logstore.WAL[datasets.OutcomeRecord]
 	srv   *serving.Server
+	reg   *prometheus.Registry
 }
 
 // writeModel writes a small randomly initialised predictor over the
@@ -73,7 +76,10 @@ func startServer(t *testing.T, cfg serving.Config, scorer string) *fixture {
 	lc := serving.DefaultDecisionLogConfig(f.logs)
 	f.dlog, err = serving.NewDecisionLog(lc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
-	f.srv, err = serving.New(cfg, router, cat, f.dlog, f.wal, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.reg = prometheus.NewRegistry()
+	f.srv, err = serving.New(cfg, serving.Deps{Router: router, Catalogue: cat, Decisions: f.dlog, Outcomes: f.wal,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: f.reg,
+		Health: []func() error{func() error { return f.wal.Failing(time.Minute) }}})
 	require.NoError(t, err)
 	ts := httptest.NewServer(f.srv.Handler()) // a real listener on 127.0.0.1
 	t.Cleanup(ts.Close)
@@ -208,7 +214,7 @@ func TestHealthReadyAndModels(t *testing.T) {
 	}
 
 	// a server with no predictor is alive but not ready
-	empty, err := serving.New(serving.DefaultConfig(), nil, f.cat, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	empty, err := serving.New(serving.DefaultConfig(), serving.Deps{Catalogue: f.cat})
 	require.NoError(t, err)
 	ts := httptest.NewServer(empty.Handler())
 	defer ts.Close()

@@ -213,6 +213,18 @@ func (r *Router) Observations(model string) int64 {
 	return n
 }
 
+// ScorerHealth is nil while the scorer works as configured, and says why
+// not otherwise (ONNX Runtime failed and the pure-Go scorer answers).
+func (r *Router) ScorerHealth() error {
+	if h, ok := r.scorer.(interface{ Health() error }); ok {
+		return h.Health()
+	}
+	return nil
+}
+
+// Close releases the router's scorer.
+func (r *Router) Close() error { return r.scorer.Close() }
+
 // Config returns the policy configuration.
 func (r *Router) Config() Config { return r.cfg }
 

@@ -9,8 +9,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
@@ -52,6 +59,12 @@ func (f *routerFlags) policy() (*policy.File, error) {
 }
 
 func (f *routerFlags) load() (*policy.Router, *datasets.Catalogue, io.Closer, error) {
+	return f.loadWith(nil)
+}
+
+// loadWith is load with a callback for every scoring that falls back to the
+// pure-Go scorer.
+func (f *routerFlags) loadWith(onFallback func()) (*policy.Router, *datasets.Catalogue, io.Closer, error) {
 	pf, err := f.policy()
 	if err != nil {
 		return nil, nil, nil, err
@@ -61,7 +74,7 @@ func (f *routerFlags) load() (*policy.Router, *datasets.Catalogue, io.Closer, er
 		return nil, nil, nil, err
 	}
 	r, sc, err := serving.LoadRouter(serving.LoadOptions{
-		ModelPath: pf.Predictor, Catalogue: cat, Scorer: f.scorer, RuntimeLib: f.ortLib, Policy: pf.Config,
+		ModelPath: pf.Predictor, Catalogue: cat, Scorer: f.scorer, RuntimeLib: f.ortLib, Policy: pf.Config, OnFallback: onFallback,
 	})
 	if err != nil {
 		return nil, nil, nil, err
@@ -74,21 +87,37 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	var rf routerFlags
 	rf.register(fs)
+	def := serving.DefaultConfig()
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
-	logs := fs.String("logs", "logs", "folder of the decision log (Parquet)")
+	logs := fs.String("logs", "logs", "folder of the decision and outcome logs (Parquet, dt=/hour= partitions)")
 	keepPrompts := fs.Bool("log-prompts", true, "write prompt text to the decision log (false: only its SHA-256)")
-	maxBody := fs.Int64("max-body-bytes", serving.DefaultConfig().MaxBodyBytes, "largest request body accepted")
-	debug := fs.Bool("debug", false, "log every request")
+	maxBody := fs.Int64("max-body-bytes", def.MaxBodyBytes, "largest request body accepted")
+	maxInFlight := fs.Int("max-in-flight", def.MaxInFlight, "API requests served at once; beyond, 429 with Retry-After (0: no limit)")
+	timeout := fs.Duration("request-timeout", def.RequestTimeout, "deadline of an API request")
+	keysFile := fs.String("api-keys-file", "", "file of client API keys, one per line (also $SWITCHYARD_API_KEYS, comma-separated); none: no auth")
+	adminFile := fs.String("admin-key-file", "", "file holding the admin key (also $SWITCHYARD_ADMIN_KEY); none: admin endpoints are off")
+	accessLog := fs.Bool("access-log", false, "log every API request with its decision id")
+	debug := fs.Bool("debug", false, "debug logging")
 	exploreSeed := fs.Uint64("explore-seed", 1, "seed of the exploration draws (a hash of it and the decision id)")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
 	log := newLogger(stderr, *debug)
-	router, cat, closer, err := rf.load()
+	apiKeys, adminKey, err := readKeys(*keysFile, *adminFile)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	defer closer.Close()
+	var srv *serving.Server
+	onFallback := func() {
+		if srv != nil {
+			srv.CountFallback()
+		}
+	}
+	router, cat, closer, err := rf.loadWith(onFallback)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer func() { closer.Close() }()
 	outcomes, recovered, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: *logs, Prefix: "outcomes",
 		MaxBytes: 64 << 20, MaxAge: 10 * time.Minute, Log: log})
 	if err != nil {
@@ -105,10 +134,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	cfg := serving.DefaultConfig()
-	cfg.KeepPrompts, cfg.MaxBodyBytes = *keepPrompts, *maxBody
-	cfg.ExploreSeed = *exploreSeed
-	srv, err := serving.New(cfg, router, cat, dlog, outcomes, log)
+	cfg := def
+	cfg.KeepPrompts, cfg.MaxBodyBytes, cfg.MaxInFlight, cfg.RequestTimeout = *keepPrompts, *maxBody, *maxInFlight, *timeout
+	cfg.ExploreSeed, cfg.APIKeys, cfg.AdminKey, cfg.AccessLog = *exploreSeed, apiKeys, adminKey, *accessLog
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	serving.RegisterLogMetrics(reg, "decisions", dlog)
+	serving.RegisterLogMetrics(reg, "outcomes", outcomes)
+	var closeMu sync.Mutex
+	reload := func() (*policy.Router, error) {
+		r, _, c, err := rf.loadWith(onFallback)
+		if err != nil {
+			return nil, err
+		}
+		closeMu.Lock()
+		old := closer
+		closer = c
+		closeMu.Unlock()
+		time.AfterFunc(time.Minute, func() { old.Close() }) // requests in flight may still score with it
+		return r, nil
+	}
+	srv, err = serving.New(cfg, serving.Deps{Router: router, Catalogue: cat, Decisions: dlog, Outcomes: outcomes, Log: log,
+		Registry: reg, Reload: reload, Health: []func() error{
+			func() error { return wrapHealth("decision log", dlog.Failing(time.Minute)) },
+			func() error { return wrapHealth("outcome log", outcomes.Failing(time.Minute)) },
+		}})
 	if err != nil {
 		return err
 	}
@@ -120,16 +170,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	meta := router.Metadata()
-	log.Info("serving", "addr", ln.Addr().String(), "predictor", meta.Version, "models", strings.Join(meta.Models, ","),
-		"feature_spec", meta.FeatureSpecID, "scorer", rf.scorer, "logs", *logs)
+	log.Info("serving", "addr", ln.Addr().String(), "predictor", meta.Version, "models", strings.Join(router.Models(), ","),
+		"feature_spec", meta.FeatureSpecID, "scorer", rf.scorer, "logs", *logs, "auth", len(apiKeys) > 0, "admin", adminKey != "")
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for running := true; running; {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve: %w", err)
+		case <-hup:
+			_ = srv.Reload() // logged and counted; a rejected configuration leaves the old one serving
+		case <-ctx.Done():
+			running = false
+		}
 	}
-	log.Info("shutting down: finishing requests in flight and flushing the decision log")
+	log.Info("shutting down: finishing requests in flight and flushing the logs")
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
@@ -144,6 +202,47 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	written, dropped, werrs := dlog.Stats()
 	log.Info("stopped", "decisions_logged", written, "decisions_dropped", dropped, "write_errors", werrs)
 	return nil
+}
+
+func wrapHealth(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s failing: %w", what, err)
+}
+
+// readKeys reads client API keys and the admin key from files (one key per
+// line, blank lines and # comments ignored) or the environment.
+func readKeys(keysFile, adminFile string) ([]string, string, error) {
+	var keys []string
+	if keysFile != "" {
+		b, err := os.ReadFile(keysFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("api keys: %w", err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+				keys = append(keys, l)
+			}
+		}
+		if len(keys) == 0 {
+			return nil, "", fmt.Errorf("api keys: %s holds no key", keysFile)
+		}
+	} else if env := os.Getenv("SWITCHYARD_API_KEYS"); env != "" {
+		keys = splitList(env)
+	}
+	admin := os.Getenv("SWITCHYARD_ADMIN_KEY")
+	if adminFile != "" {
+		b, err := os.ReadFile(adminFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("admin key: %w", err)
+		}
+		admin = strings.TrimSpace(string(b))
+		if admin == "" {
+			return nil, "", fmt.Errorf("admin key: %s is empty", adminFile)
+		}
+	}
+	return keys, admin, nil
 }
 
 func runRoute(_ context.Context, args []string, stdout, stderr io.Writer) error {

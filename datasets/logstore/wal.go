@@ -66,6 +66,7 @@ type WAL[T any] struct {
 	appended int64
 	errs     int64
 	lastErr  error
+	lastAt   time.Time
 }
 
 type appendReq[T any] struct {
@@ -196,7 +197,7 @@ func (w *WAL[T]) noteErr(err error) {
 	}
 	w.statsMu.Lock()
 	w.errs++
-	w.lastErr = err
+	w.lastErr, w.lastAt = err, time.Now()
 	w.statsMu.Unlock()
 	w.opt.Log.Error("wal", "prefix", w.opt.Prefix, "err", err)
 }
@@ -269,6 +270,24 @@ func (w *WAL[T]) retryLeftovers() error {
 		if _, err := w.convert(seg, nil); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// LogHealth returns the segments waiting for conversion, 0 dropped (an
+// append either is on disk or fails), the write errors and the last error.
+func (w *WAL[T]) LogHealth() (backlog, dropped, errors int64, last error) {
+	w.statsMu.Lock()
+	defer w.statsMu.Unlock()
+	return int64(w.Pending()), 0, w.errs, w.lastErr
+}
+
+// Failing reports the last error if it happened within d.
+func (w *WAL[T]) Failing(d time.Duration) error {
+	w.statsMu.Lock()
+	defer w.statsMu.Unlock()
+	if w.lastErr != nil && time.Since(w.lastAt) < d {
+		return w.lastErr
 	}
 	return nil
 }

@@ -306,7 +306,8 @@ func serveRound(cfg Config, st Strategy, router *policy.Router, dir string, roun
 	if err != nil {
 		return r, err
 	}
-	srv, err := serving.New(sc, router, cat, dlog, wal, cfg.Log)
+	sc.MaxInFlight, sc.RequestTimeout = 0, 0 // one request at a time, in process
+	srv, err := serving.New(sc, serving.Deps{Router: router, Catalogue: cat, Decisions: dlog, Outcomes: wal, Log: cfg.Log})
 	if err != nil {
 		return r, err
 	}

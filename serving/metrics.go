@@ -1,0 +1,80 @@
+package serving
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the service's Prometheus metrics, registered into the
+// registry passed to NewMetrics (tests pass a fresh one).
+type Metrics struct {
+	Decisions        *prometheus.CounterVec   // by model, policy, arm
+	Explored         *prometheus.CounterVec   // by policy
+	PredictedQuality *prometheus.HistogramVec // of the chosen model, by model
+	ExpectedCost     *prometheus.HistogramVec // of the chosen model, by model
+	DecisionSeconds  prometheus.Histogram     // in-process decision: features, scoring, policy
+	RequestSeconds   *prometheus.HistogramVec // whole HTTP request, by endpoint and status code
+	Feedback         *prometheus.CounterVec   // by model and result (stored, repeated, rejected, failed)
+	RealisedQuality  *prometheus.HistogramVec // from feedback, by model
+	RealisedCost     *prometheus.HistogramVec // from feedback, by model
+	Shed             prometheus.Counter       // requests answered 429
+	InFlight         prometheus.Gauge
+	Reloads          *prometheus.CounterVec // by result
+	ScorerFallbacks  prometheus.Counter     // scorings that fell back to the pure-Go scorer
+}
+
+// NewMetrics creates and registers the metrics.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	qBuckets := prometheus.LinearBuckets(0.05, 0.1, 10)
+	costBuckets := prometheus.ExponentialBuckets(1e-6, 3, 14)
+	m := &Metrics{
+		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_decisions_total",
+			Help: "Routing decisions, by chosen model, policy and experiment arm."}, []string{"model", "policy", "arm"}),
+		Explored: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_explored_decisions_total",
+			Help: "Decisions where exploration chose another model than the rule."}, []string{"policy"}),
+		PredictedQuality: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchyard_predicted_quality",
+			Help: "Predicted quality of the chosen model.", Buckets: qBuckets}, []string{"model"}),
+		ExpectedCost: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchyard_expected_cost_usd",
+			Help: "Expected cost of the chosen model, USD.", Buckets: costBuckets}, []string{"model"}),
+		DecisionSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "switchyard_decision_seconds",
+			Help: "In-process decision time: features, scoring and policy.", Buckets: prometheus.ExponentialBuckets(2e-6, 2, 16)}),
+		RequestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchyard_http_request_seconds",
+			Help: "HTTP request time, by endpoint and status code.", Buckets: prometheus.ExponentialBuckets(2e-5, 2, 16)}, []string{"endpoint", "code"}),
+		Feedback: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_feedback_total",
+			Help: "Feedback requests, by model and result."}, []string{"model", "result"}),
+		RealisedQuality: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchyard_realised_quality",
+			Help: "Quality reported by feedback.", Buckets: qBuckets}, []string{"model"}),
+		RealisedCost: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchyard_realised_cost_usd",
+			Help: "Cost reported by (or computed for) feedback, USD.", Buckets: costBuckets}, []string{"model"}),
+		Shed: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_shed_requests_total",
+			Help: "Requests answered 429 because too many were in flight."}),
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchyard_requests_in_flight",
+			Help: "API requests being served."}),
+		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_reloads_total",
+			Help: "Configuration reloads, by result (ok, rejected)."}, []string{"result"}),
+		ScorerFallbacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_scorer_fallbacks_total",
+			Help: "Scorings answered by the pure-Go scorer because ONNX Runtime failed."}),
+	}
+	reg.MustRegister(m.Decisions, m.Explored, m.PredictedQuality, m.ExpectedCost, m.DecisionSeconds, m.RequestSeconds,
+		m.Feedback, m.RealisedQuality, m.RealisedCost, m.Shed, m.InFlight, m.Reloads, m.ScorerFallbacks)
+	return m
+}
+
+// LogStats is what a log writer reports for metrics and readiness.
+type LogStats interface {
+	// LogHealth returns the records waiting to be written, the records
+	// dropped and the write errors so far, and the last error (nil if none).
+	LogHealth() (backlog, dropped, errors int64, last error)
+}
+
+// RegisterLogMetrics exposes a log's backlog, drops and write errors.
+func RegisterLogMetrics(reg prometheus.Registerer, name string, l LogStats) {
+	labels := prometheus.Labels{"log": name}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_log_backlog", Help: "Records (decision log) or segments (outcome log) waiting to be written to Parquet.", ConstLabels: labels},
+			func() float64 { b, _, _, _ := l.LogHealth(); return float64(b) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "switchyard_log_dropped_total", Help: "Records dropped because the backlog was full.", ConstLabels: labels},
+			func() float64 { _, d, _, _ := l.LogHealth(); return float64(d) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "switchyard_log_write_errors_total", Help: "Failed log writes.", ConstLabels: labels},
+			func() float64 { _, _, e, _ := l.LogHealth(); return float64(e) }),
+	)
+}
