@@ -37,6 +37,7 @@ func commands() []command {
 		{"eval", "evaluate the learned router against baselines on a full-information benchmark", runEval},
 		{"calibrate", "pick the quality bar or lambda that meets a cost, traffic-share or quality target", runCalibrate},
 		{"simulate", "replay a full-information benchmark as bandit traffic through the server, retraining from its logs", runSimulate},
+		{"loadgen", "send a bounded HTTP load to a local server and print throughput and latency percentiles", runLoadgen},
 		{"ope", "estimate a policy's quality and cost off-policy from exploration logs", runOPE},
 	}
 }

@@ -205,6 +205,10 @@ func (w *WAL[T]) noteErr(err error) {
 // commit writes a batch as framed records (length, CRC-32C, JSON) and fsyncs.
 func (w *WAL[T]) commit(batch []*appendReq[T]) error {
 	if w.seg == nil {
+		if err := os.MkdirAll(w.walDir, 0o755); err != nil { // the folder may have been lost and restored
+			w.noteErr(err)
+			return fmt.Errorf("wal: %w", err)
+		}
 		w.segSeq++
 		f, err := os.OpenFile(w.segPath(w.current()), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
