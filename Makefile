@@ -45,10 +45,15 @@ $(ORT_LIB):
 test: ort
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
 # Short, bounded fuzzing of everything that parses outside input.
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime 10s ./features
+	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZTIME) ./features
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRoute$$' -fuzztime $(FUZZTIME) ./serving
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePromptLine$$' -fuzztime $(FUZZTIME) ./datasets
+	$(GO) test -run '^$$' -fuzz '^FuzzImportLongCSV$$' -fuzztime $(FUZZTIME) ./datasets
 
 bench: ort
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./...

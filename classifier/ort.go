@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
+	"sync/atomic"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -114,20 +116,33 @@ func (r *Runtime) Version() string { return r.version }
 func (r *Runtime) Path() string { return r.path }
 
 // ORTScorer scores with ONNX Runtime. All requests share one
-// DynamicAdvancedSession, whose Run is safe for concurrent use.
+// DynamicAdvancedSession, whose Run is safe for concurrent use. Input and
+// output tensors are made once per worker and reused: the ids tensor is
+// padded with 0 (which the graph ignores) to the next multiple of 64, so a
+// few sizes serve every request and no tensor is created per request.
 type ORTScorer struct {
 	sess  *ort.DynamicAdvancedSession
 	nout  int
 	nb    int
-	bufs  sync.Pool
+	bufs  chan *ortBuffers
+	made  atomic.Int64
 	close sync.Once
 }
 
 type ortBuffers struct {
-	ids   []int64
-	task  []int64 // its own allocation: cgo refuses pointers into structs that hold pointers
-	dense []float32
-	out   []float32
+	ids   map[int]*ort.Tensor[int64] // by padded length
+	task  *ort.Tensor[int64]
+	dense *ort.Tensor[float32]
+	out   *ort.Tensor[float32]
+}
+
+func (b *ortBuffers) destroy() {
+	for _, t := range b.ids {
+		t.Destroy()
+	}
+	b.task.Destroy()
+	b.dense.Destroy()
+	b.out.Destroy()
 }
 
 // NewORTScorer creates an ONNX Runtime session over the ONNX bytes of m
@@ -169,11 +184,42 @@ func NewORTScorer(rt *Runtime, onnxBytes []byte, m *Model) (*ORTScorer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ort scorer: create session: %w", err)
 	}
-	s := &ORTScorer{sess: sess, nout: len(m.Meta.Models), nb: m.Meta.FeatureSpec.Buckets}
-	s.bufs.New = func() any {
-		return &ortBuffers{task: make([]int64, 1), dense: make([]float32, features.NumDense), out: make([]float32, s.nout)}
+	return &ORTScorer{sess: sess, nout: len(m.Meta.Models), nb: m.Meta.FeatureSpec.Buckets, bufs: make(chan *ortBuffers, runtime.GOMAXPROCS(0))}, nil
+}
+
+func (s *ORTScorer) getBuffers() (*ortBuffers, error) {
+	select {
+	case b := <-s.bufs:
+		return b, nil
+	default:
 	}
-	return s, nil
+	if s.made.Add(1) > int64(cap(s.bufs)) {
+		s.made.Add(-1)
+		return <-s.bufs, nil // as many runs at once as there are CPUs: wait for one to finish
+	}
+	b := &ortBuffers{ids: map[int]*ort.Tensor[int64]{}}
+	var err error
+	if b.task, err = ort.NewTensor(ort.NewShape(1), make([]int64, 1)); err != nil {
+		return nil, fmt.Errorf("score: task tensor: %w", err)
+	}
+	if b.dense, err = ort.NewTensor(ort.NewShape(1, int64(features.NumDense)), make([]float32, features.NumDense)); err != nil {
+		b.task.Destroy()
+		return nil, fmt.Errorf("score: dense tensor: %w", err)
+	}
+	if b.out, err = ort.NewTensor(ort.NewShape(1, int64(s.nout)), make([]float32, s.nout)); err != nil {
+		b.task.Destroy()
+		b.dense.Destroy()
+		return nil, fmt.Errorf("score: output tensor: %w", err)
+	}
+	return b, nil
+}
+
+func (s *ORTScorer) putBuffers(b *ortBuffers) {
+	select {
+	case s.bufs <- b:
+	default:
+		b.destroy() // more workers than the pool keeps: free the C memory
+	}
 }
 
 // Score implements Scorer.
@@ -184,50 +230,47 @@ func (s *ORTScorer) Score(v *features.Vector, out []float32) error {
 	if err := checkVector(v, s.nb); err != nil {
 		return err
 	}
-	b := s.bufs.Get().(*ortBuffers)
-	defer s.bufs.Put(b)
-	n := max(1, len(v.IDs)) // an empty bag is one padding id
-	if cap(b.ids) < n {
-		b.ids = make([]int64, n)
+	b, err := s.getBuffers()
+	if err != nil {
+		return err
 	}
-	b.ids = b.ids[:n]
-	b.ids[0] = 0
+	defer s.putBuffers(b)
+	n := max(64, (len(v.IDs)+63)/64*64)
+	idsT, ok := b.ids[n]
+	if !ok {
+		if idsT, err = ort.NewTensor(ort.NewShape(1, int64(n)), make([]int64, n)); err != nil {
+			return fmt.Errorf("score: ids tensor: %w", err)
+		}
+		b.ids[n] = idsT
+	}
+	ids := idsT.GetData()
 	for i, id := range v.IDs {
-		b.ids[i] = int64(id)
+		ids[i] = int64(id)
 	}
-	b.task[0] = int64(v.TaskID)
-	copy(b.dense, v.Dense)
-
-	idsT, err := ort.NewTensor(ort.NewShape(1, int64(n)), b.ids)
-	if err != nil {
-		return fmt.Errorf("score: ids tensor: %w", err)
-	}
-	defer idsT.Destroy()
-	taskT, err := ort.NewTensor(ort.NewShape(1), b.task)
-	if err != nil {
-		return fmt.Errorf("score: task tensor: %w", err)
-	}
-	defer taskT.Destroy()
-	denseT, err := ort.NewTensor(ort.NewShape(1, int64(features.NumDense)), b.dense)
-	if err != nil {
-		return fmt.Errorf("score: dense tensor: %w", err)
-	}
-	defer denseT.Destroy()
-	outT, err := ort.NewTensor(ort.NewShape(1, int64(s.nout)), b.out)
-	if err != nil {
-		return fmt.Errorf("score: output tensor: %w", err)
-	}
-	defer outT.Destroy()
-	if err := s.sess.Run([]ort.Value{idsT, taskT, denseT}, []ort.Value{outT}); err != nil {
+	clear(ids[len(v.IDs):])
+	b.task.GetData()[0] = int64(v.TaskID)
+	copy(b.dense.GetData(), v.Dense)
+	if err := s.sess.Run([]ort.Value{idsT, b.task, b.dense}, []ort.Value{b.out}); err != nil {
 		return fmt.Errorf("score: onnx runtime: %w", err)
 	}
-	copy(out, b.out)
+	copy(out, b.out.GetData())
 	return nil
 }
 
 // Close implements Scorer.
 func (s *ORTScorer) Close() error {
 	var err error
-	s.close.Do(func() { err = s.sess.Destroy() })
+	s.close.Do(func() {
+		for {
+			select {
+			case b := <-s.bufs:
+				b.destroy()
+				continue
+			default:
+			}
+			break
+		}
+		err = s.sess.Destroy()
+	})
 	return err
 }

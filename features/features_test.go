@@ -93,9 +93,14 @@ func TestExtractNgramsAndSignals(t *testing.T) {
 	e := newTestExtractor(t)
 	var v Vector
 	e.Extract(Input{Prompt: "hello world"}, &v)
-	// 2 unigrams + 1 bigram + char 3-grams of <hello> (5) and <world> (5)
-	assert.Len(t, v.IDs, 13)
+	assert.Len(t, v.IDs, 3, "2 unigrams + 1 bigram")
 	assert.Zero(t, v.TaskID)
+	spec := DefaultSpec()
+	spec.CharNgramMin, spec.CharNgramMax = 3, 3
+	withChars, err := NewExtractor(spec)
+	require.NoError(t, err)
+	withChars.Extract(Input{Prompt: "hello world"}, &v)
+	assert.Len(t, v.IDs, 13, "and char 3-grams of <hello> (5) and <world> (5)")
 
 	var lower, upper Vector
 	e.Extract(Input{Prompt: "Hello World"}, &upper)

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"math/rand"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -14,6 +16,7 @@ import (
 	"switchyard/datasets/synthetic"
 	"switchyard/features"
 	"switchyard/serving"
+	"switchyard/training"
 )
 
 // benchPrompt returns realistic prompt text of exactly n bytes.
@@ -33,7 +36,8 @@ func benchPrompt(n int) string {
 // (features + scoring + policy) with the production-size predictor.
 func BenchmarkDecision(b *testing.B) {
 	cat := synthetic.DefaultCatalogue()
-	m, err := classifier.NewModel(features.DefaultSpec(), cat.Names(), 32, 64)
+	def := training.DefaultSettings()
+	m, err := classifier.NewModel(features.DefaultSpec(), cat.Names(), def.EmbeddingDim, def.Hidden)
 	require.NoError(b, err)
 	m.Init(rand.New(rand.NewSource(1)))
 	m.Meta.Version = "bench"
@@ -47,11 +51,19 @@ func BenchmarkDecision(b *testing.B) {
 			req := policy.Request{Input: features.Input{Prompt: benchPrompt(size)}}
 			b.Run(fmt.Sprintf("scorer=%s/prompt=%dB", scorer, size), func(b *testing.B) {
 				b.ReportAllocs()
+				lat := make([]time.Duration, 0, 1<<16)
 				for b.Loop() {
+					t0 := time.Now()
 					if _, err := r.Route(req); err != nil {
 						b.Fatal(err)
 					}
+					if len(lat) < cap(lat) {
+						lat = append(lat, time.Since(t0))
+					}
 				}
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50_µs")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99_µs")
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
 			})
 		}

@@ -25,7 +25,7 @@ type DecisionLogConfig struct {
 
 // DefaultDecisionLogConfig returns the defaults for dir.
 func DefaultDecisionLogConfig(dir string) DecisionLogConfig {
-	return DecisionLogConfig{Dir: dir, MaxRows: 100_000, MaxAge: 5 * time.Minute, QueueSize: 1 << 16, FlushPeriod: time.Second}
+	return DecisionLogConfig{Dir: dir, MaxRows: 100_000, MaxAge: 5 * time.Minute, QueueSize: 1 << 16, FlushPeriod: 100 * time.Millisecond}
 }
 
 // DecisionLog writes decisions to Parquet files in the background, so that
@@ -165,26 +165,34 @@ func (l *DecisionLog) run() {
 		}
 		w = nil
 	}
+	// The writer wakes on its ticker and drains the queue, instead of waking
+	// for every decision: a send on the routing path then never has a
+	// receiver to wake, which keeps it cheap.
 	for {
-		select {
-		case rec, ok := <-l.queue:
-			if !ok {
-				flush()
-				closeFile()
-				return
+		<-tick.C
+		for drained := false; !drained; {
+			select {
+			case rec, ok := <-l.queue:
+				if !ok {
+					flush()
+					closeFile()
+					return
+				}
+				buf = append(buf, rec)
+				if len(buf) >= 4096 {
+					flush()
+				}
+				if w != nil && rows >= l.cfg.MaxRows {
+					flush()
+					closeFile()
+				}
+			default:
+				drained = true
 			}
-			buf = append(buf, rec)
-			if len(buf) >= 1024 {
-				flush()
-			}
-			if w != nil && rows >= l.cfg.MaxRows {
-				closeFile()
-			}
-		case <-tick.C:
-			flush()
-			if w != nil && (rows >= l.cfg.MaxRows || time.Since(opened) >= l.cfg.MaxAge) {
-				closeFile()
-			}
+		}
+		flush()
+		if w != nil && (rows >= l.cfg.MaxRows || time.Since(opened) >= l.cfg.MaxAge) {
+			closeFile()
 		}
 	}
 }

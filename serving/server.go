@@ -205,7 +205,7 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 		resp.Fallbacks[i] = d.Options[k].Model
 	}
 	s.index.add(id, d.Chosen)
-	writeJSON(w, http.StatusOK, resp)
+	writeRoute(w, &resp)
 	if s.sink != nil {
 		s.sink.Log(s.record(id, start, body, pr.Input.Prompt, d))
 	}

@@ -31,7 +31,7 @@ type Settings struct {
 // DefaultSettings are sensible settings for a few thousand to a few hundred
 // thousand prompts.
 func DefaultSettings() Settings {
-	return Settings{Seed: 1, EmbeddingDim: 32, Hidden: 64, Epochs: 30, BatchSize: 64, L2: 1e-6, Patience: 3, PriorStrength: 20,
+	return Settings{Seed: 1, EmbeddingDim: 16, Hidden: 64, Epochs: 30, BatchSize: 64, L2: 1e-6, Patience: 3, PriorStrength: 20,
 		Optimizer: Adam{LearningRate: 3e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-8}}
 }
 

@@ -1,0 +1,121 @@
+package serving_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"math/rand"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"switchyard/classifier"
+	"switchyard/classifier/policy"
+	"switchyard/datasets"
+	"switchyard/datasets/logstore"
+	"switchyard/datasets/synthetic"
+	"switchyard/features"
+	"switchyard/serving"
+	"switchyard/serving/loadgen"
+)
+
+// BenchmarkHTTP measures POST /v1/route over loopback against the no-op
+// endpoint of the same server (same router, middleware and JSON decoding,
+// no decision), with the load generator sharing the machine: closed loop at
+// maximum for both, then open loop at half of the route maximum. It runs
+// once whatever b.N is; it reports throughput, the route/no-op ratio, p99
+// latencies and the server's memory.
+func BenchmarkHTTP(b *testing.B) {
+	cat := synthetic.DefaultCatalogue()
+	m, err := classifier.NewModel(features.DefaultSpec(), cat.Names(), 32, 64)
+	require.NoError(b, err)
+	m.Init(rand.New(rand.NewSource(1)))
+	m.Meta.Version = "bench"
+	path := filepath.Join(b.TempDir(), "p.onnx")
+	require.NoError(b, classifier.WriteONNX(path, m))
+	router, sc, err := serving.LoadRouter(serving.LoadOptions{ModelPath: path, Catalogue: cat, Scorer: serving.ScorerONNX,
+		Policy: policy.Config{Name: "bench", QualityBar: 0.8}})
+	require.NoError(b, err)
+	defer sc.Close()
+	logs := b.TempDir()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: logs, Prefix: "outcomes", Log: quiet})
+	require.NoError(b, err)
+	defer wal.Close()
+	dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(logs), quiet)
+	require.NoError(b, err)
+	defer dlog.Close(context.Background())
+	cfg := serving.DefaultConfig()
+	cfg.MaxInFlight = 0 // measure the stack, not the shedding
+	srv, err := serving.New(cfg, serving.Deps{Router: router, Catalogue: cat, Decisions: dlog, Outcomes: wal, Log: quiet,
+		Registry: prometheus.NewRegistry()})
+	require.NoError(b, err)
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	// the same server with a bound on requests in flight, for the overload run
+	shed := cfg
+	shed.MaxInFlight = 16
+	srvShed, err := serving.New(shed, serving.Deps{Router: router, Catalogue: cat, Log: quiet})
+	require.NoError(b, err)
+	tsShed := httptest.NewServer(srvShed.Handler())
+	defer tsShed.Close()
+
+	body, _ := json.Marshal(map[string]string{"prompt": benchPrompt(1 << 10)})
+	runOn := func(base, path string, conns int, rate float64, d time.Duration) *loadgen.Result {
+		res, err := loadgen.Run(context.Background(), loadgen.Config{URL: base + path, Bodies: [][]byte{body}, Connections: conns,
+			Rate: rate, Duration: d, Warmup: time.Second, Timeout: 10 * time.Second})
+		require.NoError(b, err)
+		require.Zero(b, res.Errors, "transport errors: %s", res)
+		return res
+	}
+	run := func(path string, rate float64, d time.Duration) *loadgen.Result { return runOn(ts.URL, path, 64, rate, d) }
+	b.ResetTimer()
+	for i := 0; i < b.N && i < 1; i++ {
+		noop := run("/v1/noop", 0, 4*time.Second)
+		route := run("/v1/route", 0, 4*time.Second)
+		half := run("/v1/route", route.Throughput/2, 4*time.Second)
+		b.Logf("no-op closed loop:  %s", noop)
+		b.Logf("route closed loop:  %s", route)
+		b.Logf("route at half max:  %s", half)
+		over := runOn(tsShed.URL, "/v1/route", 256, 2*route.Throughput, 4*time.Second)
+		b.Logf("route at twice max, 16 in flight: %s", over)
+		for code := range over.Status {
+			require.Contains(b, []int{200, 429}, code, "only answers or shedding under overload")
+		}
+		b.ReportMetric(float64(over.P99.Microseconds()), "overload_admitted_p99_µs")
+		b.ReportMetric(float64(over.Status[429])/float64(over.Sent), "overload_shed_share")
+		b.ReportMetric(noop.Throughput, "noop_req/s")
+		b.ReportMetric(route.Throughput, "route_req/s")
+		b.ReportMetric(route.Throughput/noop.Throughput, "route/noop")
+		b.ReportMetric(float64(route.P99.Microseconds()), "route_max_p99_µs")
+		b.ReportMetric(float64(half.P50.Microseconds()), "half_p50_µs")
+		b.ReportMetric(float64(half.P99.Microseconds()), "half_p99_µs")
+		b.ReportMetric(rssMB(), "rss_MB")
+	}
+}
+
+// rssMB is the process's resident memory (server and load generator).
+func rssMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return float64(ms.Sys) / (1 << 20)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
