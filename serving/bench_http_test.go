@@ -77,7 +77,9 @@ func BenchmarkHTTP(b *testing.B) {
 		require.Zero(b, res.Errors, "transport errors: %s", res)
 		return res
 	}
-	run := func(path string, rate float64, d time.Duration) *loadgen.Result { return runOn(ts.URL, path, 64, rate, d) }
+	run := func(path string, rate float64, d time.Duration) *loadgen.Result {
+		return runOn(ts.URL, path, 64, rate, d)
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N && i < 1; i++ {
 		noop := run("/v1/noop", 0, 4*time.Second)
