@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 
 	"switchyard/classifier/policy"
-	"switchyard/datasets"
 	"switchyard/features"
 	"switchyard/training"
 	"switchyard/training/eval"
@@ -45,18 +44,9 @@ func runCalibrate(_ context.Context, args []string, stdout, stderr io.Writer) er
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	if (*data == "") == (*bench == "") {
-		return fmt.Errorf("calibrate: give exactly one of --data DIR or --benchmark DIR")
-	}
-	var ds *datasets.Dataset
-	var err error
-	if *data != "" {
-		ds, err = datasets.ReadDataset(*data)
-	} else {
-		ds, _, err = datasets.ImportBenchmark(*bench)
-	}
+	ds, err := readFullInformation(*bench, *data, stderr)
 	if err != nil {
-		return err
+		return fmt.Errorf("calibrate: %w", err)
 	}
 	pf, err := rf.policy()
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"switchyard/datasets"
 	"switchyard/features"
 	"switchyard/training"
 	"switchyard/training/eval"
@@ -31,41 +30,16 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	folds := fs.Int("folds", 1, "K > 1: K-fold cross-validation, reporting mean ± std")
 	lambdas := fs.Int("lambdas", 60, "number of λ settings in the cost-quality trade-off sweep")
 	k := fs.Int("knn", 25, "neighbours of the k-nearest-neighbours baseline")
-	seed := fs.Int64("seed", 1, "random seed of every learned predictor")
-	def := training.DefaultSettings()
-	dim := fs.Int("dim", def.EmbeddingDim, "learned router: embedding width")
-	hidden := fs.Int("hidden", def.Hidden, "learned router: hidden layer width")
-	lr := fs.Float64("lr", def.Optimizer.LearningRate, "learned router: Adam learning rate")
-	l2 := fs.Float64("l2", def.L2, "learned router: L2 penalty")
-	epochs := fs.Int("epochs", def.Epochs, "learned router: maximum epochs")
-	drop := fs.Float64("id-dropout", def.IDDropout, "learned router: share of n-gram ids dropped per training example")
-	charMax := fs.Int("char-ngrams", features.DefaultSpec().CharNgramMax, "largest character n-gram (0: none)")
+	lf := registerLearnFlags(fs)
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
-	if (*bench == "") == (*data == "") {
-		return fmt.Errorf("eval: give exactly one of --benchmark DIR or --data DIR")
-	}
 	start := time.Now()
-	var ds *datasets.Dataset
-	var err error
-	if *bench != "" {
-		var rep *datasets.ImportReport
-		ds, rep, err = datasets.ImportBenchmark(*bench)
-		if err != nil {
-			return err
-		}
-		if rep.ProblemCount > 0 {
-			fmt.Fprintln(stderr, rep.String())
-		}
-	} else if ds, err = datasets.ReadDataset(*data); err != nil {
-		return err
+	ds, err := readFullInformation(*bench, *data, stderr)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
 	}
-	spec := features.DefaultSpec()
-	spec.CharNgramMax = *charMax
-	if *charMax == 0 {
-		spec.CharNgramMin = 0
-	}
+	spec := lf.spec()
 	ext, err := features.NewExtractor(spec)
 	if err != nil {
 		return err
@@ -74,14 +48,11 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	s := def
-	s.Seed, s.EmbeddingDim, s.Hidden, s.L2, s.Epochs = *seed, *dim, *hidden, *l2, *epochs
-	s.Optimizer.LearningRate = *lr
-	s.IDDropout = *drop
+	s := lf.settings()
 	cfg := eval.Config{TestShare: *testShare, Folds: *folds, Salt: "eval", Lambdas: *lambdas,
 		Learned: &eval.Learned{Trainer: training.Trainer{Settings: s}, Spec: spec},
 		Baselines: []eval.Predictor{&eval.PerTask{}, &eval.KNN{K: *k},
-			&eval.Logistic{Epochs: 5, LR: 0.05, L2: 1e-6, Seed: *seed}},
+			&eval.Logistic{Epochs: 5, LR: 0.05, L2: 1e-6, Seed: s.Seed}},
 	}
 	var dec *bufio.Writer
 	if *decisionsOut != "" {

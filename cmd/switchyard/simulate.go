@@ -17,7 +17,6 @@ import (
 	"switchyard/datasets/synthetic"
 	"switchyard/experiments/simulate"
 	"switchyard/features"
-	"switchyard/training"
 	"switchyard/training/eval"
 )
 
@@ -32,7 +31,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	requests := fs.Int("requests", 50000, "requests per strategy")
 	every := fs.Int("retrain-every", 5000, "retrain from the logs every this many requests")
 	bar := fs.Float64("quality-bar", 0.8, "quality bar of every policy and of the full-information router")
-	seed := fs.Int64("seed", 1, "seed of the request stream, exploration and training")
+	lf := registerLearnFlags(fs) // --seed also seeds the request stream and exploration
 	clip := fs.Float64("clip", 20, "largest inverse-propensity weight")
 	testShare := fs.Float64("test-share", 0.2, "held-out prompts that score each round")
 	addModel := fs.String("add-model", "", "withhold this pool model until --add-at requests, then add it to the catalogue")
@@ -56,23 +55,18 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	var ds *datasets.Dataset
 	var err error
-	switch {
-	case *bench != "" && *data != "":
-		return fmt.Errorf("simulate: give --benchmark or --data, not both")
-	case *bench != "":
-		ds, _, err = datasets.ImportBenchmark(*bench)
-	case *data != "":
-		ds, err = datasets.ReadDataset(*data)
-	default:
+	if *bench == "" && *data == "" {
 		var w *synthetic.Workload
-		if w, err = synthetic.Generate(synthetic.Config{Seed: *seed, Prompts: *synth}); err == nil {
+		if w, err = synthetic.Generate(synthetic.Config{Seed: *lf.seed, Prompts: *synth}); err == nil {
 			ds = &datasets.Dataset{Catalogue: w.Catalogue, Prompts: w.Prompts, Outcomes: w.Outcomes}
 		}
+	} else {
+		ds, err = readFullInformation(*bench, *data, stderr)
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("simulate: %w", err)
 	}
-	spec := features.DefaultSpec()
+	spec := lf.spec()
 	ext, err := features.NewExtractor(spec)
 	if err != nil {
 		return err
@@ -81,11 +75,10 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	s := training.DefaultSettings()
-	s.Seed = *seed
+	s := lf.settings()
 	start := time.Now()
 	res, err := simulate.Run(ctx, simulate.Config{Bench: b, Strategies: sts, Requests: *requests, RetrainEvery: *every,
-		QualityBar: *bar, Seed: *seed, Settings: s, Spec: spec, Clip: *clip, TestShare: *testShare,
+		QualityBar: *bar, Seed: s.Seed, Settings: s, Spec: spec, Clip: *clip, TestShare: *testShare,
 		AddModel: *addModel, AddAt: *addAt, NewModels: policy.NewModels{Share: *newShare, MinObservations: *newMin},
 		WorkDir: filepath.Join(*out, "logs"), Log: newLogger(stderr, false)})
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/term"
 
 	"switchyard/datasets"
-	"switchyard/features"
 	"switchyard/training"
 )
 
@@ -27,17 +26,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	clip := fs.Float64("clip", 20, "largest inverse-propensity weight of a logged decision")
 	out := fs.String("out", "", "output folder for predictor.onnx and manifest.json")
 	models := fs.String("models", "", "comma-separated pool of models, in output order (default: every model with outcomes)")
-	def := training.DefaultSettings()
-	seed := fs.Int64("seed", def.Seed, "random seed: the same data and seed give the same model")
-	epochs := fs.Int("epochs", def.Epochs, "maximum epochs")
-	dim := fs.Int("dim", def.EmbeddingDim, "embedding width")
-	hidden := fs.Int("hidden", def.Hidden, "hidden layer width")
-	batch := fs.Int("batch", def.BatchSize, "mini-batch size")
-	lr := fs.Float64("lr", def.Optimizer.LearningRate, "Adam learning rate")
-	l2 := fs.Float64("l2", def.L2, "L2 penalty on weights")
-	patience := fs.Int("patience", def.Patience, "epochs without validation improvement before stopping")
+	lf := registerLearnFlags(fs)
 	valShare := fs.Float64("val-share", 0.1, "share of prompts held out for validation (split by a hash of the prompt id)")
-	buckets := fs.Int("buckets", features.DefaultSpec().Buckets, "size of the hashed n-gram id space")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
@@ -74,11 +64,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 	}
-	s := def
-	s.Seed, s.Epochs, s.EmbeddingDim, s.Hidden, s.BatchSize, s.L2, s.Patience = *seed, *epochs, *dim, *hidden, *batch, *l2, *patience
-	s.Optimizer.LearningRate = *lr
-	spec := features.DefaultSpec()
-	spec.Buckets = *buckets
+	s := lf.settings()
+	spec := lf.spec()
 	tr := &training.Trainer{Settings: s, Progress: newEpochProgress(stderr, s.Epochs)}
 	job.Spec = spec
 	m, res, err := tr.Fit(ctx, ds, job)
