@@ -22,7 +22,7 @@ const (
 	InputIDs     = "ids"
 	InputTask    = "task"
 	InputDense   = "dense"
-	OutputQualty = "quality"
+	OutputQuality = "quality"
 
 	// OpsetVersion is the ONNX operator set the export targets.
 	OpsetVersion = 17
@@ -55,7 +55,7 @@ func ExportONNX(m *Model) ([]byte, error) {
 			valueInfo(InputDense, onnx.TensorProto_FLOAT, dimParam("batch"), dimValue(int64(features.NumDense))),
 		},
 		Output: []*onnx.ValueInfoProto{
-			valueInfo(OutputQualty, onnx.TensorProto_FLOAT, dimParam("batch"), dimValue(nout)),
+			valueInfo(OutputQuality, onnx.TensorProto_FLOAT, dimParam("batch"), dimValue(nout)),
 		},
 		Initializer: []*onnx.TensorProto{
 			floatTensor("embedding", m.Emb, buckets, d),
@@ -88,7 +88,7 @@ func ExportONNX(m *Model) ([]byte, error) {
 			node("Gather", []string{"prior", InputTask}, "z_prior", intAttr("axis", 0)),
 			node("Add", []string{"z_sum", "z_prior"}, "z_all"),
 			node("Add", []string{"z_all", "b2"}, "logits"),
-			node("Sigmoid", []string{"logits"}, OutputQualty),
+			node("Sigmoid", []string{"logits"}, OutputQuality),
 		},
 	}
 	mp := &onnx.ModelProto{

@@ -166,8 +166,8 @@ func NewORTScorer(rt *Runtime, onnxBytes []byte, m *Model) (*ORTScorer, error) {
 			return nil, fmt.Errorf("ort scorer: graph input %d is %q, want %q", i, in.Name, want[i])
 		}
 	}
-	if len(outs) != 1 || outs[0].Name != OutputQualty {
-		return nil, fmt.Errorf("ort scorer: graph outputs %v, want [%s]", outs, OutputQualty)
+	if len(outs) != 1 || outs[0].Name != OutputQuality {
+		return nil, fmt.Errorf("ort scorer: graph outputs %v, want [%s]", outs, OutputQuality)
 	}
 	opts, err := ort.NewSessionOptions()
 	if err != nil {
@@ -180,7 +180,7 @@ func NewORTScorer(rt *Runtime, onnxBytes []byte, m *Model) (*ORTScorer, error) {
 	if err := opts.SetInterOpNumThreads(1); err != nil {
 		return nil, fmt.Errorf("ort scorer: inter-op threads: %w", err)
 	}
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(onnxBytes, want, []string{OutputQualty}, opts)
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(onnxBytes, want, []string{OutputQuality}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("ort scorer: create session: %w", err)
 	}
