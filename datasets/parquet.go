@@ -76,6 +76,19 @@ func (w *Writer[T]) Write(rows ...T) error {
 	return nil
 }
 
+// Flush ends the current row group, so that its rows are encoded to the
+// (temporary) file instead of held in memory; long-lived writers call it
+// to bound their memory.
+func (w *Writer[T]) Flush() error {
+	if w.done {
+		return fmt.Errorf("flush %s: writer already closed", w.path)
+	}
+	if err := w.pw.Flush(); err != nil {
+		return fmt.Errorf("flush %s: %w", w.path, err)
+	}
+	return nil
+}
+
 // Close flushes the rows, syncs the temporary file to disk and renames it to
 // the final path. On error the temporary file is removed and nothing appears
 // at the path. Calling Close again returns nil.

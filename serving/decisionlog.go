@@ -25,7 +25,7 @@ type DecisionLogConfig struct {
 
 // DefaultDecisionLogConfig returns the defaults for dir.
 func DefaultDecisionLogConfig(dir string) DecisionLogConfig {
-	return DecisionLogConfig{Dir: dir, MaxRows: 100_000, MaxAge: 5 * time.Minute, QueueSize: 1 << 16, FlushPeriod: 100 * time.Millisecond}
+	return DecisionLogConfig{Dir: dir, MaxRows: 100_000, MaxAge: 5 * time.Minute, QueueSize: 1 << 15, FlushPeriod: 100 * time.Millisecond}
 }
 
 // DecisionLog writes decisions to Parquet files in the background, so that
@@ -120,6 +120,8 @@ func (l *DecisionLog) run() {
 		rows   int
 		opened time.Time
 		buf    []datasets.DecisionRecord
+		// rows written when the last row group was flushed
+		flushedAt int
 	)
 	tick := time.NewTicker(l.cfg.FlushPeriod)
 	defer tick.Stop()
@@ -143,9 +145,14 @@ func (l *DecisionLog) run() {
 				buf = buf[:0]
 				return
 			}
-			opened, rows = time.Now(), 0
+			opened, rows, flushedAt = time.Now(), 0, 0
 		}
-		if err := w.Write(buf...); err != nil {
+		err := w.Write(buf...)
+		if err == nil && rows+len(buf)-flushedAt >= 8192 {
+			err = w.Flush() // a row group: bounds what the writer holds in memory
+			flushedAt = rows + len(buf)
+		}
+		if err != nil {
 			l.fail(err)
 			l.dropped.Add(int64(len(buf)))
 			l.log.Error("decision log: write", "err", err, "dropped", len(buf))

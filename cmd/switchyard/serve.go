@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -97,12 +98,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	keysFile := fs.String("api-keys-file", "", "file of client API keys, one per line (also $SWITCHYARD_API_KEYS, comma-separated); none: no auth")
 	adminFile := fs.String("admin-key-file", "", "file holding the admin key (also $SWITCHYARD_ADMIN_KEY); none: admin endpoints are off")
 	accessLog := fs.Bool("access-log", false, "log every API request with its decision id")
-	debug := fs.Bool("debug", false, "debug logging")
+	debugLog := fs.Bool("debug", false, "debug logging")
 	exploreSeed := fs.Uint64("explore-seed", 1, "seed of the exploration draws (a hash of it and the decision id)")
+	memLimit := fs.Int64("memory-limit-mb", 150, "soft limit of the Go heap in MiB (the garbage collector works harder near it; 0: none)")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
-	log := newLogger(stderr, *debug)
+	if *memLimit > 0 {
+		debug.SetMemoryLimit(*memLimit << 20)
+	}
+	log := newLogger(stderr, *debugLog)
 	apiKeys, adminKey, err := readKeys(*keysFile, *adminFile)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
