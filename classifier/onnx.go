@@ -19,9 +19,9 @@ import (
 // padding), task int64 [batch] (task-label id, 0 for none), dense float32
 // [batch, features.NumDense]. Output: quality float32 [batch, models].
 const (
-	InputIDs     = "ids"
-	InputTask    = "task"
-	InputDense   = "dense"
+	InputIDs      = "ids"
+	InputTask     = "task"
+	InputDense    = "dense"
 	OutputQuality = "quality"
 
 	// OpsetVersion is the ONNX operator set the export targets.
