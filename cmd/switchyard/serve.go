@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,12 +101,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	accessLog := fs.Bool("access-log", false, "log every API request with its decision id")
 	debugLog := fs.Bool("debug", false, "debug logging")
 	exploreSeed := fs.Uint64("explore-seed", 1, "seed of the exploration draws (a hash of it and the decision id)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
 	memLimit := fs.Int64("memory-limit-mb", 150, "soft limit of the Go heap in MiB (the garbage collector works harder near it; 0: none)")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
 	if *memLimit > 0 {
 		debug.SetMemoryLimit(*memLimit << 20)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("serve: cpu profile: %w", err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	log := newLogger(stderr, *debugLog)
 	apiKeys, adminKey, err := readKeys(*keysFile, *adminFile)
