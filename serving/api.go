@@ -26,6 +26,8 @@ type RouteRequest struct {
 	Task       string    `json:"task"`
 	RequestID  string    `json:"request_id"`
 	User       string    `json:"user"`
+	Tenant     string    `json:"tenant"`
+	Session    string    `json:"session"`
 	PromptID   string    `json:"prompt_id"`
 }
 
@@ -93,6 +95,9 @@ type RouteResponse struct {
 	PolicyVersion    string          `json:"policy_version"`
 	PredictorVersion string          `json:"predictor_version"`
 	FeatureSpecID    string          `json:"feature_spec_id"`
+	Experiment       string          `json:"experiment,omitempty"`
+	Arm              string          `json:"arm,omitempty"`
+	Shadow           string          `json:"shadow,omitempty"` // send a copy of the request to this model; report its outcome with source shadow
 }
 
 // ErrorResponse is the body of every 4xx and 5xx answer.

@@ -56,6 +56,14 @@ func (r *RouteResponse) appendJSON(b []byte) []byte {
 		b = append(b, '"', ':')
 		b = appendJSONString(b, kv[1])
 	}
+	for _, kv := range [...][2]string{{"experiment", r.Experiment}, {"arm", r.Arm}, {"shadow", r.Shadow}} {
+		if kv[1] != "" {
+			b = append(b, ',', '"')
+			b = append(b, kv[0]...)
+			b = append(b, '"', ':')
+			b = appendJSONString(b, kv[1])
+		}
+	}
 	return append(b, '}', '\n')
 }
 

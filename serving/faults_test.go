@@ -161,12 +161,15 @@ func TestLoadWithReloadsLosesNothing(t *testing.T) {
 	raw, err := os.ReadFile(good)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(modelPath, raw, 0o644))
-	load := func() (*policy.Router, error) {
+	load := func() (*serving.Routing, error) {
 		r, _, err := serving.LoadRouter(serving.LoadOptions{ModelPath: modelPath, Catalogue: cat, Scorer: serving.ScorerONNX,
 			Policy: policy.Config{Name: "p", QualityBar: 0.6}})
-		return r, err
+		if err != nil {
+			return nil, err
+		}
+		return serving.SingleRouting(r, cat), nil
 	}
-	router, err := load()
+	routing, err := load()
 	require.NoError(t, err)
 	logs := t.TempDir()
 	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: logs, Prefix: "outcomes"})
@@ -176,7 +179,7 @@ func TestLoadWithReloadsLosesNothing(t *testing.T) {
 	cfg := serving.DefaultConfig()
 	cfg.AdminKey = "admin-secret"
 	reg := prometheus.NewRegistry()
-	srv, err := serving.New(cfg, serving.Deps{Router: router, Catalogue: cat, Decisions: dlog, Outcomes: wal, Reload: load, Registry: reg})
+	srv, err := serving.New(cfg, serving.Deps{Routing: routing, Catalogue: cat, Decisions: dlog, Outcomes: wal, Reload: load, Registry: reg})
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv.Handler())
 	defer ts.Close()

@@ -22,6 +22,10 @@ type FeedbackRequest struct {
 	CostUSD      *float64 `json:"cost_usd"` // default: the tokens at the chosen model's prices
 	LatencyMS    *float64 `json:"latency_ms"`
 	Error        string   `json:"error"`
+	// Shadow marks the outcome of the shadow copy of the request (the
+	// route response's "shadow" model): stored with source shadow, never
+	// counted as served traffic.
+	Shadow bool `json:"shadow"`
 }
 
 // FeedbackResponse is the answer of POST /v1/feedback. A repeated feedback
@@ -169,7 +173,16 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	model, answer, done, err := s.index.claim(fb.DecisionID)
+	key, source := fb.DecisionID, datasets.SourceOnline
+	if fb.Shadow {
+		key, source = fb.DecisionID+shadowSuffix, datasets.SourceShadow
+	}
+	model, answer, done, err := s.index.claim(key)
+	if err != nil && fb.Shadow {
+		s.countFeedback("", "unknown")
+		writeError(w, http.StatusNotFound, &fieldError{field: "decision_id", msg: fmt.Sprintf("decision %q had no shadow model", fb.DecisionID)})
+		return
+	}
 	if err != nil {
 		s.countFeedback("", "unknown")
 		writeError(w, http.StatusNotFound, &fieldError{field: "decision_id", msg: fmt.Sprintf("no decision %q is known to this server", fb.DecisionID)})
@@ -181,7 +194,7 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	rec := datasets.OutcomeRecord{DecisionID: fb.DecisionID, Model: model, Quality: *fb.Quality,
-		Source: datasets.SourceOnline, Time: time.Now().UTC(), Error: fb.Error}
+		Source: source, Time: time.Now().UTC(), Error: fb.Error}
 	if fb.InputTokens != nil {
 		rec.InputTokens = *fb.InputTokens
 	}
@@ -205,7 +218,7 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 	}
 	resp := &FeedbackResponse{DecisionID: fb.DecisionID, Model: model, Quality: rec.Quality, CostUSD: rec.CostUSD, Recorded: true}
 	done(resp)
-	if r := s.router.Load(); r != nil {
+	for _, r := range s.routers() {
 		r.Observe(model)
 	}
 	s.countFeedback(model, "stored")
@@ -224,9 +237,13 @@ func (s *Server) RememberDecisions(decisions []datasets.DecisionRecord, outcomes
 		s.index.add(d.DecisionID, d.Chosen)
 	}
 	for _, o := range outcomes {
+		if o.DecisionID != "" && o.Source == datasets.SourceShadow {
+			s.index.add(o.DecisionID+shadowSuffix, o.Model)
+			s.index.markAnswered(o.DecisionID+shadowSuffix, FeedbackResponse{DecisionID: o.DecisionID, Model: o.Model, Quality: o.Quality, CostUSD: o.CostUSD, Recorded: true})
+		}
 		if o.DecisionID != "" && o.Source == datasets.SourceOnline {
 			s.index.add(o.DecisionID, o.Model) // stored, though its decision may not have been flushed
-			if r := s.router.Load(); r != nil {
+			for _, r := range s.routers() {
 				r.Observe(o.Model)
 			}
 			s.index.markAnswered(o.DecisionID, FeedbackResponse{DecisionID: o.DecisionID, Model: o.Model, Quality: o.Quality, CostUSD: o.CostUSD, Recorded: true})
@@ -239,3 +256,6 @@ func (s *Server) countFeedback(model, result string) {
 		s.metrics.Feedback.WithLabelValues(model, result).Inc()
 	}
 }
+
+// shadowSuffix keys a decision's shadow copy in the decision index.
+const shadowSuffix = "#shadow"

@@ -57,17 +57,18 @@ type DecisionSink interface {
 
 // Deps are what a server works with.
 type Deps struct {
-	Router    *policy.Router // nil until a model is loaded (then /readyz and /v1/route answer 503)
+	Router    *policy.Router // a single policy; or Routing for policies and experiments; neither: /readyz and /v1/route answer 503
+	Routing   *Routing
 	Catalogue *datasets.Catalogue
 	Decisions DecisionSink // may be nil
 	Outcomes  OutcomeSink  // nil: /v1/feedback answers 503
 	Log       *slog.Logger
 	// Registry, when set, gets the metrics and is served on /metrics.
 	Registry *prometheus.Registry
-	// Reload, when set, builds a new router from the configuration (for
+	// Reload, when set, builds new routing from the configuration (for
 	// POST /admin/reload and SIGHUP); it must validate everything before
-	// returning a router.
-	Reload func() (*policy.Router, error)
+	// returning it.
+	Reload func() (*Routing, error)
 	// Health lists checks whose errors make /readyz report "degraded".
 	Health []func() error
 }
@@ -75,7 +76,7 @@ type Deps struct {
 // Server answers routing requests.
 type Server struct {
 	cfg      Config
-	router   atomic.Pointer[policy.Router]
+	routing  atomic.Pointer[Routing]
 	cat      *datasets.Catalogue
 	sink     DecisionSink
 	outcomes OutcomeSink
@@ -86,7 +87,7 @@ type Server struct {
 	metrics  *Metrics
 	registry *prometheus.Registry
 	inflight chan struct{}
-	reload   func() (*policy.Router, error)
+	reload   func() (*Routing, error)
 	health   []func() error
 	reloadMu sync.Mutex
 }
@@ -125,14 +126,30 @@ func New(cfg Config, d Deps) (*Server, error) {
 			return 0
 		}))
 	}
-	if d.Router != nil {
-		s.router.Store(d.Router)
+	switch {
+	case d.Routing != nil:
+		s.routing.Store(d.Routing)
+	case d.Router != nil:
+		s.SetRouter(d.Router)
 	}
 	return s, nil
 }
 
-// SetRouter replaces the router used for new requests.
-func (s *Server) SetRouter(r *policy.Router) { s.router.Store(r) }
+// SetRouter serves a single policy (no experiments) from now on.
+func (s *Server) SetRouter(r *policy.Router) { s.routing.Store(SingleRouting(r, s.cat)) }
+
+// routers returns every router of the current routing.
+func (s *Server) routers() []*policy.Router {
+	rt := s.routing.Load()
+	if rt == nil {
+		return nil
+	}
+	out := make([]*policy.Router, 0, len(rt.Policies))
+	for _, r := range rt.Policies {
+		out = append(out, r)
+	}
+	return out
+}
 
 // Handler returns the HTTP routes.
 func (s *Server) Handler() http.Handler {
@@ -148,6 +165,7 @@ func (s *Server) Handler() http.Handler {
 	r.HandleFunc("/healthz", s.handleHealth).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReady).Methods(http.MethodGet)
 	r.HandleFunc("/v1/models", s.handleModels).Methods(http.MethodGet)
+	r.HandleFunc("/v1/experiments", s.handleExperiments).Methods(http.MethodGet)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, &fieldError{msg: "no such endpoint: see /v1/route, /v1/feedback, /v1/models, /healthz, /readyz"})
 	})
@@ -159,8 +177,8 @@ func (s *Server) Handler() http.Handler {
 
 func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
-	router := s.router.Load()
-	if router == nil {
+	rt := s.routing.Load()
+	if rt == nil {
 		writeError(w, http.StatusServiceUnavailable, &fieldError{msg: "no predictor loaded yet"})
 		return
 	}
@@ -179,6 +197,7 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 	}
 	id := s.newDecisionID()
 	pr.Draw = Draw(s.cfg.ExploreSeed, id)
+	router, exp, arm, shadow := rt.pick(body, id)
 	decideStart := time.Now()
 	d, err := router.Route(pr)
 	decided := time.Since(decideStart)
@@ -199,19 +218,24 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 		DecisionID: id, RequestID: body.RequestID, Model: d.Chosen, Cleared: d.Cleared, QualityBar: d.QualityBar,
 		Candidates: d.Options, Fallbacks: make([]string, len(d.Fallbacks)), Propensity: d.Propensity, Explored: d.Explored,
 		InputTokens: d.InputTokens, Policy: d.Policy, PolicyVersion: d.PolicyVersion,
-		PredictorVersion: d.PredictorVersion, FeatureSpecID: d.FeatureSpecID,
+		PredictorVersion: d.PredictorVersion, FeatureSpecID: d.FeatureSpecID, Experiment: exp, Arm: arm, Shadow: shadow,
 	}
 	for i, k := range d.Fallbacks {
 		resp.Fallbacks[i] = d.Options[k].Model
 	}
 	s.index.add(id, d.Chosen)
+	if shadow != "" {
+		s.index.add(id+shadowSuffix, shadow)
+	}
 	writeRoute(w, &resp)
 	if s.sink != nil {
-		s.sink.Log(s.record(id, start, body, pr.Input.Prompt, d))
+		rec := s.record(id, start, body, pr.Input.Prompt, d)
+		rec.Experiment, rec.Arm = exp, arm
+		s.sink.Log(rec)
 	}
 	if m := s.metrics; m != nil {
 		m.DecisionSeconds.Observe(decided.Seconds())
-		m.Decisions.WithLabelValues(d.Chosen, d.Policy, "").Inc()
+		m.Decisions.WithLabelValues(d.Chosen, d.Policy, arm).Inc()
 		m.PredictedQuality.WithLabelValues(d.Chosen).Observe(d.Options[d.Index].PredictedQuality)
 		m.ExpectedCost.WithLabelValues(d.Chosen).Observe(d.Options[d.Index].ExpectedCostUSD)
 		if d.Explored {
@@ -288,9 +312,9 @@ type Readiness struct {
 // degraded lists why the server is serving in a degraded mode.
 func (s *Server) degraded() []string {
 	var out []string
-	if r := s.router.Load(); r != nil {
+	for _, r := range s.routers() {
 		if err := r.ScorerHealth(); err != nil {
-			out = append(out, err.Error())
+			out = append(out, "policy "+r.Config().Name+": "+err.Error())
 		}
 	}
 	for _, h := range s.health {
@@ -302,16 +326,27 @@ func (s *Server) degraded() []string {
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
-	r := s.router.Load()
-	if r == nil {
+	rt := s.routing.Load()
+	if rt == nil {
 		writeJSON(w, http.StatusServiceUnavailable, Readiness{Status: "not ready", Reasons: []string{"no predictor loaded"}})
 		return
 	}
+	r := rt.Default
 	rd := Readiness{Status: "ready", PredictorVersion: r.Metadata().Version, Policy: r.Config().Name, Reasons: s.degraded()}
 	if len(rd.Reasons) > 0 {
 		rd.Status = "degraded" // still routing: a load balancer should keep it, an operator should look
 	}
 	writeJSON(w, http.StatusOK, rd)
+}
+
+func (s *Server) handleExperiments(w http.ResponseWriter, _ *http.Request) {
+	out := struct {
+		Experiments []ExperimentState `json:"experiments"`
+	}{Experiments: []ExperimentState{}}
+	if rt := s.routing.Load(); rt != nil {
+		out.Experiments = rt.experimentStates()
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // CountFallback counts a scoring answered by the pure-Go scorer after ONNX
@@ -343,7 +378,7 @@ func (s *Server) Reload() error {
 	}
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	r, err := s.reload()
+	rt, err := s.reload()
 	if err != nil {
 		if s.metrics != nil {
 			s.metrics.Reloads.WithLabelValues("rejected").Inc()
@@ -351,11 +386,12 @@ func (s *Server) Reload() error {
 		s.log.Error("reload rejected; the current configuration keeps serving", "err", err)
 		return err
 	}
-	s.router.Store(r)
+	s.routing.Store(rt)
 	if s.metrics != nil {
 		s.metrics.Reloads.WithLabelValues("ok").Inc()
 	}
-	s.log.Info("reloaded", "predictor", r.Metadata().Version, "policy", r.Config().Name, "policy_version", r.Config().Version)
+	s.log.Info("reloaded", "policies", len(rt.Policies), "experiments", len(rt.Experiments),
+		"default_policy", rt.Default.Config().Name, "predictor", rt.Default.Metadata().Version)
 	return nil
 }
 
@@ -364,7 +400,7 @@ func (s *Server) handleReload(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, &fieldError{msg: "reload rejected, the current configuration keeps serving: " + err.Error()})
 		return
 	}
-	r := s.router.Load()
+	r := s.routing.Load().Default
 	writeJSON(w, http.StatusOK, Readiness{Status: "reloaded", PredictorVersion: r.Metadata().Version, Policy: r.Config().Name})
 }
 
@@ -380,7 +416,10 @@ type ModelInfo struct {
 }
 
 func (s *Server) handleModels(w http.ResponseWriter, _ *http.Request) {
-	r := s.router.Load()
+	var r *policy.Router
+	if rt := s.routing.Load(); rt != nil {
+		r = rt.Default
+	}
 	out := struct {
 		Models []ModelInfo `json:"models"`
 	}{}

@@ -91,6 +91,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rf.register(fs)
 	def := serving.DefaultConfig()
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
+	configFile := fs.String("config", "", "configuration file with policies and experiments (see the README); replaces --policy-file and --model")
 	logs := fs.String("logs", "logs", "folder of the decision and outcome logs (Parquet, dt=/hour= partitions)")
 	keepPrompts := fs.Bool("log-prompts", true, "write prompt text to the decision log (false: only its SHA-256)")
 	maxBody := fs.Int64("max-body-bytes", def.MaxBodyBytes, "largest request body accepted")
@@ -130,11 +131,52 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			srv.CountFallback()
 		}
 	}
-	router, cat, closer, err := rf.loadWith(onFallback)
-	if err != nil {
+	var (
+		routing *serving.Routing
+		closer  io.Closer
+	)
+	var closeMu sync.Mutex
+	var reload func() (*serving.Routing, error)
+	swap := func(c io.Closer) {
+		closeMu.Lock()
+		old := closer
+		closer = c
+		closeMu.Unlock()
+		if old != nil {
+			time.AfterFunc(time.Minute, func() { old.Close() }) // requests in flight may still score with it
+		}
+	}
+	if *configFile != "" {
+		if rf.model != "" || rf.policyFile != "" {
+			return errors.New("serve: give --config, or --policy-file, or --model and --catalogue")
+		}
+		reload = func() (*serving.Routing, error) {
+			rt, err := serving.ReadConfig(*configFile, serving.LoadOptions{Scorer: rf.scorer, RuntimeLib: rf.ortLib, OnFallback: onFallback})
+			if err != nil {
+				return nil, err
+			}
+			swap(rt)
+			return rt, nil
+		}
+	} else {
+		reload = func() (*serving.Routing, error) {
+			r, rcat, c, err := rf.loadWith(onFallback)
+			if err != nil {
+				return nil, err
+			}
+			swap(c)
+			return serving.SingleRouting(r, rcat), nil
+		}
+	}
+	if routing, err = reload(); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	defer func() { closer.Close() }()
+	defer func() {
+		closeMu.Lock()
+		defer closeMu.Unlock()
+		closer.Close()
+	}()
+	router, cat := routing.Default, routing.Catalogue
 	outcomes, recovered, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: *logs, Prefix: "outcomes",
 		MaxBytes: 64 << 20, MaxAge: 10 * time.Minute, Log: log})
 	if err != nil {
@@ -158,20 +200,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	serving.RegisterLogMetrics(reg, "decisions", dlog)
 	serving.RegisterLogMetrics(reg, "outcomes", outcomes)
-	var closeMu sync.Mutex
-	reload := func() (*policy.Router, error) {
-		r, _, c, err := rf.loadWith(onFallback)
-		if err != nil {
-			return nil, err
-		}
-		closeMu.Lock()
-		old := closer
-		closer = c
-		closeMu.Unlock()
-		time.AfterFunc(time.Minute, func() { old.Close() }) // requests in flight may still score with it
-		return r, nil
-	}
-	srv, err = serving.New(cfg, serving.Deps{Router: router, Catalogue: cat, Decisions: dlog, Outcomes: outcomes, Log: log,
+	srv, err = serving.New(cfg, serving.Deps{Routing: routing, Catalogue: cat, Decisions: dlog, Outcomes: outcomes, Log: log,
 		Registry: reg, Reload: reload, Health: []func() error{
 			func() error { return wrapHealth("decision log", dlog.Failing(time.Minute)) },
 			func() error { return wrapHealth("outcome log", outcomes.Failing(time.Minute)) },

@@ -1,0 +1,309 @@
+package serving
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+
+	"switchyard/classifier"
+	"switchyard/classifier/policy"
+	"switchyard/datasets"
+)
+
+// FileConfig is the server's configuration file: named, versioned policies
+// and the experiments that split traffic between them. See the README for
+// a complete example.
+type FileConfig struct {
+	Catalogue     string           `json:"catalogue"`      // model catalogue CSV
+	DefaultPolicy string           `json:"default_policy"` // serves requests no experiment takes
+	Policies      []PolicySpec     `json:"policies"`
+	Experiments   []ExperimentSpec `json:"experiments"`
+}
+
+// PolicySpec is one policy of the configuration: the routing policy's
+// settings plus its predictor and an optional shadow model.
+type PolicySpec struct {
+	policy.Config
+	Predictor string `json:"predictor"` // ONNX predictor
+	Shadow    string `json:"shadow,omitempty"`
+}
+
+// Unit keys an experiment can assign by.
+const (
+	UnitUser    = "user"
+	UnitTenant  = "tenant"
+	UnitSession = "session"
+	UnitRequest = "request"
+)
+
+// ExperimentSpec is an experiment of the configuration.
+type ExperimentSpec struct {
+	Name string    `json:"name"`
+	Unit string    `json:"unit"` // user, tenant, session or request
+	Salt string    `json:"salt"`
+	Arms []ArmSpec `json:"arms"`
+}
+
+// ArmSpec is one arm: a policy and its share of the units.
+type ArmSpec struct {
+	Name   string  `json:"name"`
+	Policy string  `json:"policy"`
+	Weight float64 `json:"weight"`
+}
+
+// Routing is a validated configuration, ready to serve: a router per
+// policy and the experiments. The server swaps it atomically on reload.
+type Routing struct {
+	Catalogue   *datasets.Catalogue
+	Default     *policy.Router
+	Policies    map[string]*policy.Router
+	Shadows     map[string]string // policy name -> shadow model
+	Experiments []*Experiment
+	scorers     []classifier.Scorer
+}
+
+// SingleRouting serves one policy, without experiments.
+func SingleRouting(r *policy.Router, cat *datasets.Catalogue) *Routing {
+	return &Routing{Catalogue: cat, Default: r, Policies: map[string]*policy.Router{r.Config().Name: r}, Shadows: map[string]string{}}
+}
+
+// Close releases the routers' scorers.
+func (r *Routing) Close() error {
+	var errs []error
+	for _, s := range r.scorers {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Experiment is a running experiment with its live per-arm counts.
+type Experiment struct {
+	Spec   ExperimentSpec
+	bounds []float64 // cumulative weights
+	counts []atomic.Int64
+}
+
+// Arm assigns a unit to an arm: a hash of the salt and the unit, so a unit
+// stays in its arm across requests, restarts and replicas.
+func (e *Experiment) Arm(unit string) int {
+	u := UnitDraw(e.Spec.Salt, unit)
+	for i, b := range e.bounds {
+		if u < b {
+			return i
+		}
+	}
+	return len(e.bounds) - 1
+}
+
+// UnitDraw is the uniform number in [0,1) a unit gets under a salt.
+func UnitDraw(salt, unit string) float64 {
+	h := fnv.New64a()
+	h.Write([]byte(salt))
+	h.Write([]byte{0})
+	h.Write([]byte(unit))
+	return Draw(binary.LittleEndian.Uint64(h.Sum(nil)), "")
+}
+
+// ReadConfig reads and validates a configuration file, loading every
+// predictor; relative paths are relative to the file's folder. Nothing is
+// returned unless everything is valid.
+func ReadConfig(path string, opts LoadOptions) (*Routing, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	var fc FileConfig
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fc); err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	fc.Catalogue = abs(fc.Catalogue)
+	for i := range fc.Policies {
+		fc.Policies[i].Predictor = abs(fc.Policies[i].Predictor)
+	}
+	r, err := BuildRouting(fc, opts)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// BuildRouting validates fc and loads its predictors.
+func BuildRouting(fc FileConfig, opts LoadOptions) (*Routing, error) {
+	if fc.Catalogue == "" {
+		return nil, errors.New("catalogue is empty")
+	}
+	cat, err := datasets.ReadCatalogue(fc.Catalogue)
+	if err != nil {
+		return nil, err
+	}
+	if len(fc.Policies) == 0 {
+		return nil, errors.New("no policies")
+	}
+	r := &Routing{Catalogue: cat, Policies: map[string]*policy.Router{}, Shadows: map[string]string{}}
+	ok := false
+	defer func() {
+		if !ok {
+			r.Close()
+		}
+	}()
+	for _, p := range fc.Policies {
+		if _, dup := r.Policies[p.Name]; dup {
+			return nil, fmt.Errorf("policy %q defined twice", p.Name)
+		}
+		if p.Predictor == "" {
+			return nil, fmt.Errorf("policy %q: predictor is empty", p.Name)
+		}
+		o := opts
+		o.ModelPath, o.Catalogue, o.Policy = p.Predictor, cat, p.Config
+		router, sc, err := LoadRouter(o)
+		if err != nil {
+			return nil, fmt.Errorf("policy %q: %w", p.Name, err)
+		}
+		r.scorers = append(r.scorers, sc)
+		if p.Shadow != "" {
+			if _, known := cat.Lookup(p.Shadow); !known {
+				return nil, fmt.Errorf("policy %q: shadow model %q is not in the catalogue", p.Name, p.Shadow)
+			}
+			r.Shadows[p.Name] = p.Shadow
+		}
+		r.Policies[p.Name] = router
+	}
+	def := fc.DefaultPolicy
+	if def == "" {
+		def = fc.Policies[0].Name
+	}
+	if r.Default = r.Policies[def]; r.Default == nil {
+		return nil, fmt.Errorf("default policy %q is not defined", def)
+	}
+	names := map[string]bool{}
+	for _, e := range fc.Experiments {
+		x, err := newExperiment(e, r.Policies)
+		if err != nil {
+			return nil, err
+		}
+		if names[e.Name] {
+			return nil, fmt.Errorf("experiment %q defined twice", e.Name)
+		}
+		names[e.Name] = true
+		r.Experiments = append(r.Experiments, x)
+	}
+	ok = true
+	return r, nil
+}
+
+func newExperiment(e ExperimentSpec, policies map[string]*policy.Router) (*Experiment, error) {
+	switch {
+	case e.Name == "":
+		return nil, errors.New("an experiment has no name")
+	case e.Salt == "":
+		return nil, fmt.Errorf("experiment %q: salt is empty", e.Name)
+	case len(e.Arms) < 2:
+		return nil, fmt.Errorf("experiment %q: needs at least two arms", e.Name)
+	}
+	switch e.Unit {
+	case UnitUser, UnitTenant, UnitSession, UnitRequest:
+	default:
+		return nil, fmt.Errorf("experiment %q: unit %q is not one of user, tenant, session, request", e.Name, e.Unit)
+	}
+	x := &Experiment{Spec: e, counts: make([]atomic.Int64, len(e.Arms))}
+	var sum float64
+	arms := map[string]bool{}
+	for _, a := range e.Arms {
+		if a.Name == "" || arms[a.Name] {
+			return nil, fmt.Errorf("experiment %q: arm names must be present and distinct (%q)", e.Name, a.Name)
+		}
+		arms[a.Name] = true
+		if policies[a.Policy] == nil {
+			return nil, fmt.Errorf("experiment %q: arm %q names policy %q, which is not defined", e.Name, a.Name, a.Policy)
+		}
+		if math.IsNaN(a.Weight) || a.Weight < 0 {
+			return nil, fmt.Errorf("experiment %q: arm %q: weight %v must be non-negative", e.Name, a.Name, a.Weight)
+		}
+		sum += a.Weight
+		x.bounds = append(x.bounds, sum)
+	}
+	if math.Abs(sum-1) > 1e-9 {
+		return nil, fmt.Errorf("experiment %q: arm weights sum to %v, not 1", e.Name, sum)
+	}
+	return x, nil
+}
+
+// unitOf returns the request's value of an experiment's unit key.
+func unitOf(unit string, req *RouteRequest, decisionID string) string {
+	switch unit {
+	case UnitUser:
+		return req.User
+	case UnitTenant:
+		return req.Tenant
+	case UnitSession:
+		return req.Session
+	default:
+		if req.RequestID != "" {
+			return req.RequestID
+		}
+		return decisionID
+	}
+}
+
+// pick chooses the router for a request: the first experiment whose unit
+// the request carries assigns it to an arm; otherwise the default policy.
+func (r *Routing) pick(req *RouteRequest, decisionID string) (router *policy.Router, exp, arm, shadow string) {
+	for _, x := range r.Experiments {
+		u := unitOf(x.Spec.Unit, req, decisionID)
+		if u == "" {
+			continue
+		}
+		i := x.Arm(u)
+		x.counts[i].Add(1)
+		a := x.Spec.Arms[i]
+		return r.Policies[a.Policy], x.Spec.Name, a.Name, r.Shadows[a.Policy]
+	}
+	p := r.Default
+	return p, "", "", r.Shadows[p.Config().Name]
+}
+
+// ExperimentState is one experiment in GET /v1/experiments.
+type ExperimentState struct {
+	Name  string     `json:"name"`
+	Unit  string     `json:"unit"`
+	State string     `json:"state"`
+	Arms  []ArmState `json:"arms"`
+}
+
+// ArmState is an arm with its live count of decisions.
+type ArmState struct {
+	Name          string  `json:"name"`
+	Policy        string  `json:"policy"`
+	PolicyVersion string  `json:"policy_version"`
+	Weight        float64 `json:"weight"`
+	Decisions     int64   `json:"decisions"`
+}
+
+func (r *Routing) experimentStates() []ExperimentState {
+	out := make([]ExperimentState, 0, len(r.Experiments))
+	for _, x := range r.Experiments {
+		st := ExperimentState{Name: x.Spec.Name, Unit: x.Spec.Unit, State: "running"}
+		for i, a := range x.Spec.Arms {
+			st.Arms = append(st.Arms, ArmState{Name: a.Name, Policy: a.Policy, PolicyVersion: r.Policies[a.Policy].Config().Version,
+				Weight: a.Weight, Decisions: x.counts[i].Load()})
+		}
+		out = append(out, st)
+	}
+	return out
+}

@@ -1,0 +1,263 @@
+package serving_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"switchyard/datasets"
+	"switchyard/datasets/logstore"
+	"switchyard/datasets/synthetic"
+	"switchyard/serving"
+)
+
+// writeConfig writes a catalogue, a predictor and a configuration with two
+// policies and an experiment between them, and returns the config path.
+func writeConfig(t *testing.T, mutate func(*serving.FileConfig)) (string, *serving.FileConfig) {
+	t.Helper()
+	dir := t.TempDir()
+	cat := synthetic.DefaultCatalogue()
+	require.NoError(t, datasets.WriteCatalogue(filepath.Join(dir, "catalogue.csv"), cat))
+	raw, err := os.ReadFile(writeModel(t, cat))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "predictor.onnx"), raw, 0o644))
+	var fc serving.FileConfig
+	require.NoError(t, json.Unmarshal([]byte(`{
+  "catalogue": "catalogue.csv",
+  "default_policy": "control",
+  "policies": [
+    {"name": "control", "version": "3", "predictor": "predictor.onnx", "quality_bar": 0.9},
+    {"name": "thrifty", "version": "1", "predictor": "predictor.onnx", "quality_bar": 0.2, "shadow": "opus-class"}
+  ],
+  "experiments": [
+    {"name": "cheaper-bar", "unit": "user", "salt": "2026-11",
+     "arms": [{"name": "control", "policy": "control", "weight": 0.7}, {"name": "treatment", "policy": "thrifty", "weight": 0.3}]}
+  ]
+}`), &fc))
+	if mutate != nil {
+		mutate(&fc)
+	}
+	path := filepath.Join(dir, "config.json")
+	b, err := json.MarshalIndent(fc, "", "  ")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o644))
+	return path, &fc
+}
+
+func TestExperimentsAssignUnitsDeterministically(t *testing.T) {
+	path, _ := writeConfig(t, nil)
+	rt, err := serving.ReadConfig(path, serving.LoadOptions{Scorer: serving.ScorerGo})
+	require.NoError(t, err)
+	defer rt.Close()
+	logs := t.TempDir()
+	dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(logs), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	srv, err := serving.New(serving.DefaultConfig(), serving.Deps{Routing: rt, Catalogue: rt.Catalogue, Decisions: dlog})
+	require.NoError(t, err)
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+
+	armOf := map[string]string{}
+	counts := map[string]int{}
+	for i := 0; i < 2000; i++ {
+		user := fmt.Sprintf("user-%d", i%400)
+		code, out := post(t, ts.URL+"/v1/route", `{"prompt":"Summarise the meeting notes","user":"`+user+`"}`)
+		require.Equal(t, http.StatusOK, code, out)
+		arm := out["arm"].(string)
+		assert.Equal(t, "cheaper-bar", out["experiment"])
+		if prev, ok := armOf[user]; ok {
+			require.Equal(t, prev, arm, "a unit stays in its arm")
+		}
+		armOf[user] = arm
+		counts[arm]++
+		if arm == "treatment" {
+			assert.Equal(t, "thrifty", out["policy"])
+			assert.Equal(t, "opus-class", out["shadow"])
+		} else {
+			assert.Equal(t, "control", out["policy"])
+			assert.Equal(t, "3", out["policy_version"])
+		}
+	}
+	treated := 0
+	for _, a := range armOf {
+		if a == "treatment" {
+			treated++
+		}
+	}
+	assert.InDelta(t, 0.3*400, treated, 3*9.2, "units split by weight") // 3 sd of Binomial(400, 0.3)
+
+	// no unit key: the default policy, no experiment
+	code, out := post(t, ts.URL+"/v1/route", `{"prompt":"hi"}`)
+	require.Equal(t, http.StatusOK, code)
+	assert.Nil(t, out["experiment"])
+	assert.Equal(t, "control", out["policy"])
+
+	// live counts
+	var ex struct {
+		Experiments []serving.ExperimentState `json:"experiments"`
+	}
+	require.Equal(t, http.StatusOK, getJSON(t, ts.URL+"/v1/experiments", &ex))
+	require.Len(t, ex.Experiments, 1)
+	got := map[string]int64{}
+	for _, a := range ex.Experiments[0].Arms {
+		got[a.Name] = a.Decisions
+	}
+	assert.Equal(t, int64(counts["control"]), got["control"])
+	assert.Equal(t, int64(counts["treatment"]), got["treatment"])
+
+	// the same assignment on another replica
+	rt2, err := serving.ReadConfig(path, serving.LoadOptions{Scorer: serving.ScorerGo})
+	require.NoError(t, err)
+	defer rt2.Close()
+	for user, arm := range armOf {
+		i := rt2.Experiments[0].Arm(user)
+		assert.Equal(t, arm, rt2.Experiments[0].Spec.Arms[i].Name)
+	}
+
+	// every decision records experiment and arm
+	require.NoError(t, dlog.Close(context.Background()))
+	decisions, _, err := datasets.ReadLogDir(logs)
+	require.NoError(t, err)
+	require.Len(t, decisions, 2001)
+	for _, d := range decisions[:2000] {
+		assert.Equal(t, "cheaper-bar", d.Experiment)
+		assert.Contains(t, []string{"control", "treatment"}, d.Arm)
+	}
+}
+
+func TestInvalidConfigurationsAreRejectedWithTheReason(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(*serving.FileConfig)
+		want   string
+	}{
+		{"weights", func(c *serving.FileConfig) { c.Experiments[0].Arms[0].Weight = 0.5 }, "weights sum to 0.8"},
+		{"unknown policy", func(c *serving.FileConfig) { c.Experiments[0].Arms[1].Policy = "nope" }, `policy "nope"`},
+		{"unit", func(c *serving.FileConfig) { c.Experiments[0].Unit = "device" }, `unit "device"`},
+		{"salt", func(c *serving.FileConfig) { c.Experiments[0].Salt = "" }, "salt is empty"},
+		{"shadow", func(c *serving.FileConfig) { c.Policies[1].Shadow = "gpt-9" }, `shadow model "gpt-9"`},
+		{"candidate", func(c *serving.FileConfig) { c.Policies[0].Candidates = []string{"gpt-9"} }, `"gpt-9"`},
+		{"predictor", func(c *serving.FileConfig) { c.Policies[0].Predictor = "missing.onnx" }, "missing.onnx"},
+		{"default", func(c *serving.FileConfig) { c.DefaultPolicy = "other" }, `default policy "other"`},
+		{"duplicate", func(c *serving.FileConfig) { c.Policies[1].Name = "control" }, "defined twice"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path, _ := writeConfig(t, c.mutate)
+			_, err := serving.ReadConfig(path, serving.LoadOptions{Scorer: serving.ScorerGo})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), c.want)
+		})
+	}
+	path, _ := writeConfig(t, nil)
+	b, _ := os.ReadFile(path)
+	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(string(b), `"salt"`, `"sault"`, 1)), 0o644))
+	_, err := serving.ReadConfig(path, serving.LoadOptions{Scorer: serving.ScorerGo})
+	require.ErrorContains(t, err, "sault")
+}
+
+// Reloading an invalid configuration under load leaves the old one serving
+// with zero failed requests.
+func TestInvalidReloadUnderLoadFailsNoRequest(t *testing.T) {
+	path, _ := writeConfig(t, nil)
+	load := func() (*serving.Routing, error) {
+		return serving.ReadConfig(path, serving.LoadOptions{Scorer: serving.ScorerGo})
+	}
+	rt, err := load()
+	require.NoError(t, err)
+	cfg := serving.DefaultConfig()
+	cfg.AdminKey = "k"
+	srv, err := serving.New(cfg, serving.Deps{Routing: rt, Catalogue: rt.Catalogue, Reload: load})
+	require.NoError(t, err)
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	// break the configuration: weights that do not sum to 1
+	b, _ := os.ReadFile(path)
+	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(string(b), `"weight": 0.3`, `"weight": 0.9`, 1)), 0o644))
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failed, served := 0, 0
+	for w := 0; w < 6; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 100; i++ {
+				code, _ := post(t, ts.URL+"/v1/route", fmt.Sprintf(`{"prompt":"q %d","user":"u%d"}`, i, w))
+				mu.Lock()
+				if code == http.StatusOK {
+					served++
+				} else {
+					failed++
+				}
+				mu.Unlock()
+			}
+		}(w)
+	}
+	rejected := 0
+	for i := 0; i < 10; i++ {
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/admin/reload", nil)
+		req.Header.Set("Authorization", "Bearer k")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		var body map[string]map[string]string
+		json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusUnprocessableEntity {
+			rejected++
+			assert.Contains(t, body["error"]["message"], "weights sum to 1.6")
+		}
+	}
+	wg.Wait()
+	assert.Equal(t, 10, rejected)
+	assert.Zero(t, failed)
+	assert.Equal(t, 600, served)
+}
+
+func TestShadowOutcomesAreStoredAsShadow(t *testing.T) {
+	path, _ := writeConfig(t, func(c *serving.FileConfig) { c.DefaultPolicy = "thrifty"; c.Experiments = nil })
+	rt, err := serving.ReadConfig(path, serving.LoadOptions{Scorer: serving.ScorerGo})
+	require.NoError(t, err)
+	defer rt.Close()
+	logs := t.TempDir()
+	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: logs, Prefix: "outcomes"})
+	require.NoError(t, err)
+	srv, err := serving.New(serving.DefaultConfig(), serving.Deps{Routing: rt, Catalogue: rt.Catalogue, Outcomes: wal})
+	require.NoError(t, err)
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	_, out := post(t, ts.URL+"/v1/route", `{"prompt":"hello"}`)
+	id := out["decision_id"].(string)
+	require.Equal(t, "opus-class", out["shadow"])
+	code, fb := post(t, ts.URL+"/v1/feedback", `{"decision_id":"`+id+`","quality":0.4}`)
+	require.Equal(t, http.StatusOK, code, fb)
+	code, sh := post(t, ts.URL+"/v1/feedback", `{"decision_id":"`+id+`","quality":0.9,"shadow":true}`)
+	require.Equal(t, http.StatusOK, code, sh)
+	assert.Equal(t, "opus-class", sh["model"])
+	code, again := post(t, ts.URL+"/v1/feedback", `{"decision_id":"`+id+`","quality":0.1,"shadow":true}`)
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, sh, again, "idempotent")
+	require.NoError(t, wal.Close())
+	_, outcomes, err := datasets.ReadLogDir(logs)
+	require.NoError(t, err)
+	require.Len(t, outcomes, 2)
+	bySource := map[string]datasets.OutcomeRecord{}
+	for _, o := range outcomes {
+		bySource[o.Source] = o
+	}
+	assert.Equal(t, "opus-class", bySource[datasets.SourceShadow].Model)
+	assert.Equal(t, 0.9, bySource[datasets.SourceShadow].Quality)
+	assert.Equal(t, out["model"], bySource[datasets.SourceOnline].Model)
+}
