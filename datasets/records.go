@@ -5,7 +5,7 @@ import "time"
 // SchemaVersion is the version of the Parquet log schemas below. It is stored
 // in every file's key/value metadata under SchemaVersionKey; readers refuse a
 // file whose version they do not know.
-const SchemaVersion = "2"
+const SchemaVersion = "3"
 
 // SchemaVersionKey is the Parquet key/value metadata key that carries SchemaVersion.
 const SchemaVersionKey = "switchyard.schema_version"
@@ -48,6 +48,7 @@ type DecisionRecord struct {
 	Propensity       float64     `parquet:"propensity"`
 	Experiment       string      `parquet:"experiment"`
 	Arm              string      `parquet:"arm"`
+	UnitHash         string      `parquet:"unit_hash"`    // hex SHA-256 prefix of the experiment unit (user, tenant, ...), empty outside experiments
 	InputTokens      int64       `parquet:"input_tokens"` // estimated from the prompt
 }
 

@@ -89,3 +89,25 @@ func OffPolicyRecords(decisions []datasets.DecisionRecord, outcomes []datasets.O
 	}
 	return recs, st, nil
 }
+
+// ArmOffPolicy estimates what the policy of one arm would have done on the
+// decisions the experiment's other arms logged (with their exploration
+// propensities), so that the A/B result and the off-policy estimate can be
+// compared.
+func ArmOffPolicy(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRecord, experiment, arm string, target *policy.Router, cfg ope.Config) (*ope.Report, JoinStats, error) {
+	var others []datasets.DecisionRecord
+	for _, d := range decisions {
+		if d.Experiment == experiment && d.Arm != arm {
+			others = append(others, d)
+		}
+	}
+	recs, st, err := OffPolicyRecords(others, outcomes, target)
+	if err != nil {
+		return nil, st, err
+	}
+	if len(recs) == 0 {
+		return nil, st, fmt.Errorf("arm %s: no usable decisions of the other arms", arm)
+	}
+	rep, err := ope.Evaluate(recs, cfg)
+	return rep, st, err
+}

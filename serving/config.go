@@ -2,7 +2,9 @@ package serving
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -263,7 +265,7 @@ func unitOf(unit string, req *RouteRequest, decisionID string) string {
 
 // pick chooses the router for a request: the first experiment whose unit
 // the request carries assigns it to an arm; otherwise the default policy.
-func (r *Routing) pick(req *RouteRequest, decisionID string) (router *policy.Router, exp, arm, shadow string) {
+func (r *Routing) pick(req *RouteRequest, decisionID string) (router *policy.Router, exp, arm, unit, shadow string) {
 	for _, x := range r.Experiments {
 		u := unitOf(x.Spec.Unit, req, decisionID)
 		if u == "" {
@@ -272,10 +274,20 @@ func (r *Routing) pick(req *RouteRequest, decisionID string) (router *policy.Rou
 		i := x.Arm(u)
 		x.counts[i].Add(1)
 		a := x.Spec.Arms[i]
-		return r.Policies[a.Policy], x.Spec.Name, a.Name, r.Shadows[a.Policy]
+		return r.Policies[a.Policy], x.Spec.Name, a.Name, u, r.Shadows[a.Policy]
 	}
 	p := r.Default
-	return p, "", "", r.Shadows[p.Config().Name]
+	return p, "", "", "", r.Shadows[p.Config().Name]
+}
+
+// UnitHash is what the decision log keeps of an experiment unit: a prefix
+// of its SHA-256, enough to count units without storing who they are.
+func UnitHash(unit string) string {
+	if unit == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(unit))
+	return hex.EncodeToString(sum[:8])
 }
 
 // ExperimentState is one experiment in GET /v1/experiments.

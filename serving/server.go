@@ -197,7 +197,7 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 	}
 	id := s.newDecisionID()
 	pr.Draw = Draw(s.cfg.ExploreSeed, id)
-	router, exp, arm, shadow := rt.pick(body, id)
+	router, exp, arm, unit, shadow := rt.pick(body, id)
 	decideStart := time.Now()
 	d, err := router.Route(pr)
 	decided := time.Since(decideStart)
@@ -230,7 +230,7 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 	writeRoute(w, &resp)
 	if s.sink != nil {
 		rec := s.record(id, start, body, pr.Input.Prompt, d)
-		rec.Experiment, rec.Arm = exp, arm
+		rec.Experiment, rec.Arm, rec.UnitHash = exp, arm, UnitHash(unit)
 		s.sink.Log(rec)
 	}
 	if m := s.metrics; m != nil {

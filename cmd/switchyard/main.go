@@ -38,6 +38,7 @@ func commands() []command {
 		{"calibrate", "pick the quality bar or lambda that meets a cost, traffic-share or quality target", runCalibrate},
 		{"simulate", "replay a full-information benchmark as bandit traffic through the server, retraining from its logs", runSimulate},
 		{"loadgen", "send a bounded HTTP load to a local server and print throughput and latency percentiles", runLoadgen},
+		{"experiment", "experiment analyze: per-arm results of an A/B experiment from the logs", runExperiment},
 		{"ope", "estimate a policy's quality and cost off-policy from exploration logs", runOPE},
 	}
 }

@@ -1,0 +1,255 @@
+// Package abtest analyses an A/B experiment on routing policies from the
+// decision and outcome logs: per arm, units, requests, average quality and
+// cost with 95% confidence intervals (unit-level: requests of one unit are
+// not independent, so the estimators are ratios of per-unit sums with
+// delta-method variances), latency percentiles, the relative lift against
+// control with its interval and p-value, and a sample-ratio-mismatch
+// check against the configured weights.
+package abtest
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+
+	"gonum.org/v1/gonum/stat/distuv"
+
+	"switchyard/datasets"
+)
+
+// Metric is a ratio estimate with its 95% interval.
+type Metric struct {
+	Mean   float64 `json:"mean"`
+	StdErr float64 `json:"std_err"`
+	Lo     float64 `json:"lo"`
+	Hi     float64 `json:"hi"`
+}
+
+// Lift is a relative difference against control.
+type Lift struct {
+	Relative float64 `json:"relative"` // (arm − control) / control
+	Lo       float64 `json:"lo"`
+	Hi       float64 `json:"hi"`
+	PValue   float64 `json:"p_value"` // two-sided, for the difference of means
+}
+
+// Arm is one arm's figures.
+type Arm struct {
+	Name         string  `json:"name"`
+	Weight       float64 `json:"weight"`
+	Units        int     `json:"units"`
+	Requests     int     `json:"requests"`
+	WithOutcome  int     `json:"with_outcome"`
+	Quality      Metric  `json:"quality"`
+	Cost         Metric  `json:"cost_usd"`
+	LatencyP50MS float64 `json:"latency_p50_ms"`
+	LatencyP90MS float64 `json:"latency_p90_ms"`
+	LatencyP99MS float64 `json:"latency_p99_ms"`
+	QualityLift  *Lift   `json:"quality_lift,omitempty"` // nil for control
+	CostLift     *Lift   `json:"cost_lift,omitempty"`
+}
+
+// SRM is the sample-ratio-mismatch check.
+type SRM struct {
+	ChiSquare float64 `json:"chi_square"`
+	PValue    float64 `json:"p_value"`
+	Mismatch  bool    `json:"mismatch"` // p below the threshold
+}
+
+// Report is the analysis of one experiment.
+type Report struct {
+	Experiment string `json:"experiment"`
+	Control    string `json:"control"`
+	Arms       []Arm  `json:"arms"`
+	SRM        SRM    `json:"srm"`
+}
+
+// Config names the experiment, its arms' weights and the control arm.
+type Config struct {
+	Experiment string
+	Weights    map[string]float64 // configured traffic weight per arm
+	Control    string             // the arm the others are compared with
+	// SRMAlpha is the p-value below which the split is flagged (0.001 when 0).
+	SRMAlpha float64
+}
+
+// unitAgg sums one unit's observations.
+type unitAgg struct {
+	requests, n int
+	q, c        float64
+}
+
+// Analyze computes the report from the logs.
+func Analyze(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRecord, cfg Config) (*Report, error) {
+	if cfg.SRMAlpha == 0 {
+		cfg.SRMAlpha = 0.001
+	}
+	if _, ok := cfg.Weights[cfg.Control]; !ok {
+		return nil, fmt.Errorf("analyze: control arm %q is not one of the configured arms", cfg.Control)
+	}
+	type obs struct{ q, c, lat float64 }
+	byDecision := make(map[string]obs, len(outcomes))
+	for _, o := range outcomes {
+		if o.Source == datasets.SourceOnline && o.DecisionID != "" {
+			byDecision[o.DecisionID] = obs{o.Quality, o.CostUSD, o.LatencyMS}
+		}
+	}
+	units := map[string]map[string]*unitAgg{} // arm -> unit -> sums
+	latencies := map[string][]float64{}
+	for _, d := range decisions {
+		if d.Experiment != cfg.Experiment {
+			continue
+		}
+		if _, ok := cfg.Weights[d.Arm]; !ok {
+			return nil, fmt.Errorf("analyze: decision %s is in arm %q, which the configuration does not have", d.DecisionID, d.Arm)
+		}
+		unit := d.UnitHash
+		if unit == "" {
+			unit = d.DecisionID
+		}
+		if units[d.Arm] == nil {
+			units[d.Arm] = map[string]*unitAgg{}
+		}
+		u := units[d.Arm][unit]
+		if u == nil {
+			u = &unitAgg{}
+			units[d.Arm][unit] = u
+		}
+		u.requests++
+		if o, ok := byDecision[d.DecisionID]; ok {
+			u.n++
+			u.q += o.q
+			u.c += o.c
+			if o.lat > 0 {
+				latencies[d.Arm] = append(latencies[d.Arm], o.lat)
+			}
+		}
+	}
+	if len(units) == 0 {
+		return nil, fmt.Errorf("analyze: no decisions of experiment %q in the logs", cfg.Experiment)
+	}
+	names := make([]string, 0, len(cfg.Weights))
+	for n := range cfg.Weights {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { // control first, then by name
+		if (names[i] == cfg.Control) != (names[j] == cfg.Control) {
+			return names[i] == cfg.Control
+		}
+		return names[i] < names[j]
+	})
+	rep := &Report{Experiment: cfg.Experiment, Control: cfg.Control}
+	for _, name := range names {
+		a := Arm{Name: name, Weight: cfg.Weights[name], Units: len(units[name])}
+		var qs, cs, ns []float64
+		for _, u := range units[name] {
+			a.Requests += u.requests
+			a.WithOutcome += u.n
+			if u.n > 0 {
+				qs, cs, ns = append(qs, u.q), append(cs, u.c), append(ns, float64(u.n))
+			}
+		}
+		a.Quality = ratio(qs, ns)
+		a.Cost = ratio(cs, ns)
+		l := latencies[name]
+		sort.Float64s(l)
+		a.LatencyP50MS, a.LatencyP90MS, a.LatencyP99MS = quantile(l, 0.5), quantile(l, 0.9), quantile(l, 0.99)
+		rep.Arms = append(rep.Arms, a)
+	}
+	control := rep.Arms[0]
+	for i := 1; i < len(rep.Arms); i++ {
+		rep.Arms[i].QualityLift = lift(rep.Arms[i].Quality, control.Quality)
+		rep.Arms[i].CostLift = lift(rep.Arms[i].Cost, control.Cost)
+	}
+	srm, err := srmCheck(rep.Arms, cfg.SRMAlpha)
+	if err != nil {
+		return nil, err
+	}
+	rep.SRM = srm
+	return rep, nil
+}
+
+// ratio estimates Σy/Σn over units with the delta-method standard error.
+func ratio(ys, ns []float64) Metric {
+	k := float64(len(ys))
+	if k == 0 {
+		return Metric{Mean: math.NaN(), StdErr: math.NaN(), Lo: math.NaN(), Hi: math.NaN()}
+	}
+	var sy, sn float64
+	for i := range ys {
+		sy += ys[i]
+		sn += ns[i]
+	}
+	r := sy / sn
+	nbar := sn / k
+	var v float64
+	for i := range ys {
+		e := ys[i] - r*ns[i]
+		v += e * e
+	}
+	se := 0.0
+	if k > 1 {
+		se = math.Sqrt(v/(k-1)) / (nbar * math.Sqrt(k))
+	}
+	return Metric{Mean: r, StdErr: se, Lo: r - 1.96*se, Hi: r + 1.96*se}
+}
+
+// lift compares an arm with control: relative difference with a
+// delta-method interval, and a two-sided z-test p-value on the difference.
+func lift(arm, control Metric) *Lift {
+	if control.Mean == 0 || math.IsNaN(arm.Mean) || math.IsNaN(control.Mean) {
+		return &Lift{Relative: math.NaN(), Lo: math.NaN(), Hi: math.NaN(), PValue: math.NaN()}
+	}
+	rel := arm.Mean/control.Mean - 1
+	se := math.Sqrt(arm.StdErr*arm.StdErr/(control.Mean*control.Mean) +
+		arm.Mean*arm.Mean*control.StdErr*control.StdErr/math.Pow(control.Mean, 4))
+	dse := math.Sqrt(arm.StdErr*arm.StdErr + control.StdErr*control.StdErr)
+	p := 1.0
+	if dse > 0 {
+		z := (arm.Mean - control.Mean) / dse
+		p = 2 * distuv.UnitNormal.Survival(math.Abs(z))
+	}
+	return &Lift{Relative: rel, Lo: rel - 1.96*se, Hi: rel + 1.96*se, PValue: p}
+}
+
+// srmCheck tests the units per arm against the configured weights
+// (chi-square with arms − 1 degrees of freedom).
+func srmCheck(arms []Arm, alpha float64) (SRM, error) {
+	var total float64
+	var wsum float64
+	for _, a := range arms {
+		total += float64(a.Units)
+		wsum += a.Weight
+	}
+	if wsum <= 0 {
+		return SRM{}, errors.New("analyze: arm weights sum to zero")
+	}
+	var chi float64
+	dof := -1
+	for _, a := range arms {
+		exp := total * a.Weight / wsum
+		if exp == 0 {
+			if a.Units > 0 {
+				return SRM{ChiSquare: math.Inf(1), PValue: 0, Mismatch: true}, nil
+			}
+			continue
+		}
+		d := float64(a.Units) - exp
+		chi += d * d / exp
+		dof++
+	}
+	if dof < 1 {
+		return SRM{}, errors.New("analyze: the SRM check needs at least two arms with weight")
+	}
+	p := distuv.ChiSquared{K: float64(dof)}.Survival(chi)
+	return SRM{ChiSquare: chi, PValue: p, Mismatch: p < alpha}, nil
+}
+
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
