@@ -261,3 +261,29 @@ func TestShadowOutcomesAreStoredAsShadow(t *testing.T) {
 	assert.Equal(t, 0.9, bySource[datasets.SourceShadow].Quality)
 	assert.Equal(t, out["model"], bySource[datasets.SourceOnline].Model)
 }
+
+// TestREADMEConfigurationExampleIsValid keeps the README's example in step
+// with the format: it decodes strictly and passes validation.
+func TestREADMEConfigurationExampleIsValid(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	require.NoError(t, err)
+	text := string(b)
+	start := strings.Index(text, "## Policies and experiments")
+	require.GreaterOrEqual(t, start, 0)
+	block := text[start:]
+	block = block[strings.Index(block, "```json\n")+len("```json\n"):]
+	block = block[:strings.Index(block, "```")]
+	dec := json.NewDecoder(strings.NewReader(block))
+	dec.DisallowUnknownFields()
+	var fc serving.FileConfig
+	require.NoError(t, dec.Decode(&fc))
+	// point its files at real ones and validate it completely
+	path, real := writeConfig(t, nil)
+	fc.Catalogue = filepath.Join(filepath.Dir(path), real.Catalogue)
+	for i := range fc.Policies {
+		fc.Policies[i].Predictor = filepath.Join(filepath.Dir(path), real.Policies[0].Predictor)
+	}
+	rt, err := serving.BuildRouting(fc, serving.LoadOptions{Scorer: serving.ScorerGo})
+	require.NoError(t, err)
+	rt.Close()
+}
