@@ -51,6 +51,9 @@ type ExperimentSpec struct {
 	Unit string    `json:"unit"` // user, tenant, session or request
 	Salt string    `json:"salt"`
 	Arms []ArmSpec `json:"arms"`
+	// Rollout, when set, decides the split instead of the weights: the
+	// treatment's share grows stage by stage and falls to 0 on a breach.
+	Rollout *RolloutSpec `json:"rollout,omitempty"`
 }
 
 // ArmSpec is one arm: a policy and its share of the units.
@@ -90,12 +93,16 @@ type Experiment struct {
 	Spec   ExperimentSpec
 	bounds []float64 // cumulative weights
 	counts []atomic.Int64
+	ro     *rollout
 }
 
 // Arm assigns a unit to an arm: a hash of the salt and the unit, so a unit
 // stays in its arm across requests, restarts and replicas.
 func (e *Experiment) Arm(unit string) int {
 	u := UnitDraw(e.Spec.Salt, unit)
+	if e.ro != nil {
+		return e.ro.arm(u)
+	}
 	for i, b := range e.bounds {
 		if u < b {
 			return i
@@ -240,6 +247,14 @@ func newExperiment(e ExperimentSpec, policies map[string]*policy.Router) (*Exper
 		sum += a.Weight
 		x.bounds = append(x.bounds, sum)
 	}
+	if e.Rollout != nil {
+		ro, err := newRollout(*e.Rollout, e.Arms)
+		if err != nil {
+			return nil, fmt.Errorf("experiment %q: %w", e.Name, err)
+		}
+		x.ro = ro
+		return x, nil // the rollout decides the split
+	}
 	if math.Abs(sum-1) > 1e-9 {
 		return nil, fmt.Errorf("experiment %q: arm weights sum to %v, not 1", e.Name, sum)
 	}
@@ -265,7 +280,18 @@ func unitOf(unit string, req *RouteRequest, decisionID string) string {
 
 // pick chooses the router for a request: the first experiment whose unit
 // the request carries assigns it to an arm; otherwise the default policy.
-func (r *Routing) pick(req *RouteRequest, decisionID string) (router *policy.Router, exp, arm, unit, shadow string) {
+// picked is the outcome of pick.
+type picked struct {
+	router  *policy.Router
+	exp     *Experiment
+	arm     int
+	unit    string
+	shadow  string
+	expName string
+	armName string
+}
+
+func (r *Routing) pick(req *RouteRequest, decisionID string) picked {
 	for _, x := range r.Experiments {
 		u := unitOf(x.Spec.Unit, req, decisionID)
 		if u == "" {
@@ -274,10 +300,22 @@ func (r *Routing) pick(req *RouteRequest, decisionID string) (router *policy.Rou
 		i := x.Arm(u)
 		x.counts[i].Add(1)
 		a := x.Spec.Arms[i]
-		return r.Policies[a.Policy], x.Spec.Name, a.Name, u, r.Shadows[a.Policy]
+		return picked{router: r.Policies[a.Policy], exp: x, arm: i, unit: u, shadow: r.Shadows[a.Policy], expName: x.Spec.Name, armName: a.Name}
 	}
 	p := r.Default
-	return p, "", "", "", r.Shadows[p.Config().Name]
+	return picked{router: p, shadow: r.Shadows[p.Config().Name]}
+}
+
+// watch logs every rollout transition.
+func (r *Routing) watch(log func(exp string, t Transition)) {
+	for _, x := range r.Experiments {
+		if x.ro != nil {
+			name := x.Spec.Name
+			x.ro.mu.Lock()
+			x.ro.logf = func(t Transition) { log(name, t) }
+			x.ro.mu.Unlock()
+		}
+	}
 }
 
 // UnitHash is what the decision log keeps of an experiment unit: a prefix
@@ -292,10 +330,11 @@ func UnitHash(unit string) string {
 
 // ExperimentState is one experiment in GET /v1/experiments.
 type ExperimentState struct {
-	Name  string     `json:"name"`
-	Unit  string     `json:"unit"`
-	State string     `json:"state"`
-	Arms  []ArmState `json:"arms"`
+	Name    string        `json:"name"`
+	Unit    string        `json:"unit"`
+	State   string        `json:"state"`
+	Arms    []ArmState    `json:"arms"`
+	Rollout *RolloutState `json:"rollout,omitempty"`
 }
 
 // ArmState is an arm with its live count of decisions.
@@ -311,6 +350,10 @@ func (r *Routing) experimentStates() []ExperimentState {
 	out := make([]ExperimentState, 0, len(r.Experiments))
 	for _, x := range r.Experiments {
 		st := ExperimentState{Name: x.Spec.Name, Unit: x.Spec.Unit, State: "running"}
+		if x.ro != nil {
+			rs := x.ro.state()
+			st.Rollout, st.State = &rs, rs.State
+		}
 		for i, a := range x.Spec.Arms {
 			st.Arms = append(st.Arms, ArmState{Name: a.Name, Policy: a.Policy, PolicyVersion: r.Policies[a.Policy].Config().Version,
 				Weight: a.Weight, Decisions: x.counts[i].Load()})

@@ -55,6 +55,8 @@ type decisionIndex struct {
 
 type indexed struct {
 	model    string
+	exp      *Experiment // the experiment the decision was in, if any
+	arm      int
 	answer   *FeedbackResponse // set once feedback is stored
 	inflight chan struct{}     // closed when a pending feedback finishes
 }
@@ -63,7 +65,10 @@ func newDecisionIndex(max int) *decisionIndex {
 	return &decisionIndex{max: max, byID: make(map[string]*indexed)}
 }
 
-func (x *decisionIndex) add(id, model string) {
+func (x *decisionIndex) add(id, model string) { x.addIn(id, model, nil, 0) }
+
+// addIn remembers a decision made in an arm of an experiment.
+func (x *decisionIndex) addIn(id, model string, exp *Experiment, arm int) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if _, ok := x.byID[id]; ok {
@@ -76,7 +81,7 @@ func (x *decisionIndex) add(id, model string) {
 		x.order[x.head] = id
 		x.head = (x.head + 1) % x.max
 	}
-	x.byID[id] = &indexed{model: model}
+	x.byID[id] = &indexed{model: model, exp: exp, arm: arm}
 }
 
 // markAnswered records that id has stored feedback (used at start-up).
@@ -93,18 +98,18 @@ var errUnknownDecision = errors.New("unknown decision")
 // claim returns the decision's model and either the stored answer, or a
 // claim to store it (done must then be called). Concurrent feedbacks for one
 // decision wait for the first.
-func (x *decisionIndex) claim(id string) (model string, answer *FeedbackResponse, done func(*FeedbackResponse), err error) {
+func (x *decisionIndex) claim(id string) (e *indexed, answer *FeedbackResponse, done func(*FeedbackResponse), err error) {
 	for {
 		x.mu.Lock()
 		e, ok := x.byID[id]
 		if !ok {
 			x.mu.Unlock()
-			return "", nil, nil, errUnknownDecision
+			return nil, nil, nil, errUnknownDecision
 		}
 		if e.answer != nil {
 			a := *e.answer
 			x.mu.Unlock()
-			return e.model, &a, nil, nil
+			return e, &a, nil, nil
 		}
 		if e.inflight != nil {
 			ch := e.inflight
@@ -115,7 +120,7 @@ func (x *decisionIndex) claim(id string) (model string, answer *FeedbackResponse
 		ch := make(chan struct{})
 		e.inflight = ch
 		x.mu.Unlock()
-		return e.model, nil, func(a *FeedbackResponse) {
+		return e, nil, func(a *FeedbackResponse) {
 			x.mu.Lock()
 			e.answer, e.inflight = a, nil
 			x.mu.Unlock()
@@ -177,7 +182,7 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 	if fb.Shadow {
 		key, source = fb.DecisionID+shadowSuffix, datasets.SourceShadow
 	}
-	model, answer, done, err := s.index.claim(key)
+	entry, answer, done, err := s.index.claim(key)
 	if err != nil && fb.Shadow {
 		s.countFeedback("", "unknown")
 		writeError(w, http.StatusNotFound, &fieldError{field: "decision_id", msg: fmt.Sprintf("decision %q had no shadow model", fb.DecisionID)})
@@ -188,6 +193,7 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusNotFound, &fieldError{field: "decision_id", msg: fmt.Sprintf("no decision %q is known to this server", fb.DecisionID)})
 		return
 	}
+	model := entry.model
 	if answer != nil {
 		s.countFeedback(model, "repeated")
 		writeJSON(w, http.StatusOK, answer)
@@ -222,6 +228,9 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 		r.Observe(model)
 	}
 	s.countFeedback(model, "stored")
+	if !fb.Shadow && entry.exp != nil && entry.exp.ro != nil {
+		entry.exp.ro.observe(entry.arm, rec.Quality, rec.CostUSD, rec.Error != "")
+	}
 	if m := s.metrics; m != nil {
 		m.RealisedQuality.WithLabelValues(model).Observe(rec.Quality)
 		m.RealisedCost.WithLabelValues(model).Observe(rec.CostUSD)

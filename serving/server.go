@@ -128,7 +128,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	switch {
 	case d.Routing != nil:
-		s.routing.Store(d.Routing)
+		s.store(d.Routing)
 	case d.Router != nil:
 		s.SetRouter(d.Router)
 	}
@@ -136,7 +136,15 @@ func New(cfg Config, d Deps) (*Server, error) {
 }
 
 // SetRouter serves a single policy (no experiments) from now on.
-func (s *Server) SetRouter(r *policy.Router) { s.routing.Store(SingleRouting(r, s.cat)) }
+func (s *Server) SetRouter(r *policy.Router) { s.store(SingleRouting(r, s.cat)) }
+
+// store serves rt from now on, logging its rollouts' transitions.
+func (s *Server) store(rt *Routing) {
+	rt.watch(func(exp string, t Transition) {
+		s.log.Warn("rollout transition", "experiment", exp, "from", t.From, "to", t.To, "reason", t.Reason)
+	})
+	s.routing.Store(rt)
+}
 
 // routers returns every router of the current routing.
 func (s *Server) routers() []*policy.Router {
@@ -197,7 +205,8 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 	}
 	id := s.newDecisionID()
 	pr.Draw = Draw(s.cfg.ExploreSeed, id)
-	router, exp, arm, unit, shadow := rt.pick(body, id)
+	pk := rt.pick(body, id)
+	router, exp, arm, unit, shadow := pk.router, pk.expName, pk.armName, pk.unit, pk.shadow
 	decideStart := time.Now()
 	d, err := router.Route(pr)
 	decided := time.Since(decideStart)
@@ -223,7 +232,7 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 	for i, k := range d.Fallbacks {
 		resp.Fallbacks[i] = d.Options[k].Model
 	}
-	s.index.add(id, d.Chosen)
+	s.index.addIn(id, d.Chosen, pk.exp, pk.arm)
 	if shadow != "" {
 		s.index.add(id+shadowSuffix, shadow)
 	}
@@ -386,7 +395,7 @@ func (s *Server) Reload() error {
 		s.log.Error("reload rejected; the current configuration keeps serving", "err", err)
 		return err
 	}
-	s.routing.Store(rt)
+	s.store(rt)
 	if s.metrics != nil {
 		s.metrics.Reloads.WithLabelValues("ok").Inc()
 	}
