@@ -72,17 +72,21 @@ func runExperiment(_ context.Context, args []string, stdout, stderr io.Writer) e
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "arm\tweight\tunits\trequests\tquality [95% CI]\tlift (p)\tcost USD [95% CI]\tlift (p)\tlatency p50/p90/p99 ms\t")
 	for _, a := range rep.Arms {
-		ql, cl := "-", "-"
-		if a.QualityLift != nil {
-			ql = fmt.Sprintf("%+.1f%% [%+.1f, %+.1f] (%.3g)", 100*a.QualityLift.Relative, 100*a.QualityLift.Lo, 100*a.QualityLift.Hi, a.QualityLift.PValue)
-			cl = fmt.Sprintf("%+.1f%% [%+.1f, %+.1f] (%.3g)", 100*a.CostLift.Relative, 100*a.CostLift.Lo, 100*a.CostLift.Hi, a.CostLift.PValue)
+		show := func(l *abtest.Lift) string {
+			if l == nil {
+				return "-"
+			}
+			return fmt.Sprintf("%+.1f%% [%+.1f, %+.1f] (%.3g)", 100*l.Relative, 100*l.Lo, 100*l.Hi, l.PValue)
 		}
+		ql, cl := show(a.QualityLift), show(a.CostLift)
 		fmt.Fprintf(tw, "%s\t%.2f\t%d\t%d\t%.4f [%.4f, %.4f]\t%s\t%.6f [%.6f, %.6f]\t%s\t%.0f/%.0f/%.0f\t\n", a.Name, a.Weight, a.Units, a.Requests,
 			a.Quality.Mean, a.Quality.Lo, a.Quality.Hi, ql, a.Cost.Mean, a.Cost.Lo, a.Cost.Hi, cl, a.LatencyP50MS, a.LatencyP90MS, a.LatencyP99MS)
 	}
 	tw.Flush()
 	verdict := "consistent with the weights"
-	if rep.SRM.Mismatch {
+	if rep.SRM.Skipped {
+		verdict = "not checked: a staged rollout decides the split, not weights"
+	} else if rep.SRM.Mismatch {
 		verdict = "SAMPLE RATIO MISMATCH: the split does not follow the weights; do not trust the comparison"
 	}
 	fmt.Fprintf(stdout, "\nsample ratio check: chi-square %.2f, p %.3g: %s\n", rep.SRM.ChiSquare, rep.SRM.PValue, verdict)

@@ -353,3 +353,41 @@ func TestAcknowledgedFeedbackSurvivesKill9(t *testing.T) {
 	}
 	t.Logf("%d feedbacks acknowledged before SIGKILL; %d outcomes in Parquet after restart", len(acked), len(outcomes))
 }
+
+func TestServeConfigWithAnExperimentAndAnalyzeIt(t *testing.T) {
+	data, model := trained(t)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`{"catalogue": %q, "default_policy": "a",
+  "policies": [{"name": "a", "version": "1", "predictor": %q, "quality_bar": 0.9,
+                "exploration": {"strategy": "epsilon-greedy", "epsilon": 0.2}},
+               {"name": "b", "version": "1", "predictor": %q, "quality_bar": 0.3,
+                "exploration": {"strategy": "epsilon-greedy", "epsilon": 0.2}}],
+  "experiments": [{"name": "x", "unit": "user", "salt": "s",
+                   "arms": [{"name": "a", "policy": "a", "weight": 0.5}, {"name": "b", "policy": "b", "weight": 0.5}]}]}`,
+		filepath.Join(data, "catalogue.csv"), model, model)
+	path := filepath.Join(dir, "config.json")
+	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o644))
+	logs := t.TempDir()
+	cmd, base := startServe(t, "--config", path, "--logs", logs, "--scorer", "go")
+	for i := 0; i < 300; i++ {
+		resp, err := http.Post(base+"/v1/route", "application/json", strings.NewReader(fmt.Sprintf(`{"prompt":"question %d","user":"u%d"}`, i, i%60)))
+		require.NoError(t, err)
+		var r struct {
+			DecisionID string `json:"decision_id"`
+			Experiment string `json:"experiment"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+		resp.Body.Close()
+		require.Equal(t, "x", r.Experiment)
+		resp, err = http.Post(base+"/v1/feedback", "application/json", strings.NewReader(fmt.Sprintf(`{"decision_id":%q,"quality":%d,"latency_ms":300}`, r.DecisionID, i%2)))
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait())
+	out, err := run(t, "experiment", "analyze", "--logs", logs, "--config", path, "--out", filepath.Join(dir, "out"))
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "sample ratio check")
+	assert.Contains(t, out, "off-policy estimates")
+	assert.FileExists(t, filepath.Join(dir, "out", "arms.png"))
+}

@@ -46,12 +46,13 @@ type Arm struct {
 	LatencyP50MS float64 `json:"latency_p50_ms"`
 	LatencyP90MS float64 `json:"latency_p90_ms"`
 	LatencyP99MS float64 `json:"latency_p99_ms"`
-	QualityLift  *Lift   `json:"quality_lift,omitempty"` // nil for control
+	QualityLift  *Lift   `json:"quality_lift,omitempty"` // nil for control, or when control's mean is 0
 	CostLift     *Lift   `json:"cost_lift,omitempty"`
 }
 
 // SRM is the sample-ratio-mismatch check.
 type SRM struct {
+	Skipped   bool    `json:"skipped,omitempty"` // no weights to compare with (a staged rollout decides the split)
 	ChiSquare float64 `json:"chi_square"`
 	PValue    float64 `json:"p_value"`
 	Mismatch  bool    `json:"mismatch"` // p below the threshold
@@ -174,7 +175,7 @@ func Analyze(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRec
 func ratio(ys, ns []float64) Metric {
 	k := float64(len(ys))
 	if k == 0 {
-		return Metric{Mean: math.NaN(), StdErr: math.NaN(), Lo: math.NaN(), Hi: math.NaN()}
+		return Metric{} // no outcomes: WithOutcome says so
 	}
 	var sy, sn float64
 	for i := range ys {
@@ -198,8 +199,8 @@ func ratio(ys, ns []float64) Metric {
 // lift compares an arm with control: relative difference with a
 // delta-method interval, and a two-sided z-test p-value on the difference.
 func lift(arm, control Metric) *Lift {
-	if control.Mean == 0 || math.IsNaN(arm.Mean) || math.IsNaN(control.Mean) {
-		return &Lift{Relative: math.NaN(), Lo: math.NaN(), Hi: math.NaN(), PValue: math.NaN()}
+	if control.Mean == 0 {
+		return nil // a relative change from zero is undefined
 	}
 	rel := arm.Mean/control.Mean - 1
 	se := math.Sqrt(arm.StdErr*arm.StdErr/(control.Mean*control.Mean) +
@@ -223,7 +224,7 @@ func srmCheck(arms []Arm, alpha float64) (SRM, error) {
 		wsum += a.Weight
 	}
 	if wsum <= 0 {
-		return SRM{}, errors.New("analyze: arm weights sum to zero")
+		return SRM{Skipped: true, PValue: 1}, nil
 	}
 	var chi float64
 	dof := -1
