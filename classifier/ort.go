@@ -200,15 +200,18 @@ func (s *ORTScorer) getBuffers() (*ortBuffers, error) {
 	b := &ortBuffers{ids: map[int]*ort.Tensor[int64]{}}
 	var err error
 	if b.task, err = ort.NewTensor(ort.NewShape(1), make([]int64, 1)); err != nil {
+		s.made.Add(-1)
 		return nil, fmt.Errorf("score: task tensor: %w", err)
 	}
 	if b.dense, err = ort.NewTensor(ort.NewShape(1, int64(features.NumDense)), make([]float32, features.NumDense)); err != nil {
 		b.task.Destroy()
+		s.made.Add(-1)
 		return nil, fmt.Errorf("score: dense tensor: %w", err)
 	}
 	if b.out, err = ort.NewTensor(ort.NewShape(1, int64(s.nout)), make([]float32, s.nout)); err != nil {
 		b.task.Destroy()
 		b.dense.Destroy()
+		s.made.Add(-1)
 		return nil, fmt.Errorf("score: output tensor: %w", err)
 	}
 	return b, nil

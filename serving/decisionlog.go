@@ -3,9 +3,11 @@ package serving
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +27,7 @@ type DecisionLogConfig struct {
 
 // DefaultDecisionLogConfig returns the defaults for dir.
 func DefaultDecisionLogConfig(dir string) DecisionLogConfig {
-	return DecisionLogConfig{Dir: dir, MaxRows: 100_000, MaxAge: 5 * time.Minute, QueueSize: 1 << 15, FlushPeriod: 100 * time.Millisecond}
+	return DecisionLogConfig{Dir: dir, MaxRows: 100_000, MaxAge: time.Minute, QueueSize: 1 << 15, FlushPeriod: 100 * time.Millisecond}
 }
 
 // DecisionLog writes decisions to Parquet files in the background, so that
@@ -42,6 +44,8 @@ type DecisionLog struct {
 	written atomic.Int64
 	errs    atomic.Int64
 	seq     int
+	closeMu sync.RWMutex
+	closed  bool
 	lastMu  sync.Mutex
 	lastErr error
 	lastAt  time.Time
@@ -81,6 +85,7 @@ func NewDecisionLog(cfg DecisionLogConfig, log *slog.Logger) (*DecisionLog, erro
 	if cfg.MaxRows <= 0 || cfg.QueueSize <= 0 || cfg.MaxAge <= 0 || cfg.FlushPeriod <= 0 {
 		return nil, fmt.Errorf("decision log: max rows, queue size, max age and flush period must be positive: %+v", cfg)
 	}
+	removeStaleTemporaries(cfg.Dir, log)
 	l := &DecisionLog{cfg: cfg, log: log, queue: make(chan datasets.DecisionRecord, cfg.QueueSize), done: make(chan struct{})}
 	go l.run()
 	return l, nil
@@ -89,6 +94,12 @@ func NewDecisionLog(cfg DecisionLogConfig, log *slog.Logger) (*DecisionLog, erro
 // Log queues one decision. It never blocks: when the queue is full the
 // decision is dropped and counted.
 func (l *DecisionLog) Log(rec datasets.DecisionRecord) {
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		l.dropped.Add(1) // a handler that outlived the shutdown
+		return
+	}
 	select {
 	case l.queue <- rec:
 	default:
@@ -104,7 +115,12 @@ func (l *DecisionLog) Stats() (written, dropped, errors int64) {
 // Close writes every queued decision and closes the current file. It waits
 // until done or ctx ends.
 func (l *DecisionLog) Close(ctx context.Context) error {
-	l.closing.Do(func() { close(l.queue) })
+	l.closing.Do(func() {
+		l.closeMu.Lock()
+		l.closed = true
+		close(l.queue)
+		l.closeMu.Unlock()
+	})
 	select {
 	case <-l.done:
 		return nil
@@ -202,4 +218,21 @@ func (l *DecisionLog) run() {
 			closeFile()
 		}
 	}
+}
+
+// removeStaleTemporaries deletes the temporary decision files a killed
+// process left: they were never complete (decisions are logged
+// asynchronously, so a kill loses at most the last MaxAge of them).
+func removeStaleTemporaries(dir string, log *slog.Logger) {
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if n := d.Name(); strings.HasPrefix(n, ".decisions-") && strings.HasSuffix(n, ".tmp") {
+			if os.Remove(path) == nil {
+				log.Warn("removed an incomplete decision log file left by an earlier process", "file", path)
+			}
+		}
+		return nil
+	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"switchyard/classifier/policy"
 	"switchyard/datasets"
 	"switchyard/datasets/logstore"
 	"switchyard/datasets/synthetic"
@@ -286,4 +287,65 @@ func TestREADMEConfigurationExampleIsValid(t *testing.T) {
 	rt, err := serving.BuildRouting(fc, serving.LoadOptions{Scorer: serving.ScorerGo})
 	require.NoError(t, err)
 	rt.Close()
+}
+
+func TestReviewedEdgeCases(t *testing.T) {
+	// a reverted rollout stays reverted across a reload of the same configuration
+	rw := newRolloutWorld(t)
+	fc := serving.FileConfig{Catalogue: filepath.Join(rw.dir, "catalogue.csv"), DefaultPolicy: "a",
+		Policies: []serving.PolicySpec{{Config: policy.Config{Name: "a", QualityBar: 0.9}, Predictor: filepath.Join(rw.dir, "p.onnx")},
+			{Config: policy.Config{Name: "b", QualityBar: 0.2}, Predictor: filepath.Join(rw.dir, "p.onnx")}},
+		Experiments: []serving.ExperimentSpec{{Name: "r", Unit: serving.UnitUser, Salt: "s",
+			Arms: []serving.ArmSpec{{Name: "control", Policy: "a"}, {Name: "treatment", Policy: "b"}},
+			Rollout: &serving.RolloutSpec{Treatment: "treatment", Control: "control", Stages: []float64{0.5, 1}, MinOutcomes: 1000,
+				Guardrails: []serving.Guardrail{{Metric: serving.MetricQuality, Tolerance: 0.05}}}}}}
+	load := func() (*serving.Routing, error) {
+		return serving.BuildRouting(fc, serving.LoadOptions{Scorer: serving.ScorerGo})
+	}
+	rt, err := load()
+	require.NoError(t, err)
+	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: t.TempDir(), Prefix: "outcomes"})
+	require.NoError(t, err)
+	defer wal.Close()
+	cfg := serving.DefaultConfig()
+	cfg.AdminKey = "k"
+	srv, err := serving.New(cfg, serving.Deps{Routing: rt, Catalogue: rt.Catalogue, Outcomes: wal, Reload: load})
+	require.NoError(t, err)
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	for i := 0; i < 400; i++ {
+		code, out := post(t, ts.URL+"/v1/route", fmt.Sprintf(`{"prompt":"q","user":"u%d"}`, i))
+		require.Equal(t, http.StatusOK, code)
+		q := 1.0
+		if out["arm"] == "treatment" {
+			q = 0 // treatment always fails: the quality guardrail breaches
+		}
+		post(t, ts.URL+"/v1/feedback", fmt.Sprintf(`{"decision_id":%q,"quality":%v}`, out["decision_id"], q))
+	}
+	state := func() serving.ExperimentState {
+		var ex struct {
+			Experiments []serving.ExperimentState `json:"experiments"`
+		}
+		getJSON(t, ts.URL+"/v1/experiments", &ex)
+		return ex.Experiments[0]
+	}
+	require.Equal(t, "reverted", state().State)
+	require.NoError(t, srv.Reload())
+	assert.Equal(t, "reverted", state().State, "a reload of the same experiment keeps its rollout state")
+
+	// a decision id cannot reach the shadow slot
+	code, out := post(t, ts.URL+"/v1/feedback", `{"decision_id":"x#shadow","quality":1}`)
+	assert.Equal(t, http.StatusBadRequest, code, out)
+
+	// the no-op endpoint answers 413 above the body limit
+	code, _ = post(t, ts.URL+"/v1/noop", `{"prompt":"`+strings.Repeat("a", 5<<20)+`"}`)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, code)
+
+	// logging after the decision log is closed drops instead of panicking
+	dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(t.TempDir()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	require.NoError(t, dlog.Close(context.Background()))
+	assert.NotPanics(t, func() { dlog.Log(datasets.DecisionRecord{DecisionID: "late"}) })
+	_, dropped, _ := dlog.Stats()
+	assert.Equal(t, int64(1), dropped)
 }

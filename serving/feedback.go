@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -133,6 +134,9 @@ func (r *FeedbackRequest) validate() error {
 	if r.DecisionID == "" {
 		return &fieldError{field: "decision_id", msg: "is required"}
 	}
+	if strings.Contains(r.DecisionID, "#") {
+		return &fieldError{field: "decision_id", msg: "is not a decision id of this server"}
+	}
 	if r.Quality == nil {
 		return &fieldError{field: "quality", msg: "is required (a number in [0,1])"}
 	}
@@ -212,7 +216,7 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 	}
 	if fb.CostUSD != nil {
 		rec.CostUSD = *fb.CostUSD
-	} else if p, ok := s.cat.Lookup(model); ok {
+	} else if p, ok := s.catalogue().Lookup(model); ok {
 		rec.CostUSD = p.CostUSD(float64(rec.InputTokens), float64(rec.OutputTokens))
 	}
 	if err := s.outcomes.Append(rec); err != nil {

@@ -80,7 +80,12 @@ type rollout struct {
 	stageN      int         // treatment outcomes in the current stage
 	transitions []Transition
 	logf        func(t Transition)
+	tau2        []float64 // per guardrail, fixed at its first test
 }
+
+// minGuardrailN is the outcomes each arm needs before the guardrails are
+// tested and before a stage may advance.
+const minGuardrailN = 30
 
 func newRollout(spec RolloutSpec, arms []ArmSpec) (*rollout, error) {
 	r := &rollout{spec: spec, treat: -1, ctrl: -1}
@@ -158,7 +163,8 @@ func (r *rollout) observe(arm int, q, c float64, failed bool) {
 		r.move(-1, 0, "guardrail breached: "+breach)
 		return
 	}
-	if r.stageN >= r.spec.MinOutcomes && r.stage+1 < len(r.spec.Stages) {
+	// advance only once the guardrails can judge (both arms have enough outcomes)
+	if r.stageN >= r.spec.MinOutcomes && r.since[0].n >= minGuardrailN && r.since[1].n >= minGuardrailN && r.stage+1 < len(r.spec.Stages) {
 		r.move(r.stage+1, r.spec.Stages[r.stage+1], fmt.Sprintf("stage held for %d treatment outcomes with no guardrail breached", r.stageN))
 	}
 }
@@ -181,39 +187,44 @@ func (r *rollout) move(stage int, share float64, reason string) {
 // the difference lies beyond the tolerance.
 func (r *rollout) breached() string {
 	t, c := &r.since[0], &r.since[1]
-	if t.n < 30 || c.n < 30 {
+	if t.n < minGuardrailN || c.n < minGuardrailN {
 		return ""
 	}
-	for _, g := range r.spec.Guardrails {
-		var diff, v, theta float64
-		worse := false
+	if r.tau2 == nil {
+		r.tau2 = make([]float64, len(r.spec.Guardrails))
+	}
+	for i, g := range r.spec.Guardrails {
+		// d is the excess over the tolerated change: a breach is d > 0 with
+		// confidence, for "higher is worse" metrics (quality is negated)
+		var d, v, scale float64
 		switch g.Metric {
 		case MetricQuality:
-			diff = t.mean(t.q) - c.mean(c.q)
+			d = (c.mean(c.q) - t.mean(t.q)) - g.Tolerance
 			v = t.variance(t.q, t.qq)/float64(t.n) + c.variance(c.q, c.qq)/float64(c.n)
-			theta = -g.Tolerance
-			worse = diff < theta
+			scale = math.Max(g.Tolerance, 0.01)
 		case MetricCost:
-			cm := c.mean(c.c)
-			diff = t.mean(t.c) - cm
-			v = t.variance(t.c, t.cc)/float64(t.n) + c.variance(c.c, c.cc)/float64(c.n)
-			theta = g.Tolerance * cm
-			worse = diff > theta
+			k := 1 + g.Tolerance // treatment may cost up to k times control
+			d = t.mean(t.c) - k*c.mean(c.c)
+			v = t.variance(t.c, t.cc)/float64(t.n) + k*k*c.variance(c.c, c.cc)/float64(c.n)
+			scale = math.Max(g.Tolerance, 0.01) * math.Abs(c.mean(c.c))
 		case MetricErrorRate:
-			diff = t.mean(t.er) - c.mean(c.er)
 			pt, pc := t.mean(t.er), c.mean(c.er)
+			d = (pt - pc) - g.Tolerance
 			v = math.Max(pt*(1-pt), 1e-4)/float64(t.n) + math.Max(pc*(1-pc), 1e-4)/float64(c.n)
-			theta = g.Tolerance
-			worse = diff > theta
+			scale = math.Max(g.Tolerance, 0.01)
 		}
-		if !worse || v <= 0 {
+		if d <= 0 || !(v > 0) {
 			continue
 		}
-		// mixing variance: on the scale of the effects one cares about
-		tau2 := math.Max(theta*theta, v)
-		logLambda := 0.5*math.Log(v/(v+tau2)) + tau2*(diff-theta)*(diff-theta)/(2*v*(v+tau2))
+		if r.tau2[i] == 0 {
+			// the mixing variance is fixed once, on the scale of the effects
+			// that matter, so the likelihood ratio stays a martingale
+			r.tau2[i] = math.Max(scale*scale, 1e-12)
+		}
+		tau2 := r.tau2[i]
+		logLambda := 0.5*math.Log(v/(v+tau2)) + tau2*d*d/(2*v*(v+tau2))
 		if logLambda >= math.Log(1/r.spec.Alpha) {
-			return fmt.Sprintf("%s: treatment − control = %.4g beyond the tolerated %.4g (%d and %d outcomes)", g.Metric, diff, theta, t.n, c.n)
+			return fmt.Sprintf("%s: treatment exceeds the tolerated change by %.4g (%d and %d outcomes)", g.Metric, d, t.n, c.n)
 		}
 	}
 	return ""

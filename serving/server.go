@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -101,6 +102,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if cfg.MaxRemembered <= 0 {
 		cfg.MaxRemembered = DefaultConfig().MaxRemembered
 	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultConfig().MaxBodyBytes
+	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -138,12 +142,35 @@ func New(cfg Config, d Deps) (*Server, error) {
 // SetRouter serves a single policy (no experiments) from now on.
 func (s *Server) SetRouter(r *policy.Router) { s.store(SingleRouting(r, s.cat)) }
 
-// store serves rt from now on, logging its rollouts' transitions.
+// store serves rt from now on, logging its rollouts' transitions. An
+// experiment whose specification did not change keeps its rollout state
+// and counts across the reload (feedback for decisions made before it
+// reaches the same rollout).
 func (s *Server) store(rt *Routing) {
+	if old := s.routing.Load(); old != nil {
+		for _, x := range rt.Experiments {
+			for _, o := range old.Experiments {
+				if o.Spec.Name == x.Spec.Name && reflect.DeepEqual(o.Spec, x.Spec) {
+					x.ro = o.ro
+					for i := range x.counts {
+						x.counts[i].Store(o.counts[i].Load())
+					}
+				}
+			}
+		}
+	}
 	rt.watch(func(exp string, t Transition) {
 		s.log.Warn("rollout transition", "experiment", exp, "from", t.From, "to", t.To, "reason", t.Reason)
 	})
 	s.routing.Store(rt)
+}
+
+// catalogue is the current configuration's catalogue.
+func (s *Server) catalogue() *datasets.Catalogue {
+	if rt := s.routing.Load(); rt != nil && rt.Catalogue != nil {
+		return rt.Catalogue
+	}
+	return s.cat
 }
 
 // routers returns every router of the current routing.
@@ -371,6 +398,10 @@ func (s *Server) CountFallback() {
 // benchmarks.
 func (s *Server) handleNoop(w http.ResponseWriter, req *http.Request) {
 	if _, _, err := decodeRoute(http.MaxBytesReader(w, req.Body, s.cfg.MaxBodyBytes)); err != nil {
+		if errors.Is(err, errTooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, &fieldError{msg: fmt.Sprintf("request body larger than %d bytes", s.cfg.MaxBodyBytes)})
+			return
+		}
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
@@ -383,7 +414,7 @@ var noopAnswer = map[string]string{"status": "ok"}
 // configuration is rejected and the current router keeps serving.
 func (s *Server) Reload() error {
 	if s.reload == nil {
-		return errors.New("reload: this server has no configuration to reload")
+		return errNoReload
 	}
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
@@ -404,8 +435,14 @@ func (s *Server) Reload() error {
 	return nil
 }
 
+var errNoReload = errors.New("reload: this server has no configuration to reload")
+
 func (s *Server) handleReload(w http.ResponseWriter, _ *http.Request) {
 	if err := s.Reload(); err != nil {
+		if errors.Is(err, errNoReload) {
+			writeError(w, http.StatusNotImplemented, &fieldError{msg: err.Error()})
+			return
+		}
 		writeError(w, http.StatusUnprocessableEntity, &fieldError{msg: "reload rejected, the current configuration keeps serving: " + err.Error()})
 		return
 	}
@@ -432,7 +469,7 @@ func (s *Server) handleModels(w http.ResponseWriter, _ *http.Request) {
 	out := struct {
 		Models []ModelInfo `json:"models"`
 	}{}
-	for _, m := range s.cat.Models {
+	for _, m := range s.catalogue().Models {
 		info := ModelInfo{Model: m.Name, InputUSDPerMTok: m.InputUSDPerMTok, OutputUSDPerMTok: m.OutputUSDPerMTok, ContextWindow: m.ContextWindow}
 		if r != nil {
 			meta := r.Metadata()

@@ -106,6 +106,10 @@ func (e Exploration) Distribution(opts []Option, c Choice, lambda *float64) []fl
 			u[k] = math.Exp((u[k] - top) / e.Temperature)
 			z += u[k]
 		}
+		if !(z > 0) || math.IsInf(z, 0) { // a non-finite utility: no exploration rather than NaN propensities
+			p[c.Index] = 1
+			return p
+		}
 		for k, i := range allowed {
 			p[i] = u[k] / z
 		}

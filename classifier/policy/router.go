@@ -310,6 +310,11 @@ func (r *Router) Score(req Request) (Decision, error) {
 	if err := r.scorer.Score(&ws.vec, ws.scores); err != nil {
 		return Decision{}, fmt.Errorf("route: %w", err)
 	}
+	for i, q := range ws.scores {
+		if math.IsNaN(float64(q)) || q < 0 || q > 1 {
+			return Decision{}, fmt.Errorf("route: the predictor scored model %q %v, outside [0,1]", r.meta.Models[i], q)
+		}
+	}
 	in := InputTokens(req.Input)
 	d := Decision{
 		Options:          make([]Option, len(idx)),

@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"switchyard/datasets"
@@ -54,13 +55,14 @@ type WAL[T any] struct {
 	closed  bool
 
 	// owned by the writer goroutine
-	seg     *os.File
-	segBuf  *bufio.Writer
-	run     string // unique per Open: segment names never repeat across restarts
-	segSeq  int64
-	segSize int64
-	segOpen time.Time
-	segRecs []T
+	seg      *os.File
+	segOpen  atomic.Bool // seg != nil, readable from other goroutines
+	segBuf   *bufio.Writer
+	run      string // unique per Open: segment names never repeat across restarts
+	segSeq   int64
+	segSize  int64
+	segStart time.Time
+	segRecs  []T
 
 	statsMu  sync.Mutex
 	appended int64
@@ -183,7 +185,7 @@ func (w *WAL[T]) loop() {
 				w.noteErr(w.rotate())
 			}
 		case <-tick.C:
-			if w.seg != nil && time.Since(w.segOpen) >= w.opt.MaxAge {
+			if w.seg != nil && time.Since(w.segStart) >= w.opt.MaxAge {
 				w.noteErr(w.rotate())
 			}
 			w.noteErr(w.retryLeftovers())
@@ -215,13 +217,15 @@ func (w *WAL[T]) commit(batch []*appendReq[T]) error {
 			w.noteErr(err)
 			return fmt.Errorf("wal: open segment: %w", err)
 		}
-		w.seg, w.segBuf, w.segSize, w.segOpen, w.segRecs = f, bufio.NewWriterSize(f, 1<<16), 0, time.Now(), nil
+		w.seg, w.segBuf, w.segSize, w.segStart, w.segRecs = f, bufio.NewWriterSize(f, 1<<16), 0, time.Now(), nil
+		w.segOpen.Store(true)
 		if err := syncDir(w.walDir); err != nil {
 			w.noteErr(err)
 			return err
 		}
 	}
-	start := w.segSize
+	// encode the whole batch first: nothing is written unless all of it can be
+	var frame []byte
 	var n int
 	for _, r := range batch {
 		for _, rec := range r.recs {
@@ -232,25 +236,27 @@ func (w *WAL[T]) commit(batch []*appendReq[T]) error {
 			var hdr [8]byte
 			binary.LittleEndian.PutUint32(hdr[:4], uint32(len(b)))
 			binary.LittleEndian.PutUint32(hdr[4:], crc32.Checksum(b, crcTable))
-			w.segBuf.Write(hdr[:])
-			w.segBuf.Write(b)
-			w.segSize += int64(len(b) + 8)
+			frame = append(frame, hdr[:]...)
+			frame = append(frame, b...)
 			n++
 		}
 	}
-	err := w.segBuf.Flush()
+	_, err := w.segBuf.Write(frame)
+	if err == nil {
+		err = w.segBuf.Flush()
+	}
 	if err == nil {
 		err = w.seg.Sync()
 	}
 	if err != nil {
-		// nothing of this batch is acknowledged: cut the segment back so a
-		// later success does not follow a torn record
-		_ = w.seg.Truncate(start)
-		w.segBuf.Reset(w.seg)
-		w.segSize = start
+		// nothing of this batch is acknowledged; the segment may now end in
+		// a torn record, so it is closed (its good records are converted
+		// later) and the next batch starts a fresh one
 		w.noteErr(err)
+		w.abandonSegment()
 		return fmt.Errorf("wal: write: %w", err)
 	}
+	w.segSize += int64(len(frame))
 	for _, r := range batch {
 		w.segRecs = append(w.segRecs, r.recs...)
 	}
@@ -281,9 +287,10 @@ func (w *WAL[T]) retryLeftovers() error {
 // LogHealth returns the segments waiting for conversion, 0 dropped (an
 // append either is on disk or fails), the write errors and the last error.
 func (w *WAL[T]) LogHealth() (backlog, dropped, errors int64, last error) {
+	pending := int64(w.Pending()) // lists the folder: outside the lock
 	w.statsMu.Lock()
 	defer w.statsMu.Unlock()
-	return int64(w.Pending()), 0, w.errs, w.lastErr
+	return pending, 0, w.errs, w.lastErr
 }
 
 // Failing reports the last error if it happened within d.
@@ -300,7 +307,7 @@ func (w *WAL[T]) Failing(d time.Duration) error {
 func (w *WAL[T]) Pending() int {
 	segs, _ := w.segments()
 	n := len(segs)
-	if n > 0 && w.seg != nil {
+	if n > 0 && w.segOpen.Load() {
 		n--
 	}
 	return n
@@ -311,13 +318,25 @@ func (w *WAL[T]) rotate() error {
 	if w.seg == nil {
 		return nil
 	}
-	if err := w.seg.Close(); err != nil {
-		return fmt.Errorf("wal: close segment: %w", err)
-	}
+	closeErr := w.seg.Close()
 	recs := w.segRecs
 	w.seg, w.segBuf, w.segRecs = nil, nil, nil
+	w.segOpen.Store(false)
+	if closeErr != nil {
+		// the segment stays on disk; retryLeftovers converts it from there
+		return fmt.Errorf("wal: close segment: %w", closeErr)
+	}
 	_, err := w.convert(w.current(), recs)
 	return err
+}
+
+// abandonSegment closes the open segment without converting it now.
+func (w *WAL[T]) abandonSegment() {
+	if w.seg != nil {
+		_ = w.seg.Close()
+	}
+	w.seg, w.segBuf, w.segRecs = nil, nil, nil
+	w.segOpen.Store(false)
 }
 
 // current names the open segment: the run, then its sequence number.
