@@ -13,7 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"switchyard/features"
 	"switchyard/training"
 	"switchyard/training/eval"
 )
@@ -39,12 +38,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
-	spec := lf.spec()
-	ext, err := features.NewExtractor(spec)
-	if err != nil {
-		return err
-	}
-	b, err := eval.NewBench(ds, splitList(*pool), ext)
+	b, spec, err := lf.bench(ds, *pool)
 	if err != nil {
 		return err
 	}

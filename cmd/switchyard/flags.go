@@ -8,6 +8,7 @@ import (
 	"switchyard/datasets"
 	"switchyard/features"
 	"switchyard/training"
+	"switchyard/training/eval"
 )
 
 // learnFlags are the predictor's training knobs, shared by the commands
@@ -52,6 +53,18 @@ func (f *learnFlags) spec() features.Spec {
 		s.CharNgramMin = min(3, max(2, *f.charMax))
 	}
 	return s
+}
+
+// bench restricts full-information data to a pool and extracts the
+// features of the learn flags' spec.
+func (f *learnFlags) bench(ds *datasets.Dataset, pool string) (*eval.Bench, features.Spec, error) {
+	spec := f.spec()
+	ext, err := features.NewExtractor(spec)
+	if err != nil {
+		return nil, spec, err
+	}
+	b, err := eval.NewBench(ds, splitList(pool), ext)
+	return b, spec, err
 }
 
 // readFullInformation reads a benchmark-table folder or a dataset folder

@@ -16,7 +16,6 @@ import (
 	"switchyard/datasets"
 	"switchyard/datasets/synthetic"
 	"switchyard/experiments/simulate"
-	"switchyard/features"
 	"switchyard/training/eval"
 )
 
@@ -66,12 +65,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)
 	}
-	spec := lf.spec()
-	ext, err := features.NewExtractor(spec)
-	if err != nil {
-		return err
-	}
-	b, err := eval.NewBench(ds, splitList(*pool), ext)
+	b, spec, err := lf.bench(ds, *pool)
 	if err != nil {
 		return err
 	}
