@@ -16,7 +16,6 @@ import (
 	"switchyard/datasets"
 	"switchyard/datasets/synthetic"
 	"switchyard/experiments/simulate"
-	"switchyard/training/eval"
 )
 
 func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
