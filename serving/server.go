@@ -48,7 +48,7 @@ type Config struct {
 
 // DefaultConfig returns the server defaults.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 4 << 20, KeepPrompts: true, MaxRemembered: 1 << 20, MaxInFlight: 1024, RequestTimeout: 2 * time.Second}
+	return Config{MaxBodyBytes: 4 << 20, KeepPrompts: true, MaxRemembered: 1 << 18, MaxInFlight: 1024, RequestTimeout: 2 * time.Second}
 }
 
 // DecisionSink receives every decision the server makes.
