@@ -81,7 +81,13 @@ func FromLogs(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRe
 			w = clip
 			st.Clipped++
 		}
-		e := Example{PromptID: d.DecisionID, Labels: make([]float32, len(models)), Weights: make([]float32, len(models))}
+		// the split is by prompt: the same text asked twice must not land on
+		// both sides, so examples are keyed by the prompt's hash when known
+		key := d.DecisionID
+		if d.PromptSHA256 != "" {
+			key = "sha256:" + d.PromptSHA256
+		}
+		e := Example{PromptID: key, Labels: make([]float32, len(models)), Weights: make([]float32, len(models))}
 		ext.Extract(features.Input{Prompt: d.Prompt, Task: d.Task}, &e.Vec)
 		e.Labels[j], e.Weights[j] = float32(o.Quality), float32(w)
 		wsum += w

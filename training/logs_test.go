@@ -46,3 +46,17 @@ func TestFromLogsWeightsByClippedNormalisedInversePropensity(t *testing.T) {
 		[]datasets.OutcomeRecord{{DecisionID: "x", Model: "a", Quality: 1}}, ext, models, 6)
 	require.ErrorContains(t, err, "propensity")
 }
+
+func TestFromLogsKeysExamplesByPrompt(t *testing.T) {
+	ext, err := features.NewExtractor(features.DefaultSpec())
+	require.NoError(t, err)
+	decisions := []datasets.DecisionRecord{
+		{DecisionID: "1", Prompt: "same", PromptSHA256: "abc", Chosen: "a", Propensity: 1},
+		{DecisionID: "2", Prompt: "same", PromptSHA256: "abc", Chosen: "a", Propensity: 1},
+	}
+	outcomes := []datasets.OutcomeRecord{{DecisionID: "1", Model: "a", Quality: 1}, {DecisionID: "2", Model: "a", Quality: 0}}
+	ex, _, err := training.FromLogs(decisions, outcomes, ext, []string{"a"}, 20)
+	require.NoError(t, err)
+	require.Len(t, ex, 2)
+	assert.Equal(t, ex[0].PromptID, ex[1].PromptID, "a repeated prompt falls on one side of the split")
+}
