@@ -27,7 +27,7 @@ type DecisionLogConfig struct {
 
 // DefaultDecisionLogConfig returns the defaults for dir.
 func DefaultDecisionLogConfig(dir string) DecisionLogConfig {
-	return DecisionLogConfig{Dir: dir, MaxRows: 100_000, MaxAge: time.Minute, QueueSize: 1 << 15, FlushPeriod: 100 * time.Millisecond}
+	return DecisionLogConfig{Dir: dir, MaxRows: 100_000, MaxAge: time.Minute, QueueSize: 1 << 13, FlushPeriod: 100 * time.Millisecond}
 }
 
 // DecisionLog writes decisions to Parquet files in the background, so that
