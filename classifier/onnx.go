@@ -70,13 +70,17 @@ func ExportONNX(m *Model) ([]byte, error) {
 			int64Tensor("zero_i", []int64{0}),
 		},
 		Node: []*onnx.NodeProto{
+			// the bag mean as one matrix product: weights 1/count on the
+			// present ids (0 is padding), times the gathered rows
 			node("Gather", []string{"embedding", InputIDs}, "bag_rows", intAttr("axis", 0)),
-			node("ReduceSum", []string{"bag_rows", "axis1"}, "bag_sum", intAttr("keepdims", 0)),
 			node("Greater", []string{InputIDs, "zero_i"}, "present"),
 			node("Cast", []string{"present"}, "present_f", intAttr("to", int64(onnx.TensorProto_FLOAT))),
 			node("ReduceSum", []string{"present_f", "axis1"}, "count", intAttr("keepdims", 1)),
 			node("Max", []string{"count", "one"}, "count1"),
-			node("Div", []string{"bag_sum", "count1"}, "bag"),
+			node("Div", []string{"present_f", "count1"}, "bag_w"),
+			node("Unsqueeze", []string{"bag_w", "axis1"}, "bag_w3"),
+			node("MatMul", []string{"bag_w3", "bag_rows"}, "bag3"),
+			node("Squeeze", []string{"bag3", "axis1"}, "bag"),
 			node("Gather", []string{"embedding", InputTask}, "task_vec", intAttr("axis", 0)),
 			node("Concat", []string{"bag", "task_vec", InputDense}, "x", intAttr("axis", 1)),
 			node("MatMul", []string{"x", "w1"}, "h_lin"),

@@ -26,6 +26,7 @@ import (
 	"switchyard/features"
 	"switchyard/serving"
 	"switchyard/serving/loadgen"
+	"switchyard/training"
 )
 
 // BenchmarkHTTP measures POST /v1/route over loopback against the no-op
@@ -36,7 +37,8 @@ import (
 // latencies and the server's memory.
 func BenchmarkHTTP(b *testing.B) {
 	cat := synthetic.DefaultCatalogue()
-	m, err := classifier.NewModel(features.DefaultSpec(), cat.Names(), 32, 64)
+	def := training.DefaultSettings() // the production-size predictor, as in BenchmarkDecision
+	m, err := classifier.NewModel(features.DefaultSpec(), cat.Names(), def.EmbeddingDim, def.Hidden)
 	require.NoError(b, err)
 	m.Init(rand.New(rand.NewSource(1)))
 	m.Meta.Version = "bench"
