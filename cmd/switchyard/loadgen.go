@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,7 +23,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	target := fs.String("url", "http://127.0.0.1:8080/v1/route", "endpoint to load; only loopback hosts (127.0.0.1, ::1, localhost) are accepted")
 	sizes := fs.String("prompt-bytes", "1024", "comma-separated prompt sizes in bytes; bodies of every size are sent round-robin in each run")
 	conns := fs.Int("connections", 64, "keep-alive connections (requests in flight at most)")
-	rates := fs.String("rates", "", "comma-separated request rates (req/s) for open-loop runs, e.g. 1000,5000; empty: none")
+	rates := fs.String("rates", "", "comma-separated request rates for open-loop runs: requests/s (1000,5000) or multiples of the closed-loop maximum measured first (0.5x,2x); empty: none")
 	duration := fs.Duration("duration", 5*time.Second, "measured time of each run")
 	warmup := fs.Duration("warmup", time.Second, "time sent before each run's measurement starts")
 	timeout := fs.Duration("timeout", 10*time.Second, "per-request timeout")
@@ -36,16 +37,26 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("loadgen: %w", err)
 	}
-	var runs []float64
+	// a run is a rate in requests/s, or a multiple of the closed-loop
+	// maximum (relative); the closed-loop run itself is {0, false}
+	type loadRun struct {
+		rate     float64
+		relative bool
+	}
+	var runs []loadRun
 	if *closed {
-		runs = append(runs, 0)
+		runs = append(runs, loadRun{})
 	}
 	for _, s := range splitList(*rates) {
-		r, err := strconv.ParseFloat(s, 64)
-		if err != nil || r <= 0 {
-			return fmt.Errorf("loadgen: --rates: %q is not a positive number of requests per second", s)
+		num, rel := strings.CutSuffix(s, "x")
+		r, err := strconv.ParseFloat(num, 64)
+		if err != nil || r <= 0 || math.IsInf(r, 0) {
+			return fmt.Errorf("loadgen: --rates: %q is neither a positive number of requests per second nor a positive multiple of the maximum like 0.5x", s)
 		}
-		runs = append(runs, r)
+		if rel && !*closed {
+			return fmt.Errorf("loadgen: --rates: %q is relative to the closed-loop maximum, which --closed=false does not measure", s)
+		}
+		runs = append(runs, loadRun{r, rel})
 	}
 	if len(runs) == 0 {
 		return errors.New("loadgen: nothing to run: give --rates or leave --closed on")
@@ -54,9 +65,17 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	var notes []string
 	header := false
-	for _, rate := range runs {
+	var maxThroughput float64
+	for _, lr := range runs {
+		rate := lr.rate
 		mode, want := "closed", "max"
-		if rate > 0 {
+		if lr.relative {
+			rate = lr.rate * maxThroughput
+			if rate <= 0 {
+				return fmt.Errorf("loadgen: rate %gx: the closed-loop run answered nothing, so there is no maximum to scale", lr.rate)
+			}
+			mode, want = "open", fmt.Sprintf("%gx = %.0f/s", lr.rate, rate)
+		} else if rate > 0 {
 			mode, want = "open", strconv.FormatFloat(rate, 'f', -1, 64)+"/s"
 		}
 		log.Info("load run", "mode", mode, "rate", want, "connections", *conns, "duration", *duration, "warmup", *warmup)
@@ -64,13 +83,17 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			URL: *target, Bodies: bodies, Header: http.Header(headers), Connections: *conns,
 			Rate: rate, Duration: *duration, Warmup: *warmup, Timeout: *timeout,
 		})
+		if res != nil && mode == "closed" {
+			maxThroughput = res.Throughput
+		}
 		if res != nil {
 			if !header {
-				fmt.Fprintln(tw, "mode\ttarget rate\tsent\tok\terrors\tthroughput\tp50\tp90\tp99\tp99.9\tmax\t")
+				fmt.Fprintln(tw, "mode\ttarget rate\tsent\tok\terrors\tthroughput\tp50\tp90\tp99\tp99.9\tmax\ttimer late p99\t")
 				header = true
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.0f/s\t%s\t%s\t%s\t%s\t%s\t\n", mode, want, res.Sent, res.OK, res.Errors,
-				res.Throughput, fmtLatency(res.P50), fmtLatency(res.P90), fmtLatency(res.P99), fmtLatency(res.P999), fmtLatency(res.Max))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.0f/s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", mode, want, res.Sent, res.OK, res.Errors,
+				res.Throughput, fmtLatency(res.P50), fmtLatency(res.P90), fmtLatency(res.P99), fmtLatency(res.P999), fmtLatency(res.Max),
+				fmtLatency(res.TimerLateP99))
 			if other := len(res.Status) - countOK(res.Status); other > 0 {
 				notes = append(notes, fmt.Sprintf("%s %s: %s", mode, want, res))
 			}

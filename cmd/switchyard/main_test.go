@@ -116,6 +116,21 @@ func TestGenerateTrainServeRoute(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 
+	// the load generator against the same server, with a rate relative to
+	// the closed-loop maximum it measures first (no-op: no decision logged)
+	o, err := run(t, "loadgen", "--url", base+"/v1/noop", "--connections", "4", "--duration", "300ms", "--warmup", "100ms",
+		"--rates", "0.5x,200")
+	require.NoError(t, err, o)
+	require.Regexp(t, `(?m)^\s+closed\s+max\s+\d+\s+\d+\s+0\s`, o)
+	require.Regexp(t, `(?m)^\s+open\s+0\.5x = \d+/s\s+\d+\s+\d+\s+0\s`, o)
+	require.Regexp(t, `(?m)^\s+open\s+200/s\s+\d+\s+\d+\s+0\s`, o)
+	o, err = run(t, "loadgen", "--url", base+"/v1/noop", "--rates", "2y")
+	require.Error(t, err)
+	assert.Contains(t, o, `"2y" is neither a positive number of requests per second nor a positive multiple`)
+	o, err = run(t, "loadgen", "--url", base+"/v1/noop", "--closed=false", "--rates", "2x")
+	require.Error(t, err)
+	assert.Contains(t, o, "relative to the closed-loop maximum")
+
 	// SIGTERM: a clean shutdown that flushes the decision log
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait())
@@ -127,7 +142,7 @@ func TestGenerateTrainServeRoute(t *testing.T) {
 	assert.Equal(t, out.Model, recs[0].Chosen)
 
 	// the route subcommand decides through the same router
-	o, err := run(t, "route", "--model", model, "--catalogue", filepath.Join(data, "catalogue.csv"), "--scorer", "go", "Summarise", "this", "memo")
+	o, err = run(t, "route", "--model", model, "--catalogue", filepath.Join(data, "catalogue.csv"), "--scorer", "go", "Summarise", "this", "memo")
 	require.NoError(t, err, o)
 	assert.Contains(t, o, `"model"`)
 }

@@ -75,6 +75,13 @@ type Result struct {
 	// Duration is the measured window: Config.Duration, or less if the run
 	// was cancelled.
 	Duration time.Duration
+
+	// TimerLateP99 (open loop only) is the 99th percentile of how late the
+	// generator's own timer fired for the slots it had to wait for, not
+	// counting any wait for a free connection: a part of the latency that is
+	// the generator's, not the server's. (Go wakes an idle process from a
+	// timer with millisecond granularity.)
+	TimerLateP99 time.Duration
 }
 
 // String summarises the result on one line.
@@ -93,6 +100,9 @@ func (r *Result) String() string {
 	}
 	fmt.Fprintf(&b, " throughput=%.1f/s p50=%v p90=%v p99=%v p99.9=%v max=%v over %v",
 		r.Throughput, r.P50, r.P90, r.P99, r.P999, r.Max, r.Duration)
+	if r.TimerLateP99 > 0 {
+		fmt.Fprintf(&b, " (generator timer late p99=%v)", r.TimerLateP99)
+	}
 	return b.String()
 }
 
@@ -112,11 +122,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	tr := newTransport(cfg.Connections)
 	defer tr.CloseIdleConnections()
 
-	hist := &histogram{}
+	hist, late := &histogram{}, &histogram{}
 	workers := make([]*worker, cfg.Connections)
 	start := time.Now()
 	r := &run{
-		tr: tr, reqs: tmpls, bodies: cfg.Bodies, timeout: cfg.Timeout, rate: cfg.Rate, hist: hist,
+		tr: tr, reqs: tmpls, bodies: cfg.Bodies, timeout: cfg.Timeout, rate: cfg.Rate, hist: hist, late: late,
 		start: start, warmupEnd: start.Add(cfg.Warmup), end: start.Add(cfg.Warmup + cfg.Duration),
 	}
 	runCtx, cancel := context.WithDeadline(ctx, r.end)
@@ -164,6 +174,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.P50, res.P90, res.P99, res.P999 = hist.quantile(0.50), hist.quantile(0.90), hist.quantile(0.99), hist.quantile(0.999)
 	res.Max = hist.maximum()
+	res.TimerLateP99 = late.quantile(0.99)
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("load run on %s stopped early: %w", u.Redacted(), err)
 	}
@@ -275,6 +286,7 @@ type run struct {
 	timeout               time.Duration
 	rate                  float64 // requests/s in open loop
 	hist                  *histogram
+	late                  *histogram // open loop: how late the timer released each measured slot
 	start, warmupEnd, end time.Time
 }
 
@@ -343,6 +355,9 @@ func (r *run) schedule(ctx context.Context, jobs chan<- uint64) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+			}
+			if !at.Before(r.warmupEnd) {
+				r.late.record(time.Since(at))
 			}
 		}
 		select {
