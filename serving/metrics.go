@@ -16,7 +16,7 @@ type Metrics struct {
 	Feedback         *prometheus.CounterVec   // by model and result (stored, repeated, rejected, failed)
 	RealisedQuality  *prometheus.HistogramVec // from feedback, by model
 	RealisedCost     *prometheus.HistogramVec // from feedback, by model
-	Shed             prometheus.Counter       // requests answered 429
+	Shed             *prometheus.CounterVec   // requests answered 429, by reason (in_flight, queue_delay)
 	InFlight         prometheus.Gauge
 	Reloads          *prometheus.CounterVec // by result
 	ScorerFallbacks  prometheus.Counter     // scorings that fell back to the pure-Go scorer
@@ -45,8 +45,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Quality reported by feedback.", Buckets: qBuckets}, []string{"model"}),
 		RealisedCost: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchyard_realised_cost_usd",
 			Help: "Cost reported by (or computed for) feedback, USD.", Buckets: costBuckets}, []string{"model"}),
-		Shed: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_shed_requests_total",
-			Help: "Requests answered 429 because too many were in flight."}),
+		Shed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_shed_requests_total",
+			Help: "Requests answered 429, by reason: too many in flight, or the server's queueing delay above its target."}, []string{"reason"}),
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchyard_requests_in_flight",
 			Help: "API requests being served."}),
 		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_reloads_total",
@@ -57,6 +57,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.Decisions, m.Explored, m.PredictedQuality, m.ExpectedCost, m.DecisionSeconds, m.RequestSeconds,
 		m.Feedback, m.RealisedQuality, m.RealisedCost, m.Shed, m.InFlight, m.Reloads, m.ScorerFallbacks)
 	return m
+}
+
+// RegisterShedMetrics exposes the delay shedder's current shed share and
+// the queueing delay it last measured.
+func RegisterShedMetrics(reg prometheus.Registerer, d *DelayShedder) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_shed_share",
+			Help: "Share of routing requests being answered 429 because of queueing delay."}, d.Share),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_queueing_delay_seconds",
+			Help: "90th percentile of the Go scheduler's queueing delay over the last sampling window."},
+			func() float64 { return d.Delay().Seconds() }),
+	)
 }
 
 // LogStats is what a log writer reports for metrics and readiness.

@@ -22,7 +22,8 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 // api wraps an API endpoint: trace-id passthrough, authentication, load
-// shedding, a deadline, timing and recovery from panics.
+// shedding (routing requests by queueing delay, every API request by the
+// bound on requests in flight), a deadline, timing and recovery from panics.
 func (s *Server) api(endpoint string, admin bool, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -44,16 +45,16 @@ func (s *Server) api(endpoint string, admin bool, h http.HandlerFunc) http.Handl
 			writeError(sw, http.StatusUnauthorized, &fieldError{msg: "missing or unknown API key: send Authorization: Bearer KEY"})
 			return
 		}
+		if s.shedder != nil && (endpoint == "route" || endpoint == "noop") && s.shedder.Shed() {
+			s.shed(sw, "queue_delay", "the server is overloaded; retry after 1 s")
+			return
+		}
 		if s.inflight != nil {
 			select {
 			case s.inflight <- struct{}{}:
 				defer func() { <-s.inflight }()
 			default:
-				if s.metrics != nil {
-					s.metrics.Shed.Inc()
-				}
-				sw.Header().Set("Retry-After", "1")
-				writeError(sw, http.StatusTooManyRequests, &fieldError{msg: "too many requests in flight; retry after 1 s"})
+				s.shed(sw, "in_flight", "too many requests in flight; retry after 1 s")
 				return
 			}
 		}
@@ -68,6 +69,15 @@ func (s *Server) api(endpoint string, admin bool, h http.HandlerFunc) http.Handl
 		}
 		h(sw, r)
 	}
+}
+
+// shed answers 429 with Retry-After and counts why.
+func (s *Server) shed(w http.ResponseWriter, reason, msg string) {
+	if s.metrics != nil {
+		s.metrics.Shed.WithLabelValues(reason).Inc()
+	}
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusTooManyRequests, &fieldError{msg: msg})
 }
 
 // authorised checks the bearer token: any client key for the API (when keys

@@ -72,6 +72,15 @@ type Deps struct {
 	Reload func() (*Routing, error)
 	// Health lists checks whose errors make /readyz report "degraded".
 	Health []func() error
+	// Shedder, when set, decides which routing requests (/v1/route, /route,
+	// /v1/noop) to answer 429 because the server is overloaded.
+	Shedder Shedder
+}
+
+// Shedder decides, request by request, whether to answer 429 because the
+// server is overloaded (DelayShedder).
+type Shedder interface {
+	Shed() bool
 }
 
 // Server answers routing requests.
@@ -88,6 +97,7 @@ type Server struct {
 	metrics  *Metrics
 	registry *prometheus.Registry
 	inflight chan struct{}
+	shedder  Shedder
 	reload   func() (*Routing, error)
 	health   []func() error
 	reloadMu sync.Mutex
@@ -116,7 +126,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 		instance = hex.EncodeToString(nonce[:])
 	}
 	s := &Server{cfg: cfg, cat: d.Catalogue, sink: d.Decisions, outcomes: d.Outcomes, log: d.Log, instance: instance,
-		index: newDecisionIndex(cfg.MaxRemembered), registry: d.Registry, reload: d.Reload, health: d.Health}
+		index: newDecisionIndex(cfg.MaxRemembered), registry: d.Registry, reload: d.Reload, health: d.Health,
+		shedder: d.Shedder}
 	if cfg.MaxInFlight > 0 {
 		s.inflight = make(chan struct{}, cfg.MaxInFlight)
 	}

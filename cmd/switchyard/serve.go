@@ -97,6 +97,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxBody := fs.Int64("max-body-bytes", def.MaxBodyBytes, "largest request body accepted")
 	maxInFlight := fs.Int("max-in-flight", def.MaxInFlight, "API requests served at once; beyond, 429 with Retry-After (0: no limit)")
 	timeout := fs.Duration("request-timeout", def.RequestTimeout, "deadline of an API request")
+	shedDelay := fs.Duration("shed-queue-delay", 2*time.Millisecond, "shed routing requests with 429 while the server's queueing delay (90th percentile, sampled every 10 ms) is above this (0: off)")
 	keysFile := fs.String("api-keys-file", "", "file of client API keys, one per line (also $SWITCHYARD_API_KEYS, comma-separated); none: no auth")
 	adminFile := fs.String("admin-key-file", "", "file holding the admin key (also $SWITCHYARD_ADMIN_KEY); none: admin endpoints are off")
 	accessLog := fs.Bool("access-log", false, "log every API request with its decision id")
@@ -200,8 +201,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	serving.RegisterLogMetrics(reg, "decisions", dlog)
 	serving.RegisterLogMetrics(reg, "outcomes", outcomes)
+	var shedder serving.Shedder
+	if *shedDelay > 0 {
+		d := serving.NewDelayShedder(*shedDelay)
+		serving.RegisterShedMetrics(reg, d)
+		shedCtx, stopShedder := context.WithCancel(context.Background())
+		defer stopShedder()
+		go d.Run(shedCtx)
+		shedder = d
+	}
 	srv, err = serving.New(cfg, serving.Deps{Routing: routing, Catalogue: cat, Decisions: dlog, Outcomes: outcomes, Log: log,
-		Registry: reg, Reload: reload, Health: []func() error{
+		Registry: reg, Reload: reload, Shedder: shedder, Health: []func() error{
 			func() error { return wrapHealth("decision log", dlog.Failing(time.Minute)) },
 			func() error { return wrapHealth("outcome log", outcomes.Failing(time.Minute)) },
 		}})
