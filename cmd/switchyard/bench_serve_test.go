@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// BenchmarkServe measures `switchyard serve` as deployed: the production-size
+// predictor of `make run` behind the real server process, loaded over
+// loopback by `switchyard loadgen` in another process. When taskset is
+// available and the machine has two or more CPUs, the server is pinned to
+// CPU 0 and the load generator to CPU 1, so the generator never takes the
+// server's processor (each process then runs one Go processor). It runs
+// once whatever b.N is and reports: the no-op endpoint's and /v1/route's
+// closed-loop maximum (16 connections), /v1/route's p99 at half of its
+// maximum and, at twice its maximum (256 connections), the share shed with
+// 429 and the p99 of the admitted requests; and the server's resident
+// memory at the end.
+func BenchmarkServe(b *testing.B) {
+	dir := b.TempDir()
+	data, model := filepath.Join(dir, "data"), filepath.Join(dir, "model")
+	out, err := exec.Command(binary, "generate", "--seed", "1", "--prompts", "6000", "--out", data).CombinedOutput()
+	require.NoError(b, err, string(out))
+	out, err = exec.Command(binary, "train", "--data", data, "--seed", "1", "--out", model).CombinedOutput()
+	require.NoError(b, err, string(out))
+
+	serverCPU, genCPU := pinning()
+	srv := exec.Command(serverCPU[0], append(serverCPU[1:], binary, "serve", "--model", filepath.Join(model, "predictor.onnx"),
+		"--catalogue", filepath.Join(data, "catalogue.csv"), "--logs", filepath.Join(dir, "logs"), "--addr", "127.0.0.1:0")...)
+	stderr, err := srv.StderrPipe()
+	require.NoError(b, err)
+	require.NoError(b, srv.Start())
+	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		re := regexp.MustCompile(`addr=(\S+)`)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case <-time.After(30 * time.Second):
+		b.Fatal("server did not start")
+	}
+	load := func(path string, args ...string) []loadRow {
+		cmd := exec.Command(genCPU[0], append(genCPU[1:], append([]string{binary, "loadgen", "--url", base + path,
+			"--duration", "5s"}, args...)...)...)
+		out, err := cmd.CombinedOutput()
+		require.NoError(b, err, string(out))
+		b.Logf("%s %v:\n%s", path, args, out)
+		return parseLoadTable(b, string(out))
+	}
+
+	b.ResetTimer()
+	for i := 0; i < b.N && i < 1; i++ {
+		// the maximum with a short queue (16 connections), so the server
+		// works flat out without a standing queue for the shedder to see
+		noop := load("/v1/noop", "--connections", "16")
+		route := load("/v1/route", "--connections", "16")
+		require.Len(b, noop, 1)
+		require.Len(b, route, 1)
+		max := route[0].throughput
+		open := load("/v1/route", "--closed=false", "--connections", "256",
+			"--rates", strconv.FormatFloat(max/2, 'f', 0, 64)+","+strconv.FormatFloat(2*max, 'f', 0, 64))
+		require.Len(b, open, 2)
+		for _, r := range append(append(noop, route...), open...) {
+			require.Zero(b, r.errors, "transport errors: %+v", r)
+		}
+		half, over := open[0], open[1]
+		b.ReportMetric(noop[0].throughput, "noop_req/s")
+		b.ReportMetric(max, "route_req/s")
+		b.ReportMetric(max/noop[0].throughput, "route/noop")
+		b.ReportMetric(float64(route[0].shed+noop[0].shed), "max_runs_shed")
+		b.ReportMetric(half.p99.Seconds()*1e3, "half_p99_ms")
+		b.ReportMetric(float64(half.shed)/float64(half.sent), "half_shed_share")
+		b.ReportMetric(over.p99.Seconds()*1e3, "overload_admitted_p99_ms")
+		b.ReportMetric(float64(over.shed)/float64(over.sent), "overload_shed_share")
+	}
+	b.StopTimer()
+	rss, hwm := procMemoryMB(b, srv.Process.Pid)
+	b.ReportMetric(rss, "server_rss_MB")
+	b.ReportMetric(hwm, "server_peak_rss_MB")
+}
+
+// pinning returns the command prefixes that pin the server and the load
+// generator to different CPUs, or run them unpinned.
+func pinning() (server, gen []string) {
+	if path, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
+		return []string{path, "-c", "0"}, []string{path, "-c", "1"}
+	}
+	return []string{"env"}, []string{"env"}
+}
+
+type loadRow struct {
+	mode, target     string
+	sent, ok, errors int
+	shed             int // answered 429
+	throughput       float64
+	p99              time.Duration
+}
+
+// parseLoadTable reads the rows of `switchyard loadgen`'s table.
+func parseLoadTable(b *testing.B, out string) []loadRow {
+	var rows []loadRow
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 10 || (f[0] != "closed" && f[0] != "open") {
+			continue
+		}
+		// the target column is one field ("max", "5000/s") or three ("2x = 31000/s")
+		k := 2
+		if len(f) > 3 && f[2] == "=" {
+			k = 4
+		}
+		var r loadRow
+		var err error
+		r.mode, r.target = f[0], strings.Join(f[1:k], " ")
+		r.sent, err = strconv.Atoi(f[k])
+		require.NoError(b, err, l)
+		r.ok, _ = strconv.Atoi(f[k+1])
+		r.errors, _ = strconv.Atoi(f[k+2])
+		r.throughput, err = strconv.ParseFloat(strings.TrimSuffix(f[k+3], "/s"), 64)
+		require.NoError(b, err, l)
+		r.p99 = parseLatency(b, f[k+6])
+		rows = append(rows, r)
+	}
+	// non-2xx answers are listed after the table, one line per run
+	shed := regexp.MustCompile(`status_429=(\d+)`)
+	for _, l := range strings.Split(out, "\n") {
+		rest, ok := strings.CutPrefix(l, "non-2xx answers: ")
+		if !ok {
+			continue
+		}
+		for i := range rows {
+			if strings.HasPrefix(rest, rows[i].mode+" "+rows[i].target+":") {
+				if m := shed.FindStringSubmatch(rest); m != nil {
+					rows[i].shed, _ = strconv.Atoi(m[1])
+				}
+			}
+		}
+	}
+	return rows
+}
+
+func parseLatency(b *testing.B, s string) time.Duration {
+	if s == "-" {
+		return 0
+	}
+	s = strings.Replace(s, "µs", "us", 1)
+	d, err := time.ParseDuration(s)
+	require.NoError(b, err, s)
+	return d
+}
+
+// procMemoryMB is a process's resident and peak resident memory.
+func procMemoryMB(b *testing.B, pid int) (rss, hwm float64) {
+	st, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		b.Logf("no /proc status for %d: %v", pid, err)
+		return 0, 0
+	}
+	for _, l := range strings.Split(string(st), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && (f[0] == "VmRSS:" || f[0] == "VmHWM:") {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			if f[0] == "VmRSS:" {
+				rss = kb / 1024
+			} else {
+				hwm = kb / 1024
+			}
+		}
+	}
+	return rss, hwm
+}
