@@ -13,8 +13,30 @@ import (
 // Hive-style dt=/hour= partitions), in path order. Temporary files of
 // writers still at work (names starting with ".") are skipped.
 func ReadLogDir(dir string) ([]DecisionRecord, []OutcomeRecord, error) {
-	var dpaths, opaths []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	dpaths, opaths, err := logFiles(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	var decisions []DecisionRecord
+	for _, p := range dpaths {
+		rows, err := ReadDecisions(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		decisions = append(decisions, rows...)
+	}
+	outcomes, err := readOutcomeFiles(opaths)
+	if err != nil {
+		return nil, nil, err
+	}
+	return decisions, outcomes, nil
+}
+
+// logFiles lists the decision and outcome log files under dir, each in
+// path order (which, for the dt=/hour= partitions and the time-stamped file
+// names the logs write, is the order they were written in).
+func logFiles(dir string) (decisions, outcomes []string, err error) {
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -24,32 +46,29 @@ func ReadLogDir(dir string) ([]DecisionRecord, []OutcomeRecord, error) {
 		}
 		switch {
 		case strings.HasPrefix(name, "decisions"):
-			dpaths = append(dpaths, path)
+			decisions = append(decisions, path)
 		case strings.HasPrefix(name, "outcomes"):
-			opaths = append(opaths, path)
+			outcomes = append(outcomes, path)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("read logs %s: %w", dir, err)
 	}
-	sort.Strings(dpaths)
-	sort.Strings(opaths)
-	var decisions []DecisionRecord
-	for _, p := range dpaths {
-		rows, err := ReadDecisions(p)
-		if err != nil {
-			return nil, nil, err
-		}
-		decisions = append(decisions, rows...)
-	}
+	sort.Strings(decisions)
+	sort.Strings(outcomes)
+	return decisions, outcomes, nil
+}
+
+// readOutcomeFiles reads the outcome log files in order.
+func readOutcomeFiles(paths []string) ([]OutcomeRecord, error) {
 	var outcomes []OutcomeRecord
-	for _, p := range opaths {
+	for _, p := range paths {
 		rows, err := ReadOutcomes(p)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		outcomes = append(outcomes, rows...)
 	}
-	return decisions, outcomes, nil
+	return outcomes, nil
 }

@@ -58,7 +58,7 @@ func NewWriter[T any](path string) (w *Writer[T], err error) {
 		}
 	}()
 	pw := parquet.NewGenericWriter[T](tmp,
-		parquet.Compression(&parquet.Zstd),
+		parquet.Compression(writerCodec()),
 		parquet.KeyValueMetadata(SchemaVersionKey, SchemaVersion),
 		parquet.MaxRowsPerRowGroup(rowsPerRowGroup),
 	)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,6 +130,15 @@ func (l *DecisionLog) Close(ctx context.Context) error {
 	}
 }
 
+// The decision log encodes writeChunk rows between yields and ends a row
+// group every rowGroupRows rows; both bound how long a request can wait
+// behind the log's work on a busy processor (compressing a row group of
+// 2,048 decisions takes a few milliseconds).
+const (
+	writeChunk   = 256
+	rowGroupRows = 2048
+)
+
 func (l *DecisionLog) run() {
 	defer close(l.done)
 	var (
@@ -163,10 +173,20 @@ func (l *DecisionLog) run() {
 			}
 			opened, rows, flushedAt = time.Now(), 0, 0
 		}
-		err := w.Write(buf...)
-		if err == nil && rows+len(buf)-flushedAt >= 8192 {
+		// Encode in small chunks and yield between them, so that on a busy
+		// server (one processor) requests wait at most one chunk's work
+		// behind the log, not a whole batch's.
+		var err error
+		for c := buf; len(c) > 0 && err == nil; {
+			n := min(len(c), writeChunk)
+			err = w.Write(c[:n]...)
+			c = c[n:]
+			runtime.Gosched()
+		}
+		if err == nil && rows+len(buf)-flushedAt >= rowGroupRows {
 			err = w.Flush() // a row group: bounds what the writer holds in memory
 			flushedAt = rows + len(buf)
+			runtime.Gosched()
 		}
 		if err != nil {
 			l.fail(err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"net/http"
 	"strings"
@@ -46,51 +47,98 @@ type OutcomeSink interface {
 
 // decisionIndex remembers recent decisions (for feedback) and which of them
 // already have feedback, bounded to the most recent max decisions.
+//
+// It is sized for hundreds of thousands of decisions: a decision id is kept
+// as a 128-bit hash (two maphash seeds; a false match needs a collision in
+// 128 bits) instead of its string, and the common entry is a model number,
+// so an entry is a 16-byte ring slot plus a 24-byte map slot with no
+// pointers for the garbage collector to scan. The stored answers (quality
+// and cost, also without pointers) and the rare parts (the experiment arm,
+// feedbacks in progress) live in side maps keyed the same way.
 type decisionIndex struct {
-	mu    sync.Mutex
-	max   int
-	order []string // ring of decision ids, oldest first at head
-	head  int
-	byID  map[string]*indexed
+	mu       sync.Mutex
+	max      int
+	order    []idKey // ring of decisions, oldest first at head
+	head     int
+	byID     map[idKey]uint32 // model number, in models
+	models   []string
+	modelNum map[string]uint32
+	inExp    map[idKey]expArm
+	answers  map[idKey]answer
+	inflight map[idKey]chan struct{} // closed when a pending feedback finishes
+	seeds    [2]maphash.Seed
 }
 
+type idKey [2]uint64
+
+// answer is stored feedback: what a repeated feedback is answered with.
+type answer struct{ quality, costUSD float64 }
+
+type expArm struct {
+	exp *Experiment
+	arm int
+}
+
+// indexed is what claim returns about a decision.
 type indexed struct {
-	model    string
-	exp      *Experiment // the experiment the decision was in, if any
-	arm      int
-	answer   *FeedbackResponse // set once feedback is stored
-	inflight chan struct{}     // closed when a pending feedback finishes
+	model string
+	exp   *Experiment // the experiment the decision was in, if any
+	arm   int
 }
 
 func newDecisionIndex(max int) *decisionIndex {
-	return &decisionIndex{max: max, byID: make(map[string]*indexed)}
+	return &decisionIndex{max: max, byID: make(map[idKey]uint32), modelNum: make(map[string]uint32),
+		inExp: make(map[idKey]expArm), answers: make(map[idKey]answer), inflight: make(map[idKey]chan struct{}),
+		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
+}
+
+func (x *decisionIndex) key(id string) idKey {
+	return idKey{maphash.String(x.seeds[0], id), maphash.String(x.seeds[1], id)}
 }
 
 func (x *decisionIndex) add(id, model string) { x.addIn(id, model, nil, 0) }
 
 // addIn remembers a decision made in an arm of an experiment.
 func (x *decisionIndex) addIn(id, model string, exp *Experiment, arm int) {
+	k := x.key(id)
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if _, ok := x.byID[id]; ok {
+	if _, ok := x.byID[k]; ok {
 		return
 	}
 	if len(x.order) < x.max {
-		x.order = append(x.order, id)
+		x.order = append(x.order, k)
 	} else {
-		delete(x.byID, x.order[x.head])
-		x.order[x.head] = id
+		old := x.order[x.head]
+		delete(x.byID, old)
+		if len(x.inExp) > 0 {
+			delete(x.inExp, old)
+		}
+		if len(x.answers) > 0 {
+			delete(x.answers, old)
+		}
+		x.order[x.head] = k
 		x.head = (x.head + 1) % x.max
 	}
-	x.byID[id] = &indexed{model: model, exp: exp, arm: arm}
+	n, ok := x.modelNum[model]
+	if !ok {
+		n = uint32(len(x.models))
+		x.models = append(x.models, model)
+		x.modelNum[model] = n
+	}
+	x.byID[k] = n
+	if exp != nil {
+		x.inExp[k] = expArm{exp: exp, arm: arm}
+	}
 }
 
 // markAnswered records that id has stored feedback (used at start-up).
-func (x *decisionIndex) markAnswered(id string, resp FeedbackResponse) {
+func (x *decisionIndex) markAnswered(id string, a answer) {
+	k := x.key(id)
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if e, ok := x.byID[id]; ok {
-		e.answer = &resp
+	if _, ok := x.byID[k]; ok {
+		x.answers[k] = a
 	}
 }
 
@@ -99,31 +147,35 @@ var errUnknownDecision = errors.New("unknown decision")
 // claim returns the decision's model and either the stored answer, or a
 // claim to store it (done must then be called). Concurrent feedbacks for one
 // decision wait for the first.
-func (x *decisionIndex) claim(id string) (e *indexed, answer *FeedbackResponse, done func(*FeedbackResponse), err error) {
+func (x *decisionIndex) claim(id string) (e *indexed, stored *answer, done func(*answer), err error) {
+	k := x.key(id)
 	for {
 		x.mu.Lock()
-		e, ok := x.byID[id]
+		n, ok := x.byID[k]
 		if !ok {
 			x.mu.Unlock()
 			return nil, nil, nil, errUnknownDecision
 		}
-		if e.answer != nil {
-			a := *e.answer
+		ea := x.inExp[k]
+		e := &indexed{model: x.models[n], exp: ea.exp, arm: ea.arm}
+		if a, ok := x.answers[k]; ok {
 			x.mu.Unlock()
 			return e, &a, nil, nil
 		}
-		if e.inflight != nil {
-			ch := e.inflight
+		if ch := x.inflight[k]; ch != nil {
 			x.mu.Unlock()
 			<-ch
 			continue
 		}
 		ch := make(chan struct{})
-		e.inflight = ch
+		x.inflight[k] = ch
 		x.mu.Unlock()
-		return e, nil, func(a *FeedbackResponse) {
+		return e, nil, func(a *answer) {
 			x.mu.Lock()
-			e.answer, e.inflight = a, nil
+			delete(x.inflight, k)
+			if _, still := x.byID[k]; still && a != nil {
+				x.answers[k] = *a
+			}
 			x.mu.Unlock()
 			close(ch)
 		}, nil
@@ -186,7 +238,7 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 	if fb.Shadow {
 		key, source = fb.DecisionID+shadowSuffix, datasets.SourceShadow
 	}
-	entry, answer, done, err := s.index.claim(key)
+	entry, stored, done, err := s.index.claim(key)
 	if err != nil && fb.Shadow {
 		s.countFeedback("", "unknown")
 		writeError(w, http.StatusNotFound, &fieldError{field: "decision_id", msg: fmt.Sprintf("decision %q had no shadow model", fb.DecisionID)})
@@ -198,9 +250,10 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	model := entry.model
-	if answer != nil {
+	if stored != nil {
 		s.countFeedback(model, "repeated")
-		writeJSON(w, http.StatusOK, answer)
+		writeJSON(w, http.StatusOK, &FeedbackResponse{DecisionID: fb.DecisionID, Model: model, Quality: stored.quality,
+			CostUSD: stored.costUSD, Recorded: true})
 		return
 	}
 	rec := datasets.OutcomeRecord{DecisionID: fb.DecisionID, Model: model, Quality: *fb.Quality,
@@ -227,7 +280,7 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	resp := &FeedbackResponse{DecisionID: fb.DecisionID, Model: model, Quality: rec.Quality, CostUSD: rec.CostUSD, Recorded: true}
-	done(resp)
+	done(&answer{quality: rec.Quality, costUSD: rec.CostUSD})
 	for _, r := range s.routers() {
 		r.Observe(model)
 	}
@@ -249,17 +302,29 @@ func (s *Server) RememberDecisions(decisions []datasets.DecisionRecord, outcomes
 	for _, d := range decisions {
 		s.index.add(d.DecisionID, d.Chosen)
 	}
+	s.rememberOutcomes(outcomes)
+}
+
+// RememberRecent is RememberDecisions for datasets.ReadRecentDecisions.
+func (s *Server) RememberRecent(decisions []datasets.DecisionKey, outcomes []datasets.OutcomeRecord) {
+	for _, d := range decisions {
+		s.index.add(d.DecisionID, d.Chosen)
+	}
+	s.rememberOutcomes(outcomes)
+}
+
+func (s *Server) rememberOutcomes(outcomes []datasets.OutcomeRecord) {
 	for _, o := range outcomes {
 		if o.DecisionID != "" && o.Source == datasets.SourceShadow {
 			s.index.add(o.DecisionID+shadowSuffix, o.Model)
-			s.index.markAnswered(o.DecisionID+shadowSuffix, FeedbackResponse{DecisionID: o.DecisionID, Model: o.Model, Quality: o.Quality, CostUSD: o.CostUSD, Recorded: true})
+			s.index.markAnswered(o.DecisionID+shadowSuffix, answer{quality: o.Quality, costUSD: o.CostUSD})
 		}
 		if o.DecisionID != "" && o.Source == datasets.SourceOnline {
 			s.index.add(o.DecisionID, o.Model) // stored, though its decision may not have been flushed
 			for _, r := range s.routers() {
 				r.Observe(o.Model)
 			}
-			s.index.markAnswered(o.DecisionID, FeedbackResponse{DecisionID: o.DecisionID, Model: o.Model, Quality: o.Quality, CostUSD: o.CostUSD, Recorded: true})
+			s.index.markAnswered(o.DecisionID, answer{quality: o.Quality, costUSD: o.CostUSD})
 		}
 	}
 }

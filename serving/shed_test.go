@@ -80,7 +80,7 @@ func TestWindowQuantileCountsOnlyTheNewEvents(t *testing.T) {
 // requests 429 with Retry-After and counts them by reason, and never sheds
 // feedback.
 func TestDelayShedderSeesARealOverloadAndTheServerSheds(t *testing.T) {
-	d := NewDelayShedder(200 * time.Microsecond)
+	d := NewDelayShedder(500 * time.Microsecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go d.Run(ctx)
@@ -94,7 +94,7 @@ func TestDelayShedderSeesARealOverloadAndTheServerSheds(t *testing.T) {
 				case <-stop:
 					return
 				default:
-					for i := 0; i < 1e4; i++ {
+					for i := 0; i < 1e5; i++ {
 						_ = math.Sqrt(float64(i))
 					}
 					runtime.Gosched()

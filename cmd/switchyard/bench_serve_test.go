@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,7 +64,7 @@ func BenchmarkServe(b *testing.B) {
 			"--duration", "5s"}, args...)...)...)
 		out, err := cmd.CombinedOutput()
 		require.NoError(b, err, string(out))
-		b.Logf("%s %v:\n%s", path, args, out)
+		fmt.Fprintf(os.Stderr, "loadgen %s %s:\n%s", path, strings.Join(args, " "), out) // b.Logf would truncate it
 		return parseLoadTable(b, string(out))
 	}
 

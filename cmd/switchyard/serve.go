@@ -104,7 +104,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	debugLog := fs.Bool("debug", false, "debug logging")
 	exploreSeed := fs.Uint64("explore-seed", 1, "seed of the exploration draws (a hash of it and the decision id)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
-	memLimit := fs.Int64("memory-limit-mb", 150, "soft limit of the Go heap in MiB (the garbage collector works harder near it; 0: none)")
+	memLimit := fs.Int64("memory-limit-mb", 100, "soft limit of the Go heap in MiB (the garbage collector works harder near it; 0: none)")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
@@ -186,7 +186,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if recovered > 0 {
 		log.Info("recovered outcomes from the write-ahead log", "records", recovered)
 	}
-	pastDecisions, pastOutcomes, err := datasets.ReadLogDir(*logs)
+	pastDecisions, pastOutcomes, err := datasets.ReadRecentDecisions(*logs, def.MaxRemembered)
 	if err != nil {
 		return fmt.Errorf("serve: read earlier logs: %w", err)
 	}
@@ -218,7 +218,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	srv.RememberDecisions(pastDecisions, pastOutcomes)
+	srv.RememberRecent(pastDecisions, pastOutcomes)
+	pastDecisions, pastOutcomes = nil, nil
+	debug.FreeOSMemory() // start-up garbage (the logs read, the predictor's bytes) is not kept resident
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
