@@ -3,7 +3,8 @@
 #   make run    build, install ONNX Runtime, generate the synthetic workload,
 #               train, export to ONNX and serve on 127.0.0.1:8080
 #   make test   go vet + go test -race ./... (installs ONNX Runtime first)
-#   make bench  benchmarks of the hot path and training
+#   make bench  benchmarks: the hot path, the server process under load
+#               (pinned apart from its load generator), training, eval
 
 GO        ?= go
 BIN       := bin/switchyard
