@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -36,32 +35,11 @@ func BenchmarkServe(b *testing.B) {
 	require.NoError(b, err, string(out))
 
 	serverCPU, genCPU := pinning()
-	srv := exec.Command(serverCPU[0], append(serverCPU[1:], binary, "serve", "--model", filepath.Join(model, "predictor.onnx"),
-		"--catalogue", filepath.Join(data, "catalogue.csv"), "--logs", filepath.Join(dir, "logs"), "--addr", "127.0.0.1:0")...)
-	stderr, err := srv.StderrPipe()
-	require.NoError(b, err)
-	require.NoError(b, srv.Start())
-	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		re := regexp.MustCompile(`addr=(\S+)`)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case <-time.After(30 * time.Second):
-		b.Fatal("server did not start")
-	}
+	srv, base := startServeUnder(b, serverCPU, "--model", filepath.Join(model, "predictor.onnx"),
+		"--catalogue", filepath.Join(data, "catalogue.csv"), "--logs", filepath.Join(dir, "logs"))
 	load := func(path string, args ...string) []loadRow {
-		cmd := exec.Command(genCPU[0], append(genCPU[1:], append([]string{binary, "loadgen", "--url", base + path,
-			"--duration", "5s"}, args...)...)...)
+		argv := append(append(append([]string(nil), genCPU...), binary, "loadgen", "--url", base+path, "--duration", "5s"), args...)
+		cmd := exec.Command(argv[0], argv[1:]...)
 		out, err := cmd.CombinedOutput()
 		require.NoError(b, err, string(out))
 		fmt.Fprintf(os.Stderr, "loadgen %s %s:\n%s", path, strings.Join(args, " "), out) // b.Logf would truncate it
@@ -100,12 +78,12 @@ func BenchmarkServe(b *testing.B) {
 }
 
 // pinning returns the command prefixes that pin the server and the load
-// generator to different CPUs, or run them unpinned.
+// generator to different CPUs, or none (unpinned).
 func pinning() (server, gen []string) {
 	if path, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
 		return []string{path, "-c", "0"}, []string{path, "-c", "1"}
 	}
-	return []string{"env"}, []string{"env"}
+	return nil, nil
 }
 
 type loadRow struct {

@@ -255,9 +255,17 @@ func TestCalibrateWritesAPolicyThatServeReads(t *testing.T) {
 }
 
 // startServe starts `switchyard serve` and returns its base URL.
-func startServe(t *testing.T, args ...string) (*exec.Cmd, string) {
+func startServe(t testing.TB, args ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	return startServeUnder(t, nil, args...)
+}
+
+// startServeUnder starts `switchyard serve` under a command prefix (such as
+// taskset's) and returns its base URL.
+func startServeUnder(t testing.TB, prefix []string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	argv := append(append(append([]string(nil), prefix...), binary, "serve", "--addr", "127.0.0.1:0"), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
