@@ -25,9 +25,13 @@ func ReadLogDir(dir string) ([]DecisionRecord, []OutcomeRecord, error) {
 		}
 		decisions = append(decisions, rows...)
 	}
-	outcomes, err := readOutcomeFiles(opaths)
-	if err != nil {
-		return nil, nil, err
+	var outcomes []OutcomeRecord
+	for _, p := range opaths {
+		rows, err := ReadOutcomes(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		outcomes = append(outcomes, rows...)
 	}
 	return decisions, outcomes, nil
 }
@@ -58,17 +62,4 @@ func logFiles(dir string) (decisions, outcomes []string, err error) {
 	sort.Strings(decisions)
 	sort.Strings(outcomes)
 	return decisions, outcomes, nil
-}
-
-// readOutcomeFiles reads the outcome log files in order.
-func readOutcomeFiles(paths []string) ([]OutcomeRecord, error) {
-	var outcomes []OutcomeRecord
-	for _, p := range paths {
-		rows, err := ReadOutcomes(p)
-		if err != nil {
-			return nil, err
-		}
-		outcomes = append(outcomes, rows...)
-	}
-	return outcomes, nil
 }

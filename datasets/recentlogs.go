@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 )
@@ -11,38 +14,70 @@ import (
 // DecisionKey is what a server remembers of a past decision.
 type DecisionKey struct{ DecisionID, Chosen string }
 
-// ReadRecentDecisions is ReadLogDir for a server's start-up: it returns at
-// most max decisions, the most recent (by file name, which starts with the
-// time the file was opened), reading only their DecisionID and Chosen
-// columns, newest file first, and stops once it has max. The outcomes are
-// every outcome log's rows, as ReadLogDir returns them.
-func ReadRecentDecisions(dir string, max int) ([]DecisionKey, []OutcomeRecord, error) {
-	dpaths, opaths, err := logFiles(dir)
+// decisionFileTime is the layout of the time in a decision log file's name.
+const decisionFileTime = "20060102T150405.000000Z"
+
+// DecisionLogName is the name of the seq-th decision log file opened at t:
+// decisions-<UTC time>-<seq>.parquet. Names sort in the order the files
+// were opened.
+func DecisionLogName(t time.Time, seq int) string {
+	return fmt.Sprintf("decisions-%s-%04d.parquet", t.UTC().Format(decisionFileTime), seq)
+}
+
+// ReadRecentDecisions reads what a server needs of its decision log at
+// start-up: at most max decisions, the most recent (files in path order,
+// which for the dt=/hour= partitions and DecisionLogName is the order they
+// were opened), oldest first, reading only their decision_id and chosen
+// columns, newest file first, and stopping once it has max. since is when
+// the oldest file it read was opened (zero if it read none, or that file's
+// name does not carry a time).
+func ReadRecentDecisions(dir string, max int) (decisions []DecisionKey, since time.Time, err error) {
+	dpaths, _, err := logFiles(dir)
 	if err != nil {
-		return nil, nil, err
+		return nil, time.Time{}, err
 	}
 	var files [][]DecisionKey // newest first
-	n := 0
+	n, oldest := 0, ""
 	for i := len(dpaths) - 1; i >= 0 && n < max; i-- {
 		rows, err := readDecisionKeys(dpaths[i])
 		if err != nil {
-			return nil, nil, err
+			return nil, time.Time{}, err
 		}
 		if len(rows) > max-n {
 			rows = rows[len(rows)-(max-n):]
 		}
 		files = append(files, rows)
 		n += len(rows)
+		oldest = filepath.Base(dpaths[i])
 	}
-	decisions := make([]DecisionKey, 0, n)
+	decisions = make([]DecisionKey, 0, n)
 	for i := len(files) - 1; i >= 0; i-- {
 		decisions = append(decisions, files[i]...)
 	}
-	outcomes, err := readOutcomeFiles(opaths)
-	if err != nil {
-		return nil, nil, err
+	if ts, ok := strings.CutPrefix(oldest, "decisions-"); ok && len(ts) >= len(decisionFileTime) {
+		since, _ = time.Parse(decisionFileTime, ts[:len(decisionFileTime)])
 	}
-	return decisions, outcomes, nil
+	return decisions, since, nil
+}
+
+// EachOutcomeFile calls fn with the rows of every outcome log file under
+// dir, one file at a time in path order, so that reading a long history
+// holds one file in memory, not all of it.
+func EachOutcomeFile(dir string, fn func([]OutcomeRecord) error) error {
+	_, opaths, err := logFiles(dir)
+	if err != nil {
+		return err
+	}
+	for _, p := range opaths {
+		rows, err := ReadOutcomes(p)
+		if err != nil {
+			return err
+		}
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readDecisionKeys reads the decision_id and chosen columns of a decision log.

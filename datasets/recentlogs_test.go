@@ -1,10 +1,12 @@
 package datasets
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -24,7 +26,7 @@ func writeDecisionLog(t *testing.T, dir string, files, n int) []DecisionRecord {
 			rows[i] = DecisionRecord{DecisionID: fmt.Sprintf("f%d-d%d", f, i), Chosen: fmt.Sprintf("m%d", (f+i)%3),
 				Prompt: "prompt text that the start-up read does not need", Candidates: []Candidate{{Model: "m0"}}}
 		}
-		w, err := NewWriter[DecisionRecord](filepath.Join(part, fmt.Sprintf("decisions-20261127T%02d0000.000000Z-%04d.parquet", f/2, f)))
+		w, err := NewWriter[DecisionRecord](filepath.Join(part, DecisionLogName(fileTime(f), f)))
 		require.NoError(t, err)
 		require.NoError(t, w.Write(rows...))
 		require.NoError(t, w.Close())
@@ -32,6 +34,9 @@ func writeDecisionLog(t *testing.T, dir string, files, n int) []DecisionRecord {
 	}
 	return all
 }
+
+// fileTime is when test decision file f was opened.
+func fileTime(f int) time.Time { return time.Date(2026, 11, 27, f/2, f%2, 0, 123000, time.UTC) }
 
 func TestReadRecentDecisionsIsTheTailOfReadLogDir(t *testing.T) {
 	dir := t.TempDir()
@@ -46,15 +51,23 @@ func TestReadRecentDecisionsIsTheTailOfReadLogDir(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, full, len(all))
 	for _, max := range []int{1, 299, 300, 301, 1000, 1500, 10_000} {
-		got, gotOut, err := ReadRecentDecisions(dir, max)
+		got, since, err := ReadRecentDecisions(dir, max)
 		require.NoError(t, err, "max %d", max)
 		want := full[len(full)-min(max, len(full)):]
 		require.Len(t, got, len(want), "max %d", max)
 		for i := range want {
 			require.Equal(t, DecisionKey{want[i].DecisionID, want[i].Chosen}, got[i], "max %d row %d", max, i)
 		}
-		assert.Equal(t, fullOut, gotOut, "every outcome, as ReadLogDir reads them")
+		oldestFile := 5 - (min(max, len(full))+299)/300 // files of 300 rows, newest read first
+		assert.Equal(t, fileTime(oldestFile), since, "max %d: when the oldest file read was opened", max)
 	}
+	var gotOut []OutcomeRecord
+	require.NoError(t, EachOutcomeFile(dir, func(rows []OutcomeRecord) error {
+		gotOut = append(gotOut, rows...)
+		return nil
+	}))
+	assert.Equal(t, fullOut, gotOut, "every outcome, as ReadLogDir reads them")
+	require.EqualError(t, EachOutcomeFile(dir, func([]OutcomeRecord) error { return errors.New("stop") }), "stop")
 }
 
 func TestReadRecentDecisionsReportsACorruptFile(t *testing.T) {

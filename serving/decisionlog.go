@@ -158,7 +158,7 @@ func (l *DecisionLog) run() {
 		if w == nil {
 			l.seq++
 			now := time.Now().UTC()
-			name := fmt.Sprintf("decisions-%s-%04d.parquet", now.Format("20060102T150405.000000Z"), l.seq)
+			name := datasets.DecisionLogName(now, l.seq)
 			dir := filepath.Join(l.cfg.Dir, logstore.Partition(now))
 			err := os.MkdirAll(dir, 0o755)
 			if err == nil {
@@ -177,21 +177,31 @@ func (l *DecisionLog) run() {
 		// server (one processor) requests wait at most one chunk's work
 		// behind the log, not a whole batch's.
 		var err error
-		for c := buf; len(c) > 0 && err == nil; {
+		added := 0
+		for c := buf; len(c) > 0; {
 			n := min(len(c), writeChunk)
-			err = w.Write(c[:n]...)
+			if err = w.Write(c[:n]...); err != nil {
+				break
+			}
+			added += n
 			c = c[n:]
 			runtime.Gosched()
 		}
-		if err == nil && rows+len(buf)-flushedAt >= rowGroupRows {
+		if err == nil && rows+added-flushedAt >= rowGroupRows {
 			err = w.Flush() // a row group: bounds what the writer holds in memory
-			flushedAt = rows + len(buf)
+			flushedAt = rows + added
 			runtime.Gosched()
 		}
 		if err != nil {
+			// The file cannot be trusted after a failed write: abandon it.
+			// Its earlier rows are lost with it (it was never complete), and
+			// so is this batch; the next batch opens a new file.
+			lost := rows + len(buf)
+			w.Abort()
+			w = nil
 			l.fail(err)
-			l.dropped.Add(int64(len(buf)))
-			l.log.Error("decision log: write", "err", err, "dropped", len(buf))
+			l.dropped.Add(int64(lost))
+			l.log.Error("decision log: write failed; file abandoned", "err", err, "dropped", lost)
 		} else {
 			rows += len(buf)
 			l.written.Add(int64(len(buf)))
@@ -202,9 +212,10 @@ func (l *DecisionLog) run() {
 		if w == nil {
 			return
 		}
-		if err := w.Close(); err != nil {
+		if err := w.Close(); err != nil { // the temporary file is removed: its rows are lost
 			l.fail(err)
-			l.log.Error("decision log: close file", "err", err)
+			l.dropped.Add(int64(rows))
+			l.log.Error("decision log: close file", "err", err, "dropped", rows)
 		}
 		w = nil
 	}

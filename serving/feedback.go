@@ -132,14 +132,17 @@ func (x *decisionIndex) addIn(id, model string, exp *Experiment, arm int) {
 	}
 }
 
-// markAnswered records that id has stored feedback (used at start-up).
-func (x *decisionIndex) markAnswered(id string, a answer) {
+// markAnswered records that id has stored feedback (used at start-up); it
+// reports whether id is remembered.
+func (x *decisionIndex) markAnswered(id string, a answer) bool {
 	k := x.key(id)
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if _, ok := x.byID[k]; ok {
-		x.answers[k] = a
+	if _, ok := x.byID[k]; !ok {
+		return false
 	}
+	x.answers[k] = a
+	return true
 }
 
 var errUnknownDecision = errors.New("unknown decision")
@@ -295,36 +298,44 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// RememberDecisions loads decisions made before a restart (from the
-// decision log) and the feedback they already have (from the outcome log),
-// so that feedback for them is accepted once and only once.
-func (s *Server) RememberDecisions(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRecord) {
+// RememberDecisions loads the decisions made before a restart (from the
+// decision log, oldest first), so that feedback for them is accepted. Call
+// RememberOutcomes after it.
+func (s *Server) RememberDecisions(decisions []datasets.DecisionKey) {
 	for _, d := range decisions {
 		s.index.add(d.DecisionID, d.Chosen)
 	}
-	s.rememberOutcomes(outcomes)
 }
 
-// RememberRecent is RememberDecisions for datasets.ReadRecentDecisions.
-func (s *Server) RememberRecent(decisions []datasets.DecisionKey, outcomes []datasets.OutcomeRecord) {
-	for _, d := range decisions {
-		s.index.add(d.DecisionID, d.Chosen)
-	}
-	s.rememberOutcomes(outcomes)
-}
-
-func (s *Server) rememberOutcomes(outcomes []datasets.OutcomeRecord) {
+// RememberOutcomes loads feedback stored before a restart (from the
+// outcome log, oldest first), so that feedback is accepted once and only
+// once: a remembered decision with an outcome answers repeated feedback
+// with it. An outcome whose decision is not remembered is remembered itself
+// (with its answer) when it was stored at or after since — its decision was
+// recent but never reached the decision log, which is written
+// asynchronously — and otherwise belongs to a decision too old to remember.
+// Every online outcome counts for the routers' per-model outcome counts.
+func (s *Server) RememberOutcomes(outcomes []datasets.OutcomeRecord, since time.Time) {
+	routers := s.routers()
 	for _, o := range outcomes {
-		if o.DecisionID != "" && o.Source == datasets.SourceShadow {
-			s.index.add(o.DecisionID+shadowSuffix, o.Model)
-			s.index.markAnswered(o.DecisionID+shadowSuffix, answer{quality: o.Quality, costUSD: o.CostUSD})
+		if o.DecisionID == "" {
+			continue
 		}
-		if o.DecisionID != "" && o.Source == datasets.SourceOnline {
-			s.index.add(o.DecisionID, o.Model) // stored, though its decision may not have been flushed
-			for _, r := range s.routers() {
+		key := o.DecisionID
+		switch o.Source {
+		case datasets.SourceShadow:
+			key += shadowSuffix
+		case datasets.SourceOnline:
+			for _, r := range routers {
 				r.Observe(o.Model)
 			}
-			s.index.markAnswered(o.DecisionID, answer{quality: o.Quality, costUSD: o.CostUSD})
+		default:
+			continue
+		}
+		a := answer{quality: o.Quality, costUSD: o.CostUSD}
+		if !s.index.markAnswered(key, a) && !o.Time.IsZero() && !o.Time.Before(since) {
+			s.index.add(key, o.Model)
+			s.index.markAnswered(key, a)
 		}
 	}
 }

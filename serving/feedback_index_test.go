@@ -4,9 +4,13 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"switchyard/datasets"
+	"switchyard/datasets/synthetic"
 )
 
 func TestDecisionIndexRemembersTheMostRecentAndForgetsTheRest(t *testing.T) {
@@ -98,4 +102,59 @@ func TestDecisionIndexFeedbackIsStoredOnce(t *testing.T) {
 	require.NoError(t, err)
 	assert.Nil(t, done)
 	assert.Equal(t, 0.5, stored.quality)
+}
+
+// At a restart, outcomes of decisions too old to remember must not push
+// the recent decisions out of the index; answered recent decisions answer
+// repeated feedback; an outcome stored after the oldest remembered decision
+// file was opened is remembered even when its decision never reached the
+// decision log.
+func TestRememberOutcomesKeepsTheRecentDecisions(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxRemembered = 100
+	srv, err := New(cfg, Deps{Catalogue: synthetic.DefaultCatalogue()})
+	require.NoError(t, err)
+	since := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	var recent []datasets.DecisionKey
+	for i := range 100 {
+		recent = append(recent, datasets.DecisionKey{DecisionID: fmt.Sprintf("new%d", i), Chosen: "mini"})
+	}
+	srv.RememberDecisions(recent)
+	var outs []datasets.OutcomeRecord
+	for i := range 150 { // decisions older than the remembered ones
+		outs = append(outs, datasets.OutcomeRecord{DecisionID: fmt.Sprintf("old%d", i), Model: "flash", Quality: 1,
+			Source: datasets.SourceOnline, Time: since.Add(-time.Hour)})
+	}
+	outs = append(outs,
+		datasets.OutcomeRecord{DecisionID: "new7", Model: "mini", Quality: 0.25, CostUSD: 1e-4, Source: datasets.SourceOnline, Time: since.Add(time.Minute)},
+		datasets.OutcomeRecord{DecisionID: "lost", Model: "flash", Quality: 0.5, Source: datasets.SourceOnline, Time: since.Add(2 * time.Minute)},
+		datasets.OutcomeRecord{DecisionID: "benchmark", Model: "flash", Quality: 0.5, Source: datasets.SourceBenchmark, Time: since.Add(time.Hour)})
+	srv.RememberOutcomes(outs, since)
+
+	for i := range 150 {
+		_, _, _, err := srv.index.claim(fmt.Sprintf("old%d", i))
+		require.ErrorIs(t, err, errUnknownDecision, "old%d", i)
+	}
+	_, _, _, err = srv.index.claim("benchmark")
+	require.ErrorIs(t, err, errUnknownDecision, "only online and shadow outcomes are feedback")
+	e, stored, _, err := srv.index.claim("new7")
+	require.NoError(t, err)
+	assert.Equal(t, "mini", e.model)
+	require.NotNil(t, stored, "answered before the restart")
+	assert.Equal(t, answer{quality: 0.25, costUSD: 1e-4}, *stored)
+	_, stored, _, err = srv.index.claim("lost")
+	require.NoError(t, err, "its decision never reached the log, its outcome is recent")
+	require.NotNil(t, stored)
+	// "lost" took the oldest slot: new0 is forgotten, new1..new99 are not
+	_, _, _, err = srv.index.claim("new0")
+	require.ErrorIs(t, err, errUnknownDecision)
+	for i := 1; i < 100; i++ {
+		if i == 7 {
+			continue
+		}
+		_, stored, done, err := srv.index.claim(fmt.Sprintf("new%d", i))
+		require.NoError(t, err, "new%d", i)
+		require.Nil(t, stored)
+		done(nil)
+	}
 }

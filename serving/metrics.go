@@ -54,6 +54,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ScorerFallbacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_scorer_fallbacks_total",
 			Help: "Scorings answered by the pure-Go scorer because ONNX Runtime failed."}),
 	}
+	for _, reason := range []string{"in_flight", "queue_delay"} {
+		m.Shed.WithLabelValues(reason) // exported as 0 from the start
+	}
 	reg.MustRegister(m.Decisions, m.Explored, m.PredictedQuality, m.ExpectedCost, m.DecisionSeconds, m.RequestSeconds,
 		m.Feedback, m.RealisedQuality, m.RealisedCost, m.Shed, m.InFlight, m.Reloads, m.ScorerFallbacks)
 	return m

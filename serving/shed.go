@@ -2,6 +2,7 @@ package serving
 
 import (
 	"context"
+	"errors"
 	"math"
 	"runtime/metrics"
 	"sync/atomic"
@@ -46,32 +47,49 @@ func NewDelayShedder(target time.Duration) *DelayShedder {
 	return &DelayShedder{Target: target, Interval: 10 * time.Millisecond}
 }
 
-// Run samples the scheduler's queueing delay until ctx ends.
-func (d *DelayShedder) Run(ctx context.Context) {
+// errNoSchedMetric is returned by Run when the Go runtime does not report
+// its scheduling latencies.
+var errNoSchedMetric = errors.New("delay shedder: the Go runtime does not report " + schedLatencies + "; not shedding")
+
+// Run samples the scheduler's queueing delay until ctx ends. The runtime
+// records about one scheduling event in eight, so a window is extended,
+// tick by tick up to ten ticks, until it holds minWindow events; a window
+// that still holds fewer is a quiet server. Run returns at once with an
+// error when the runtime does not report the metric (then nothing is shed).
+func (d *DelayShedder) Run(ctx context.Context) error {
 	sample := []metrics.Sample{{Name: schedLatencies}}
 	metrics.Read(sample)
 	if sample[0].Value.Kind() != metrics.KindFloat64Histogram {
-		return // this Go runtime does not report it: never shed
+		return errNoSchedMetric
 	}
 	prev := append([]uint64(nil), sample[0].Value.Float64Histogram().Counts...)
 	t := time.NewTicker(d.Interval)
 	defer t.Stop()
-	for {
+	for ticks := 0; ; {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
+		ticks++
 		metrics.Read(sample)
 		h := sample[0].Value.Float64Histogram()
 		q, n := windowQuantile(h.Buckets, h.Counts, prev, 0.9)
+		if n < minWindow && ticks < maxWindowTicks {
+			continue // a longer window
+		}
 		prev = append(prev[:0], h.Counts...)
+		ticks = 0
 		d.Observe(q, n)
 	}
 }
 
-// windowQuantile is the q-quantile (upper bucket bound, capped at 1 s) of
-// the events counted since prev, and how many there were.
+// maxWindowTicks is the longest window, in sampling intervals.
+const maxWindowTicks = 10
+
+// windowQuantile is the q-quantile of the events counted since prev
+// (interpolated within its bucket; the lower bound of the unbounded top
+// bucket), and how many events there were.
 func windowQuantile(bounds []float64, counts, prev []uint64, q float64) (time.Duration, uint64) {
 	var n uint64
 	for i := range counts {
@@ -82,30 +100,38 @@ func windowQuantile(bounds []float64, counts, prev []uint64, q float64) (time.Du
 	if n == 0 {
 		return 0, 0
 	}
-	rank := uint64(math.Ceil(q * float64(n)))
+	rank := math.Ceil(q * float64(n))
 	var seen uint64
 	for i := range counts {
-		if i < len(prev) {
-			seen += counts[i] - prev[i]
+		if i >= len(prev) {
+			break
 		}
-		if seen >= rank {
-			hi := bounds[i+1] // counts[i] covers [bounds[i], bounds[i+1])
-			if math.IsInf(hi, 1) || hi > 1 {
-				hi = 1
+		in := counts[i] - prev[i]
+		if in > 0 && float64(seen+in) >= rank {
+			// counts[i] covers [bounds[i], bounds[i+1])
+			lo, hi := max(0, bounds[i]), bounds[i+1]
+			if math.IsInf(hi, 1) {
+				return seconds(lo), n // all that is known: at least lo
 			}
-			return time.Duration(hi * float64(time.Second)), n
+			return seconds(lo + (hi-lo)*(rank-float64(seen))/float64(in)), n
 		}
+		seen += in
 	}
-	return time.Second, n
+	return seconds(bounds[len(bounds)-2]), n // not reached: every count is accounted for above
 }
 
+func seconds(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
+
 // Observe feeds one window's queueing delay (its 90th percentile, over n
-// scheduling events) to the controller: above the target the shed share
-// moves a quarter of the way to the maximum; below half the target it
-// drops by 0.05; in between it holds.
+// recorded scheduling events) to the controller: above the target the shed
+// share moves a quarter of the way to the maximum; below half the target,
+// or in a window of fewer than minWindow events (a quiet server), it drops
+// by 0.05; in between it holds.
 func (d *DelayShedder) Observe(delay time.Duration, n uint64) {
-	d.delay.Store(int64(delay))
 	p := d.Share()
+	if n >= minWindow {
+		d.delay.Store(int64(delay))
+	}
 	switch {
 	case n >= minWindow && delay > d.Target:
 		p += (maxShare - p) / 4
@@ -129,5 +155,6 @@ func (d *DelayShedder) Shed() bool {
 // Share is the share of requests being shed, in [0, 0.95].
 func (d *DelayShedder) Share() float64 { return float64(d.share.Load()) / shareOne }
 
-// Delay is the last sampled 90th percentile of the queueing delay.
+// Delay is the 90th percentile of the queueing delay in the last window
+// with enough events to judge.
 func (d *DelayShedder) Delay() time.Duration { return time.Duration(d.delay.Load()) }

@@ -78,12 +78,19 @@ func BenchmarkServe(b *testing.B) {
 }
 
 // pinning returns the command prefixes that pin the server and the load
-// generator to different CPUs, or none (unpinned).
+// generator to different CPUs (0 and 1), or none (unpinned) when taskset is
+// missing or cannot use those CPUs.
 func pinning() (server, gen []string) {
-	if path, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
-		return []string{path, "-c", "0"}, []string{path, "-c", "1"}
+	path, err := exec.LookPath("taskset")
+	if err != nil || runtime.NumCPU() < 2 {
+		return nil, nil
 	}
-	return nil, nil
+	for _, cpu := range []string{"0", "1"} {
+		if exec.Command(path, "-c", cpu, "true").Run() != nil {
+			return nil, nil
+		}
+	}
+	return []string{path, "-c", "0"}, []string{path, "-c", "1"}
 }
 
 type loadRow struct {

@@ -111,6 +111,16 @@ func TestGenerateTrainServeRoute(t *testing.T) {
 	assert.True(t, ok, "model %q in the catalogue", out.Model)
 	assert.Len(t, out.Candidates, len(cat.Models))
 
+	// the defaults shed by queueing delay: its gauges and counters are exported
+	resp, err = http.Get(base + "/metrics")
+	require.NoError(t, err)
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Regexp(t, `(?m)^switchyard_shed_share 0$`, string(metrics))
+	assert.Regexp(t, `(?m)^switchyard_queueing_delay_seconds `, string(metrics))
+	assert.Regexp(t, `(?m)^switchyard_shed_requests_total\{reason="queue_delay"\} 0$`, string(metrics))
+	assert.Regexp(t, `(?m)^switchyard_shed_requests_total\{reason="in_flight"\} 0$`, string(metrics))
+
 	resp, err = http.Post(base+"/v1/route", "application/json", strings.NewReader(`{"prompt": oops}`))
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -254,10 +264,12 @@ func TestCalibrateWritesAPolicyThatServeReads(t *testing.T) {
 	assert.Equal(t, "default", d["policy"])
 }
 
-// startServe starts `switchyard serve` and returns its base URL.
+// startServe starts `switchyard serve` and returns its base URL. It does
+// not shed by queueing delay (unless args ask for it): a busy test machine
+// must not turn these functional checks' requests into 429s.
 func startServe(t testing.TB, args ...string) (*exec.Cmd, string) {
 	t.Helper()
-	return startServeUnder(t, nil, args...)
+	return startServeUnder(t, nil, append([]string{"--shed-queue-delay", "0"}, args...)...)
 }
 
 // startServeUnder starts `switchyard serve` under a command prefix (such as

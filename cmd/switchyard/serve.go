@@ -186,9 +186,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if recovered > 0 {
 		log.Info("recovered outcomes from the write-ahead log", "records", recovered)
 	}
-	pastDecisions, pastOutcomes, err := datasets.ReadRecentDecisions(*logs, def.MaxRemembered)
+	pastDecisions, since, err := datasets.ReadRecentDecisions(*logs, def.MaxRemembered)
 	if err != nil {
-		return fmt.Errorf("serve: read earlier logs: %w", err)
+		return fmt.Errorf("serve: read earlier decisions: %w", err)
 	}
 	dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(*logs), log)
 	if err != nil {
@@ -207,7 +207,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		serving.RegisterShedMetrics(reg, d)
 		shedCtx, stopShedder := context.WithCancel(context.Background())
 		defer stopShedder()
-		go d.Run(shedCtx)
+		go func() {
+			if err := d.Run(shedCtx); err != nil {
+				log.Warn("load shedding by queueing delay is off", "err", err)
+			}
+		}()
 		shedder = d
 	}
 	srv, err = serving.New(cfg, serving.Deps{Routing: routing, Catalogue: cat, Decisions: dlog, Outcomes: outcomes, Log: log,
@@ -218,8 +222,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	srv.RememberRecent(pastDecisions, pastOutcomes)
-	pastDecisions, pastOutcomes = nil, nil
+	srv.RememberDecisions(pastDecisions)
+	pastDecisions = nil
+	err = datasets.EachOutcomeFile(*logs, func(rows []datasets.OutcomeRecord) error {
+		srv.RememberOutcomes(rows, since)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("serve: read earlier outcomes: %w", err)
+	}
 	debug.FreeOSMemory() // start-up garbage (the logs read, the predictor's bytes) is not kept resident
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -118,7 +118,7 @@ func TestOpenLoopSendsAtTheConfiguredRate(t *testing.T) {
 	assert.Zero(t, res.Errors)
 	requireOrdered(t, res)
 	assert.Positive(t, res.TimerLateP99, "the generator's own timer delay is measured")
-	assert.Less(t, res.TimerLateP99, 100*time.Millisecond)
+	assert.Less(t, res.TimerLateP99, 500*time.Millisecond)
 }
 
 func TestOpenLoopChargesQueueingToLatency(t *testing.T) {
@@ -134,7 +134,7 @@ func TestOpenLoopChargesQueueingToLatency(t *testing.T) {
 	assert.Less(t, res.Sent, 20, "a busy single connection cannot send on schedule")
 	assert.GreaterOrEqual(t, res.P50, 40*time.Millisecond)
 	assert.GreaterOrEqual(t, res.Max, 150*time.Millisecond, "the last answered request waited behind the others")
-	assert.Less(t, res.TimerLateP99, 20*time.Millisecond, "waiting for the busy connection is not the timer's lateness")
+	assert.Less(t, res.TimerLateP99, 30*time.Millisecond, "waiting 40 ms for the busy connection is not the timer's lateness")
 }
 
 func TestNon2xxStatusesAreCountedButNotOK(t *testing.T) {
