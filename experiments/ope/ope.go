@@ -3,6 +3,7 @@ package ope
 import (
 	"errors"
 	"fmt"
+	"gonum.org/v1/gonum/stat"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -421,21 +422,12 @@ func summarise(value float64, reps []float64, level float64) Estimate {
 	if len(reps) < 2 {
 		return Estimate{Value: value, StdErr: math.NaN(), Lo: math.NaN(), Hi: math.NaN()}
 	}
-	var mean float64
-	for _, v := range reps {
-		mean += v
-	}
-	mean /= float64(len(reps))
-	var ss float64
-	for _, v := range reps {
-		d := v - mean
-		ss += d * d
-	}
+	stdErr := stat.StdDev(reps, nil)
 	slices.Sort(reps)
 	alpha := (1 - level) / 2
 	return Estimate{
 		Value:  value,
-		StdErr: math.Sqrt(ss / float64(len(reps)-1)),
+		StdErr: stdErr,
 		Lo:     quantile(reps, alpha),
 		Hi:     quantile(reps, 1-alpha),
 	}

@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"fmt"
+	"gonum.org/v1/gonum/stat"
 	"hash/fnv"
 	"io"
 	"math"
@@ -384,17 +385,9 @@ func summarise(folds []Fold) []Summary {
 }
 
 func meanStd(xs []float64) *Stat {
-	var m float64
-	for _, x := range xs {
-		m += x
+	if len(xs) == 1 {
+		return &Stat{xs[0], 0}
 	}
-	m /= float64(len(xs))
-	var v float64
-	for _, x := range xs {
-		v += (x - m) * (x - m)
-	}
-	if len(xs) > 1 {
-		v /= float64(len(xs) - 1)
-	}
-	return &Stat{m, math.Sqrt(v)}
+	m, sd := stat.MeanStdDev(xs, nil)
+	return &Stat{m, sd}
 }
