@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -199,4 +201,38 @@ func TestNewBenchRestrictsToCompletePrompts(t *testing.T) {
 	require.ErrorContains(t, err, "at least two")
 	_, err = NewBench(ds, []string{"mini", "gpt-9"}, ext)
 	require.ErrorContains(t, err, "gpt-9")
+}
+
+// The baselines are deterministic: fitting and predicting twice gives the
+// same numbers bit for bit (k-NN sums its similarities in id order, not in
+// map order). Prompts share many ids here, so that the order of the sums
+// shows in their last bits.
+func TestBaselinesAreDeterministic(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	b := &Bench{Models: []string{"a", "b", "c"}}
+	for i := range 400 {
+		v := features.Vector{TaskID: int32(1 + i%3), Dense: make([]float32, features.NumDense)}
+		for range 150 {
+			v.IDs = append(v.IDs, int32(4+rng.IntN(60)))
+		}
+		b.PromptIDs = append(b.PromptIDs, fmt.Sprintf("p%d", i))
+		b.Tasks = append(b.Tasks, fmt.Sprint(v.TaskID))
+		b.Vecs = append(b.Vecs, v)
+		b.Quality = append(b.Quality, []float64{float64(rng.IntN(2)), float64(rng.IntN(2)), float64(rng.IntN(2))})
+	}
+	train, test := Config{TestShare: 0.3, Salt: "det"}.Split(b, 0)
+	for _, mk := range []func() Predictor{
+		func() Predictor { return &KNN{K: 7} },
+		func() Predictor { return &Logistic{Epochs: 2, LR: 0.05, L2: 1e-6, Seed: 3} },
+	} {
+		var runs [5][][]float64
+		for r := range runs {
+			p := mk()
+			require.NoError(t, p.Fit(context.Background(), b, train))
+			runs[r] = p.Predict(b, test)
+		}
+		for r := 1; r < len(runs); r++ {
+			require.Equal(t, runs[0], runs[r], mk().Name())
+		}
+	}
 }

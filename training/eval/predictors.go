@@ -1,10 +1,12 @@
 package eval
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"sort"
 
 	"switchyard/classifier"
@@ -139,23 +141,37 @@ type posting struct {
 // Name implements Predictor.
 func (n *KNN) Name() string { return fmt.Sprintf("knn-%d", n.K) }
 
-func sparse(v *features.Vector) map[int32]float32 {
-	m := make(map[int32]float32, len(v.IDs)+1)
+// weighted is one dimension of a sparse vector.
+type weighted struct {
+	id int32
+	w  float32
+}
+
+// sparse returns v's n-gram ids and task id, counted and L2-normalised, in
+// id order (so that sums over it, and the neighbours they rank, are the same
+// in every run).
+func sparse(v *features.Vector) []weighted {
+	counts := make(map[int32]float32, len(v.IDs)+1)
 	for _, id := range v.IDs {
-		m[id]++
+		counts[id]++
 	}
 	if v.TaskID > 0 {
-		m[-v.TaskID] += 4 // its own dimension, weighted like a few shared words
+		counts[-v.TaskID] += 4 // its own dimension, weighted like a few shared words
 	}
+	out := make([]weighted, 0, len(counts))
+	for id, c := range counts {
+		out = append(out, weighted{id, c})
+	}
+	slices.SortFunc(out, func(a, b weighted) int { return cmp.Compare(a.id, b.id) })
 	var norm float64
-	for _, x := range m {
-		norm += float64(x) * float64(x)
+	for _, x := range out {
+		norm += float64(x.w) * float64(x.w)
 	}
 	inv := float32(1 / math.Sqrt(math.Max(norm, 1e-12)))
-	for k := range m {
-		m[k] *= inv
+	for k := range out {
+		out[k].w *= inv
 	}
-	return m
+	return out
 }
 
 // Fit implements Predictor.
@@ -167,8 +183,8 @@ func (n *KNN) Fit(_ context.Context, b *Bench, train []int) error {
 	n.post = map[int32][]posting{}
 	n.global = make([]float64, len(b.Models))
 	for d, i := range train {
-		for id, w := range sparse(&b.Vecs[i]) {
-			n.post[id] = append(n.post[id], posting{d, w})
+		for _, x := range sparse(&b.Vecs[i]) {
+			n.post[x.id] = append(n.post[x.id], posting{d, x.w})
 		}
 		for j, q := range b.Quality[i] {
 			n.global[j] += q / float64(len(train))
@@ -189,12 +205,12 @@ func (n *KNN) Predict(b *Bench, test []int) [][]float64 {
 	var cand []nb
 	for k, i := range test {
 		touched = touched[:0]
-		for id, w := range sparse(&b.Vecs[i]) {
-			for _, p := range n.post[id] {
+		for _, x := range sparse(&b.Vecs[i]) {
+			for _, p := range n.post[x.id] {
 				if sim[p.doc] == 0 {
 					touched = append(touched, p.doc)
 				}
-				sim[p.doc] += w * p.w
+				sim[p.doc] += x.w * p.w
 			}
 		}
 		cand = cand[:0]
