@@ -25,6 +25,7 @@ func (w *statusWriter) WriteHeader(code int) {
 // shedding (routing requests by queueing delay, every API request by the
 // bound on requests in flight), a deadline, timing and recovery from panics.
 func (s *Server) api(endpoint string, admin bool, h http.HandlerFunc) http.HandlerFunc {
+	shedByDelay := s.shedder != nil && (endpoint == "route" || endpoint == "noop")
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
@@ -45,7 +46,7 @@ func (s *Server) api(endpoint string, admin bool, h http.HandlerFunc) http.Handl
 			writeError(sw, http.StatusUnauthorized, &fieldError{msg: "missing or unknown API key: send Authorization: Bearer KEY"})
 			return
 		}
-		if s.shedder != nil && (endpoint == "route" || endpoint == "noop") && s.shedder.Shed() {
+		if shedByDelay && s.shedder.Shed() {
 			s.shed(sw, "queue_delay", "the server is overloaded; retry after 1 s")
 			return
 		}
