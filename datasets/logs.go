@@ -49,9 +49,9 @@ func logFiles(dir string) (decisions, outcomes []string, err error) {
 			return nil
 		}
 		switch {
-		case strings.HasPrefix(name, "decisions"):
+		case strings.HasPrefix(name, DecisionLogPrefix):
 			decisions = append(decisions, path)
-		case strings.HasPrefix(name, "outcomes"):
+		case strings.HasPrefix(name, OutcomeLogPrefix):
 			outcomes = append(outcomes, path)
 		}
 		return nil

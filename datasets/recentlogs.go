@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,14 +15,53 @@ import (
 // DecisionKey is what a server remembers of a past decision.
 type DecisionKey struct{ DecisionID, Chosen string }
 
-// decisionFileTime is the layout of the time in a decision log file's name.
-const decisionFileTime = "20060102T150405.000000Z"
+// The log file name prefixes: decision log files are named
+// decisions-…parquet and outcome log files outcomes-…parquet.
+const (
+	DecisionLogPrefix = "decisions"
+	OutcomeLogPrefix  = "outcomes"
+)
 
-// DecisionLogName is the name of the seq-th decision log file opened at t:
-// decisions-<UTC time>-<seq>.parquet. Names sort in the order the files
-// were opened.
-func DecisionLogName(t time.Time, seq int) string {
-	return fmt.Sprintf("decisions-%s-%04d.parquet", t.UTC().Format(decisionFileTime), seq)
+// logFileTime is the layout of the time in a log file's name.
+const logFileTime = "20060102T150405.000000Z"
+
+// LogFileName is the base name (without extension) of the seq-th log file
+// that writer started at t: <prefix>-<UTC time>-<writer>-<seq>. Names of one
+// writer sort in the order its files were started; the writer id keeps
+// several writers in one folder from ever making the same name.
+func LogFileName(prefix string, t time.Time, writer string, seq int) string {
+	return fmt.Sprintf("%s-%s-%s-%06d", prefix, t.UTC().Format(logFileTime), writer, seq)
+}
+
+// ParseLogFileName splits a name made by LogFileName (with or without a
+// .parquet or .wal extension) into its parts; ok is false for any other
+// name. A name of an earlier version has no writer id: writer is empty.
+func ParseLogFileName(name string) (prefix string, t time.Time, writer string, seq int, ok bool) {
+	if i := strings.Index(name, ".parquet"); i >= 0 {
+		name = name[:i]
+	}
+	name = strings.TrimSuffix(name, ".wal")
+	prefix, rest, found := strings.Cut(name, "-")
+	if !found || len(rest) < len(logFileTime)+3 || rest[len(logFileTime)] != '-' {
+		return "", time.Time{}, "", 0, false
+	}
+	t, err := time.Parse(logFileTime, rest[:len(logFileTime)])
+	if err != nil {
+		return "", time.Time{}, "", 0, false
+	}
+	rest = rest[len(logFileTime)+1:]
+	i := strings.LastIndexByte(rest, '-') // -1: a name of an earlier version, without a writer id
+	if i == 0 {
+		return "", time.Time{}, "", 0, false
+	}
+	seq, err = strconv.Atoi(rest[i+1:])
+	if i > 0 {
+		writer = rest[:i]
+	}
+	if err != nil || seq < 0 {
+		return "", time.Time{}, "", 0, false
+	}
+	return prefix, t, writer, seq, true
 }
 
 // ReadRecentDecisions reads what a server needs of its decision log at
@@ -54,8 +94,8 @@ func ReadRecentDecisions(dir string, max int) (decisions []DecisionKey, since ti
 	for i := len(files) - 1; i >= 0; i-- {
 		decisions = append(decisions, files[i]...)
 	}
-	if ts, ok := strings.CutPrefix(oldest, "decisions-"); ok && len(ts) >= len(decisionFileTime) {
-		since, _ = time.Parse(decisionFileTime, ts[:len(decisionFileTime)])
+	if _, t, _, _, ok := ParseLogFileName(oldest); ok {
+		since = t
 	}
 	return decisions, since, nil
 }

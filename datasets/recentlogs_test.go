@@ -26,7 +26,7 @@ func writeDecisionLog(t *testing.T, dir string, files, n int) []DecisionRecord {
 			rows[i] = DecisionRecord{DecisionID: fmt.Sprintf("f%d-d%d", f, i), Chosen: fmt.Sprintf("m%d", (f+i)%3),
 				Prompt: "prompt text that the start-up read does not need", Candidates: []Candidate{{Model: "m0"}}}
 		}
-		w, err := NewWriter[DecisionRecord](filepath.Join(part, DecisionLogName(fileTime(f), f)))
+		w, err := NewWriter[DecisionRecord](filepath.Join(part, LogFileName(DecisionLogPrefix, fileTime(f), "w1", f)+".parquet"))
 		require.NoError(t, err)
 		require.NoError(t, w.Write(rows...))
 		require.NoError(t, w.Close())

@@ -128,7 +128,7 @@ func decodeRoute(body io.Reader) (*RouteRequest, policy.Request, error) {
 	var req RouteRequest
 	dec := json.NewDecoder(body)
 	if err := dec.Decode(&req); err != nil {
-		return nil, policy.Request{}, jsonError(err)
+		return nil, policy.Request{}, jsonError(err, "send a JSON object with a prompt or messages")
 	}
 	if dec.More() {
 		return nil, policy.Request{}, &fieldError{msg: "malformed JSON: more than one value in the body"}
@@ -157,9 +157,15 @@ func decodeRoute(body io.Reader) (*RouteRequest, policy.Request, error) {
 }
 
 func (r *RouteRequest) validate() error {
-	hasPrompt := r.Prompt != nil && *r.Prompt != ""
-	if !hasPrompt && len(r.Messages) == 0 {
-		if r.Prompt != nil {
+	hasText := r.Prompt != nil && *r.Prompt != ""
+	for i := 0; i < len(r.Messages) && !hasText; i++ {
+		hasText = r.Messages[i].Content != ""
+	}
+	if !hasText {
+		switch {
+		case len(r.Messages) > 0:
+			return &fieldError{field: "messages", msg: "every message's content is empty"}
+		case r.Prompt != nil:
 			return &fieldError{field: "prompt", msg: "is empty"}
 		}
 		return &fieldError{field: "prompt", msg: "one of prompt or messages is required"}
@@ -182,8 +188,8 @@ func (r *RouteRequest) validate() error {
 }
 
 // jsonError turns a decoding error into a field error that names the field
-// or the offset.
-func jsonError(err error) error {
+// or the offset; send says what an empty body should have held.
+func jsonError(err error, send string) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	var fe *fieldError
@@ -199,7 +205,7 @@ func jsonError(err error) error {
 		}
 		return &fieldError{field: field, msg: fmt.Sprintf("must be %s, not %s", typeName(typ.Type.String()), typ.Value)}
 	case errors.Is(err, io.EOF):
-		return &fieldError{msg: "empty body: send a JSON object with a prompt or messages"}
+		return &fieldError{msg: "empty body: " + send}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return &fieldError{msg: "malformed JSON: the body ends early"}
 	}

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 
 	"switchyard/classifier"
@@ -72,6 +74,26 @@ type Routing struct {
 	Shadows     map[string]string // policy name -> shadow model
 	Experiments []*Experiment
 	scorers     []classifier.Scorer
+	closers     []io.Closer
+
+	// refs counts the requests routing with it, plus one while it is a
+	// server's current routing; at zero it is closed (see Server.store).
+	refs    atomic.Int64
+	closing sync.Once
+}
+
+// Own makes c part of the routing: closed with it.
+func (r *Routing) Own(c io.Closer) { r.closers = append(r.closers, c) }
+
+// acquire takes a reference for a request; release gives it back and
+// closes the routing after its last one.
+func (r *Routing) acquire() { r.refs.Add(1) }
+
+func (r *Routing) release() error {
+	if r.refs.Add(-1) == 0 {
+		return r.Close()
+	}
+	return nil
 }
 
 // SingleRouting serves one policy, without experiments.
@@ -79,12 +101,17 @@ func SingleRouting(r *policy.Router, cat *datasets.Catalogue) *Routing {
 	return &Routing{Catalogue: cat, Default: r, Policies: map[string]*policy.Router{r.Config().Name: r}, Shadows: map[string]string{}}
 }
 
-// Close releases the routers' scorers.
+// Close releases the routers' scorers and what the routing owns (once).
 func (r *Routing) Close() error {
 	var errs []error
-	for _, s := range r.scorers {
-		errs = append(errs, s.Close())
-	}
+	r.closing.Do(func() {
+		for _, s := range r.scorers {
+			errs = append(errs, s.Close())
+		}
+		for _, c := range r.closers {
+			errs = append(errs, c.Close())
+		}
+	})
 	return errors.Join(errs...)
 }
 

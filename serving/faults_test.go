@@ -261,21 +261,28 @@ func TestAuthAndAdminKeys(t *testing.T) {
 	cfg := serving.DefaultConfig()
 	cfg.APIKeys = []string{"client-a", "client-b"}
 	f := startServer(t, cfg, serving.ScorerGo)
-	send := func(path, key string) int {
+	sendAs := func(path, auth string) int {
 		req, _ := http.NewRequest(http.MethodPost, f.url+path, strings.NewReader(`{"prompt":"x"}`))
-		if key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		resp.Body.Close()
 		return resp.StatusCode
 	}
+	send := func(path, key string) int {
+		if key == "" {
+			return sendAs(path, "")
+		}
+		return sendAs(path, "Bearer "+key)
+	}
 	assert.Equal(t, http.StatusUnauthorized, send("/v1/route", ""))
 	assert.Equal(t, http.StatusUnauthorized, send("/v1/route", "client-c"))
 	assert.Equal(t, http.StatusOK, send("/v1/route", "client-b"))
 	assert.Equal(t, http.StatusUnauthorized, send("/v1/feedback", ""))
-	assert.Equal(t, http.StatusUnauthorized, send("/admin/reload", "client-a"), "admin endpoints are off without an admin key")
+	assert.Equal(t, http.StatusForbidden, send("/admin/reload", "client-a"), "admin endpoints are off without an admin key")
+	assert.Equal(t, http.StatusOK, sendAs("/v1/route", "bearer  client-a"), "the scheme is case-insensitive")
 	resp, err := http.Get(f.url + "/healthz")
 	require.NoError(t, err)
 	resp.Body.Close()

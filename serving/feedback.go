@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -189,7 +190,7 @@ func (r *FeedbackRequest) validate() error {
 	if r.DecisionID == "" {
 		return &fieldError{field: "decision_id", msg: "is required"}
 	}
-	if strings.Contains(r.DecisionID, "#") {
+	if len(r.DecisionID) > maxDecisionIDBytes || strings.Contains(r.DecisionID, "#") {
 		return &fieldError{field: "decision_id", msg: "is not a decision id of this server"}
 	}
 	if r.Quality == nil {
@@ -202,19 +203,41 @@ func (r *FeedbackRequest) validate() error {
 		name string
 		v    *int64
 	}{{"input_tokens", r.InputTokens}, {"output_tokens", r.OutputTokens}} {
-		if c.v != nil && *c.v < 0 {
-			return &fieldError{field: c.name, msg: fmt.Sprintf("%d must not be negative", *c.v)}
+		if c.v != nil && (*c.v < 0 || *c.v > maxFeedbackTokens) {
+			return &fieldError{field: c.name, msg: fmt.Sprintf("%d must be between 0 and %d", *c.v, maxFeedbackTokens)}
 		}
 	}
 	for _, c := range []struct {
 		name string
 		v    *float64
-	}{{"cost_usd", r.CostUSD}, {"latency_ms", r.LatencyMS}} {
-		if c.v != nil && (math.IsNaN(*c.v) || math.IsInf(*c.v, 0) || *c.v < 0) {
-			return &fieldError{field: c.name, msg: fmt.Sprintf("%v must be a non-negative number", *c.v)}
+		max  float64
+	}{{"cost_usd", r.CostUSD, maxFeedbackCostUSD}, {"latency_ms", r.LatencyMS, maxFeedbackLatencyMS}} {
+		if c.v != nil && (math.IsNaN(*c.v) || *c.v < 0 || *c.v > c.max) {
+			return &fieldError{field: c.name, msg: fmt.Sprintf("%v must be a number between 0 and %g", *c.v, c.max)}
 		}
 	}
+	if len(r.Error) > maxFeedbackErrorBytes {
+		return &fieldError{field: "error", msg: fmt.Sprintf("is %d bytes, more than %d", len(r.Error), maxFeedbackErrorBytes)}
+	}
 	return nil
+}
+
+// Bounds of a feedback's fields: values beyond them are mistakes (a cost
+// of 1e308 would poison every cost metric and estimate), refused with 400.
+const (
+	maxDecisionIDBytes    = 256
+	maxFeedbackTokens     = 100_000_000
+	maxFeedbackCostUSD    = 10_000        // one request
+	maxFeedbackLatencyMS  = 24 * 3600_000 // a day
+	maxFeedbackErrorBytes = 4096
+)
+
+// quoteID quotes a decision id for an error message, shortened when long.
+func quoteID(id string) string {
+	if len(id) > 64 {
+		return strconv.Quote(id[:64]) + "…"
+	}
+	return strconv.Quote(id)
 }
 
 func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
@@ -225,7 +248,7 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 	var fb FeedbackRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, 1<<20))
 	if err := dec.Decode(&fb); err != nil {
-		err = jsonError(err)
+		err = jsonError(err, "send a JSON object with decision_id and quality")
 		if errors.Is(err, errTooLarge) {
 			writeError(w, http.StatusRequestEntityTooLarge, &fieldError{msg: "feedback body larger than 1 MiB"})
 			return
@@ -237,6 +260,7 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
+	noteDecision(w, fb.DecisionID)
 	key, source := fb.DecisionID, datasets.SourceOnline
 	if fb.Shadow {
 		key, source = fb.DecisionID+shadowSuffix, datasets.SourceShadow
@@ -244,12 +268,12 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 	entry, stored, done, err := s.index.claim(key)
 	if err != nil && fb.Shadow {
 		s.countFeedback("", "unknown")
-		writeError(w, http.StatusNotFound, &fieldError{field: "decision_id", msg: fmt.Sprintf("decision %q had no shadow model", fb.DecisionID)})
+		writeError(w, http.StatusNotFound, &fieldError{field: "decision_id", msg: fmt.Sprintf("decision %s had no shadow model", quoteID(fb.DecisionID))})
 		return
 	}
 	if err != nil {
 		s.countFeedback("", "unknown")
-		writeError(w, http.StatusNotFound, &fieldError{field: "decision_id", msg: fmt.Sprintf("no decision %q is known to this server", fb.DecisionID)})
+		writeError(w, http.StatusNotFound, &fieldError{field: "decision_id", msg: fmt.Sprintf("no decision %s is known to this server", quoteID(fb.DecisionID))})
 		return
 	}
 	model := entry.model

@@ -10,15 +10,27 @@ import (
 	"time"
 )
 
-// statusWriter remembers the status code a handler wrote.
+// statusWriter remembers the status code a handler wrote and the decision
+// it answered, for the metrics and the access log.
 type statusWriter struct {
 	http.ResponseWriter
-	code int
+	code     int
+	decision string
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	w.code = code
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection (deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// noteDecision tells the access log which decision a request concerns.
+func noteDecision(w http.ResponseWriter, id string) {
+	if sw, ok := w.(*statusWriter); ok {
+		sw.decision = id
+	}
 }
 
 // api wraps an API endpoint: trace-id passthrough, authentication, load
@@ -34,12 +46,22 @@ func (s *Server) api(endpoint string, admin bool, h http.HandlerFunc) http.Handl
 				s.log.Error("panic", "endpoint", endpoint, "panic", fmt.Sprint(p))
 				writeError(sw, http.StatusInternalServerError, &fieldError{msg: "internal error"})
 			}
+			elapsed := time.Since(start)
 			if s.metrics != nil {
-				s.metrics.RequestSeconds.WithLabelValues(endpoint, strconv.Itoa(sw.code)).Observe(time.Since(start).Seconds())
+				s.metrics.RequestSeconds.WithLabelValues(endpoint, strconv.Itoa(sw.code)).Observe(elapsed.Seconds())
+			}
+			if s.cfg.AccessLog {
+				s.log.Info("request", "endpoint", endpoint, "method", r.Method, "path", r.URL.Path, "code", sw.code,
+					"elapsed", elapsed, "decision_id", sw.decision, "request_id", r.Header.Get("X-Request-Id"),
+					"trace", sw.Header().Get("traceparent"))
 			}
 		}()
 		if tp := r.Header.Get("traceparent"); tp != "" && len(tp) <= 128 {
 			sw.Header().Set("traceparent", tp) // OpenTelemetry-style trace id passthrough
+		}
+		if admin && s.cfg.AdminKey == "" {
+			writeError(sw, http.StatusForbidden, &fieldError{msg: "admin endpoints are off: start the server with --admin-key-file or $SWITCHYARD_ADMIN_KEY"})
+			return
 		}
 		if !s.authorised(r, admin) {
 			sw.Header().Set("WWW-Authenticate", `Bearer realm="switchyard"`)
@@ -94,10 +116,11 @@ func (s *Server) authorised(r *http.Request, admin bool) bool {
 	} else if len(keys) == 0 {
 		return true
 	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") { // the scheme is case-insensitive (RFC 9110)
 		return false
 	}
+	tok = strings.TrimSpace(tok)
 	found := 0
 	for _, k := range keys { // no early exit: the time does not depend on which key matched
 		found |= subtle.ConstantTimeCompare([]byte(tok), []byte(k))

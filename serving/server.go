@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,11 +45,14 @@ type Config struct {
 	APIKeys        []string      // bearer tokens accepted on /v1/route, /route, /v1/feedback (empty: no auth)
 	AdminKey       string        // bearer token of the admin endpoints; empty: they are off
 	AccessLog      bool          // log every API request (slog, with the decision id)
+	MaxMessages    int           // chat messages in one routing request; beyond, 413 (0: no limit)
+	MaxTextBytes   int           // prompt and message text of one routing request; beyond, 413 (0: no limit)
 }
 
 // DefaultConfig returns the server defaults.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 4 << 20, KeepPrompts: true, MaxRemembered: 1 << 18, MaxInFlight: 1024, RequestTimeout: 2 * time.Second}
+	return Config{MaxBodyBytes: 4 << 20, KeepPrompts: true, MaxRemembered: 1 << 18, MaxInFlight: 1024, RequestTimeout: 2 * time.Second,
+		MaxMessages: 10_000, MaxTextBytes: 4 << 20}
 }
 
 // DecisionSink receives every decision the server makes.
@@ -101,6 +105,11 @@ type Server struct {
 	reload   func() (*Routing, error)
 	health   []func() error
 	reloadMu sync.Mutex
+	// reload coalescing: tickets asked, the last ticket a finished reload
+	// covered, and its result (under reloadMu)
+	reloadAsked atomic.Uint64
+	reloadDone  uint64
+	reloadErr   error
 }
 
 // New returns a server.
@@ -173,7 +182,44 @@ func (s *Server) store(rt *Routing) {
 	rt.watch(func(exp string, t Transition) {
 		s.log.Warn("rollout transition", "experiment", exp, "from", t.From, "to", t.To, "reason", t.Reason)
 	})
-	s.routing.Store(rt)
+	rt.acquire() // the server's own reference, while it is current
+	if old := s.routing.Swap(rt); old != nil {
+		s.retire(old)
+	}
+}
+
+// retire gives up the server's reference to a routing that no longer
+// serves: it is closed (its predictors' memory released) as soon as the
+// last request routing with it finishes, not later.
+func (s *Server) retire(rt *Routing) {
+	if err := rt.release(); err != nil {
+		s.log.Error("close the replaced routing", "err", err)
+	}
+}
+
+// acquireRouting returns the current routing with a reference taken for
+// the caller, who must release it; nil when there is none.
+func (s *Server) acquireRouting() *Routing {
+	for {
+		rt := s.routing.Load()
+		if rt == nil {
+			return nil
+		}
+		rt.acquire()
+		if s.routing.Load() == rt {
+			return rt
+		}
+		s.retire(rt) // replaced meanwhile: the reference may be the last one
+	}
+}
+
+// Close stops routing (later requests answer 503) and closes the current
+// routing once the requests in flight are done with it.
+func (s *Server) Close() error {
+	if old := s.routing.Swap(nil); old != nil {
+		return old.release()
+	}
+	return nil
 }
 
 // catalogue is the current configuration's catalogue.
@@ -200,45 +246,44 @@ func (s *Server) routers() []*policy.Router {
 // Handler returns the HTTP routes.
 func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
-	r.HandleFunc("/v1/route", s.api("route", false, s.handleRoute)).Methods(http.MethodPost)
-	r.HandleFunc("/route", s.api("route", false, s.handleRoute)).Methods(http.MethodPost)
-	r.HandleFunc("/v1/feedback", s.api("feedback", false, s.handleFeedback)).Methods(http.MethodPost)
-	r.HandleFunc("/v1/noop", s.api("noop", false, s.handleNoop)).Methods(http.MethodPost)
-	r.HandleFunc("/admin/reload", s.api("reload", true, s.handleReload)).Methods(http.MethodPost)
-	if s.registry != nil {
-		r.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	allow := map[string]string{} // path -> its method, for 405's Allow header
+	handle := func(path, method string, h http.Handler) {
+		r.Handle(path, h).Methods(method)
+		allow[path] = method
 	}
-	r.HandleFunc("/healthz", s.handleHealth).Methods(http.MethodGet)
-	r.HandleFunc("/readyz", s.handleReady).Methods(http.MethodGet)
-	r.HandleFunc("/v1/models", s.handleModels).Methods(http.MethodGet)
-	r.HandleFunc("/v1/experiments", s.handleExperiments).Methods(http.MethodGet)
+	handle("/v1/route", http.MethodPost, s.api("route", false, s.handleRoute))
+	handle("/route", http.MethodPost, s.api("route", false, s.handleRoute))
+	handle("/v1/feedback", http.MethodPost, s.api("feedback", false, s.handleFeedback))
+	handle("/v1/noop", http.MethodPost, s.api("noop", false, s.handleNoop))
+	handle("/admin/reload", http.MethodPost, s.api("reload", true, s.handleReload))
+	if s.registry != nil {
+		handle("/metrics", http.MethodGet, promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	}
+	handle("/healthz", http.MethodGet, http.HandlerFunc(s.handleHealth))
+	handle("/readyz", http.MethodGet, http.HandlerFunc(s.handleReady))
+	handle("/v1/models", http.MethodGet, http.HandlerFunc(s.handleModels))
+	handle("/v1/experiments", http.MethodGet, http.HandlerFunc(s.handleExperiments))
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, &fieldError{msg: "no such endpoint: see /v1/route, /v1/feedback, /v1/models, /healthz, /readyz"})
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		writeError(w, http.StatusMethodNotAllowed, &fieldError{msg: "method " + req.Method + " not allowed here"})
+		m := allow[req.URL.Path]
+		w.Header().Set("Allow", m)
+		writeError(w, http.StatusMethodNotAllowed, &fieldError{msg: "method " + req.Method + " not allowed here; use " + m})
 	})
 	return r
 }
 
 func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
-	rt := s.routing.Load()
+	rt := s.acquireRouting()
 	if rt == nil {
 		writeError(w, http.StatusServiceUnavailable, &fieldError{msg: "no predictor loaded yet"})
 		return
 	}
-	body, pr, err := decodeRoute(http.MaxBytesReader(w, req.Body, s.cfg.MaxBodyBytes))
-	if err != nil {
-		if errors.Is(err, errTooLarge) {
-			writeError(w, http.StatusRequestEntityTooLarge, &fieldError{msg: fmt.Sprintf("request body larger than %d bytes", s.cfg.MaxBodyBytes)})
-			return
-		}
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	if err := req.Context().Err(); err != nil {
-		writeError(w, http.StatusServiceUnavailable, &fieldError{msg: "request deadline exceeded before routing"})
+	defer s.retire(rt)
+	body, pr, ok := s.decodeRoute(w, req)
+	if !ok {
 		return
 	}
 	id := s.newDecisionID()
@@ -274,12 +319,15 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 	if shadow != "" {
 		s.index.add(id+shadowSuffix, shadow)
 	}
-	writeRoute(w, &resp)
+	// The decision is in the log before its answer leaves: an answered
+	// decision survives a killed process.
 	if s.sink != nil {
 		rec := s.record(id, start, body, pr.Input.Prompt, d)
 		rec.Experiment, rec.Arm, rec.UnitHash = exp, arm, UnitHash(unit)
 		s.sink.Log(rec)
 	}
+	noteDecision(w, id)
+	writeRoute(w, &resp)
 	if m := s.metrics; m != nil {
 		m.DecisionSeconds.Observe(decided.Seconds())
 		m.Decisions.WithLabelValues(d.Chosen, d.Policy, arm).Inc()
@@ -289,20 +337,88 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 			m.Explored.WithLabelValues(d.Policy).Inc()
 		}
 	}
-	if s.cfg.AccessLog {
-		s.log.Info("route", "decision_id", id, "request_id", body.RequestID, "model", d.Chosen, "policy", d.Policy,
-			"explored", d.Explored, "elapsed", time.Since(start), "trace", w.Header().Get("traceparent"))
+}
+
+// decodeRoute reads, decodes and checks a routing request against the
+// server's limits, answering the error itself when it fails. Reading the
+// body is bounded by the request's deadline.
+func (s *Server) decodeRoute(w http.ResponseWriter, req *http.Request) (*RouteRequest, policy.Request, bool) {
+	if dl, ok := req.Context().Deadline(); ok {
+		_ = http.NewResponseController(w).SetReadDeadline(dl)
 	}
+	body, pr, err := decodeRoute(http.MaxBytesReader(w, req.Body, s.cfg.MaxBodyBytes))
+	if err == nil {
+		err = s.checkLimits(body)
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, errTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, &fieldError{msg: fmt.Sprintf("request body larger than %d bytes (--max-body-bytes)", s.cfg.MaxBodyBytes)})
+		return nil, pr, false
+	case isLimit(err):
+		writeError(w, http.StatusRequestEntityTooLarge, err)
+		return nil, pr, false
+	case req.Context().Err() != nil:
+		writeError(w, http.StatusServiceUnavailable, &fieldError{msg: fmt.Sprintf("the request body did not arrive within the request timeout (%s)", s.cfg.RequestTimeout)})
+		return nil, pr, false
+	default:
+		writeError(w, http.StatusBadRequest, err)
+		return nil, pr, false
+	}
+	if err := req.Context().Err(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, &fieldError{msg: "request deadline exceeded before routing"})
+		return nil, pr, false
+	}
+	return body, pr, true
+}
+
+// checkLimits refuses requests with more messages or text than the server
+// is configured to route; the error names the limit and its flag.
+func (s *Server) checkLimits(r *RouteRequest) error {
+	if n, max := len(r.Messages), s.cfg.MaxMessages; max > 0 && n > max {
+		return &limitError{fieldError{field: "messages", msg: fmt.Sprintf("%d messages are more than the limit of %d (--max-messages)", n, max)}}
+	}
+	if max := s.cfg.MaxTextBytes; max > 0 {
+		n := 0
+		if r.Prompt != nil {
+			n = len(*r.Prompt)
+		}
+		for _, m := range r.Messages {
+			n += len(m.Content)
+		}
+		if n > max {
+			return &limitError{fieldError{field: "prompt", msg: fmt.Sprintf("%d bytes of prompt and message text are more than the limit of %d (--max-text-bytes)", n, max)}}
+		}
+	}
+	return nil
+}
+
+// limitError is a request over one of the server's size limits (413).
+type limitError struct{ fieldError }
+
+func isLimit(err error) bool {
+	var le *limitError
+	return errors.As(err, &le)
 }
 
 // record builds the decision-log row of a decision.
 func (s *Server) record(id string, at time.Time, body *RouteRequest, prompt string, d policy.Decision) datasets.DecisionRecord {
 	text := prompt
-	for _, m := range body.Messages {
-		if text != "" {
-			text += "\n"
+	if len(body.Messages) > 0 {
+		n := len(prompt)
+		for _, m := range body.Messages {
+			n += len(m.Content) + 1
 		}
-		text += m.Content
+		var sb strings.Builder
+		sb.Grow(n)
+		sb.WriteString(prompt)
+		for _, m := range body.Messages {
+			if sb.Len() > 0 {
+				sb.WriteByte('\n')
+			}
+			sb.WriteString(m.Content)
+		}
+		text = sb.String()
 	}
 	sum := sha256.Sum256([]byte(text))
 	rec := datasets.DecisionRecord{
@@ -408,28 +524,33 @@ func (s *Server) CountFallback() {
 // /v1/route but makes no decision: the HTTP stack's own cost, for
 // benchmarks.
 func (s *Server) handleNoop(w http.ResponseWriter, req *http.Request) {
-	if _, _, err := decodeRoute(http.MaxBytesReader(w, req.Body, s.cfg.MaxBodyBytes)); err != nil {
-		if errors.Is(err, errTooLarge) {
-			writeError(w, http.StatusRequestEntityTooLarge, &fieldError{msg: fmt.Sprintf("request body larger than %d bytes", s.cfg.MaxBodyBytes)})
-			return
-		}
-		writeError(w, http.StatusBadRequest, err)
-		return
+	if _, _, ok := s.decodeRoute(w, req); ok {
+		writeJSON(w, http.StatusOK, noopAnswer)
 	}
-	writeJSON(w, http.StatusOK, noopAnswer)
 }
 
 var noopAnswer = map[string]string{"status": "ok"}
 
 // Reload rebuilds the router from the configuration. An invalid
-// configuration is rejected and the current router keeps serving.
+// configuration is rejected and the current router keeps serving. Reloads
+// asked for while one is running are coalesced: they all wait for, and
+// share the result of, one reload that starts after they asked.
 func (s *Server) Reload() error {
 	if s.reload == nil {
 		return errNoReload
 	}
+	ticket := s.reloadAsked.Add(1)
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	if s.reloadDone >= ticket { // a reload that started after this one was asked for has finished
+		if s.metrics != nil {
+			s.metrics.Reloads.WithLabelValues("coalesced").Inc()
+		}
+		return s.reloadErr
+	}
+	upTo := s.reloadAsked.Load()
 	rt, err := s.reload()
+	s.reloadDone, s.reloadErr = upTo, err
 	if err != nil {
 		if s.metrics != nil {
 			s.metrics.Reloads.WithLabelValues("rejected").Inc()

@@ -1,6 +1,7 @@
 package serving_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -64,6 +65,12 @@ func writeModel(t *testing.T, cat *datasets.Catalogue) string {
 
 func startServer(t *testing.T, cfg serving.Config, scorer string) *fixture {
 	t.Helper()
+	return startServerWith(t, cfg, scorer, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startServerWith starts a server whose log goes to log.
+func startServerWith(t *testing.T, cfg serving.Config, scorer string, log *slog.Logger) *fixture {
+	t.Helper()
 	cat := synthetic.DefaultCatalogue()
 	f := &fixture{cat: cat, model: writeModel(t, cat), logs: t.TempDir()}
 	router, sc, err := serving.LoadRouter(serving.LoadOptions{ModelPath: f.model, Catalogue: cat, Scorer: scorer,
@@ -78,13 +85,39 @@ func startServer(t *testing.T, cfg serving.Config, scorer string) *fixture {
 	require.NoError(t, err)
 	f.reg = prometheus.NewRegistry()
 	f.srv, err = serving.New(cfg, serving.Deps{Router: router, Catalogue: cat, Decisions: f.dlog, Outcomes: f.wal,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: f.reg,
+		Log: log, Registry: f.reg,
 		Health: []func() error{func() error { return f.wal.Failing(time.Minute) }}})
 	require.NoError(t, err)
 	ts := httptest.NewServer(f.srv.Handler()) // a real listener on 127.0.0.1
 	t.Cleanup(ts.Close)
 	f.url = ts.URL
 	return f
+}
+
+// readDecisions reads every decision in a log folder.
+func readDecisions(t *testing.T, dir string) []datasets.DecisionRecord {
+	t.Helper()
+	d, _, err := datasets.ReadLogDir(dir)
+	require.NoError(t, err)
+	return d
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]byte(nil), s.b.Bytes()...)
 }
 
 func post(t *testing.T, url, body string) (int, map[string]any) {
@@ -156,6 +189,7 @@ func TestRouteRejectsBadInputNamingTheField(t *testing.T) {
 		{"max cost below all", `{"prompt":"x","max_cost_usd":1e-12}`, "max_cost_usd", "cheapest"},
 		{"bad message content", `{"messages":[{"role":"user","content":7}]}`, "messages.content", "string"},
 		{"two values", `{"prompt":"x"} {"prompt":"y"}`, "", "more than one"},
+		{"all messages empty", `{"messages":[{"role":"user","content":""},{"role":"user"}]}`, "messages", "empty"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -14,7 +14,6 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -101,6 +100,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	keysFile := fs.String("api-keys-file", "", "file of client API keys, one per line (also $SWITCHYARD_API_KEYS, comma-separated); none: no auth")
 	adminFile := fs.String("admin-key-file", "", "file holding the admin key (also $SWITCHYARD_ADMIN_KEY); none: admin endpoints are off")
 	accessLog := fs.Bool("access-log", false, "log every API request with its decision id")
+	maxMessages := fs.Int("max-messages", def.MaxMessages, "chat messages in one routing request; beyond, 413 (0: no limit)")
+	maxText := fs.Int("max-text-bytes", def.MaxTextBytes, "prompt and message text of one routing request, bytes; beyond, 413 (0: no limit)")
+	writerID := fs.String("writer-id", "", "writer id in the names of the log files this server writes (a-z, 0-9, _; default: from the host name); one server per folder and writer id")
 	debugLog := fs.Bool("debug", false, "debug logging")
 	exploreSeed := fs.Uint64("explore-seed", 1, "seed of the exploration draws (a hash of it and the decision id)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
@@ -126,38 +128,36 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	writer := *writerID
+	if writer == "" {
+		writer = logstore.DefaultWriterID()
+	}
+	// The folder's lock comes before anything in it is touched, and the
+	// port before the logs are opened: a server that cannot run changes
+	// nothing.
+	lock, err := logstore.LockDir(*logs, writer)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer lock.Close()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer ln.Close()
 	var srv *serving.Server
 	onFallback := func() {
 		if srv != nil {
 			srv.CountFallback()
 		}
 	}
-	var (
-		routing *serving.Routing
-		closer  io.Closer
-	)
-	var closeMu sync.Mutex
 	var reload func() (*serving.Routing, error)
-	swap := func(c io.Closer) {
-		closeMu.Lock()
-		old := closer
-		closer = c
-		closeMu.Unlock()
-		if old != nil {
-			time.AfterFunc(time.Minute, func() { old.Close() }) // requests in flight may still score with it
-		}
-	}
 	if *configFile != "" {
 		if rf.model != "" || rf.policyFile != "" {
 			return errors.New("serve: give --config, or --policy-file, or --model and --catalogue")
 		}
 		reload = func() (*serving.Routing, error) {
-			rt, err := serving.ReadConfig(*configFile, serving.LoadOptions{Scorer: rf.scorer, RuntimeLib: rf.ortLib, OnFallback: onFallback})
-			if err != nil {
-				return nil, err
-			}
-			swap(rt)
-			return rt, nil
+			return serving.ReadConfig(*configFile, serving.LoadOptions{Scorer: rf.scorer, RuntimeLib: rf.ortLib, OnFallback: onFallback})
 		}
 	} else {
 		reload = func() (*serving.Routing, error) {
@@ -165,38 +165,42 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if err != nil {
 				return nil, err
 			}
-			swap(c)
-			return serving.SingleRouting(r, rcat), nil
+			rt := serving.SingleRouting(r, rcat)
+			rt.Own(c)
+			return rt, nil
 		}
 	}
-	if routing, err = reload(); err != nil {
+	routing, err := reload()
+	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	defer func() {
-		closeMu.Lock()
-		defer closeMu.Unlock()
-		closer.Close()
-	}()
 	router, cat := routing.Default, routing.Catalogue
-	outcomes, recovered, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: *logs, Prefix: "outcomes",
-		MaxBytes: 64 << 20, MaxAge: 10 * time.Minute, Log: log})
+	outcomes, recovered, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: *logs, Prefix: datasets.OutcomeLogPrefix,
+		Writer: writer, MaxBytes: 64 << 20, MaxAge: 10 * time.Minute, Log: log})
 	if err != nil {
+		routing.Close()
 		return fmt.Errorf("serve: outcome log: %w", err)
 	}
 	if recovered > 0 {
 		log.Info("recovered outcomes from the write-ahead log", "records", recovered)
 	}
+	dcfg := serving.DefaultDecisionLogConfig(*logs)
+	dcfg.Writer = writer
+	dlog, err := serving.NewDecisionLog(dcfg, log)
+	if err != nil {
+		routing.Close()
+		outcomes.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
 	pastDecisions, since, err := datasets.ReadRecentDecisions(*logs, def.MaxRemembered)
 	if err != nil {
+		routing.Close()
 		return fmt.Errorf("serve: read earlier decisions: %w", err)
-	}
-	dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(*logs), log)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
 	}
 	cfg := def
 	cfg.KeepPrompts, cfg.MaxBodyBytes, cfg.MaxInFlight, cfg.RequestTimeout = *keepPrompts, *maxBody, *maxInFlight, *timeout
 	cfg.ExploreSeed, cfg.APIKeys, cfg.AdminKey, cfg.AccessLog = *exploreSeed, apiKeys, adminKey, *accessLog
+	cfg.MaxMessages, cfg.MaxTextBytes = *maxMessages, *maxText
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	serving.RegisterLogMetrics(reg, "decisions", dlog)
@@ -232,10 +236,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("serve: read earlier outcomes: %w", err)
 	}
 	debug.FreeOSMemory() // start-up garbage (the logs read, the predictor's bytes) is not kept resident
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	meta := router.Metadata()
@@ -261,6 +261,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		log.Error("shutdown", "err", err)
+	}
+	if err := srv.Close(); err != nil {
+		log.Error("close the predictors", "err", err)
 	}
 	if err := dlog.Close(sctx); err != nil {
 		return err

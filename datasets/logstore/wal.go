@@ -1,12 +1,16 @@
 // Package logstore keeps Switchyard's logs durable: an append-only
-// write-ahead log whose records are on disk (fsynced, with a checksum) before
-// Append returns, and which is turned into Parquet files in Hive-style
-// partitions (dt=YYYY-MM-DD/hour=HH) when a segment is full or old, and again
-// at start-up for whatever a killed process left behind. A Parquet file is
-// written under a temporary name and renamed when complete, and it is named
-// after its segment, so a segment is never converted twice: after a crash
-// between the rename and the segment's removal, the existing file is kept
-// and the segment just removed.
+// write-ahead log whose records are on disk before Append returns, and which
+// is turned into Parquet files in Hive-style partitions (dt=YYYY-MM-DD/hour=HH)
+// when a segment is full or old, and again at start-up for whatever a killed
+// process left behind.
+//
+// Every file a WAL makes carries its writer id (see LockDir), and a WAL only
+// ever recovers, converts or removes files with its own id, so several
+// writers can share one folder without touching each other's files. A Parquet
+// file is written under a temporary name and renamed when complete, and it is
+// named after its segment, so a segment is never converted twice: after a
+// crash between the rename and the segment's removal, the existing file is
+// kept and the segment just removed.
 package logstore
 
 import (
@@ -17,9 +21,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -37,32 +43,56 @@ func Partition(t time.Time) string {
 
 // Options configure a WAL.
 type Options struct {
-	Dir        string        // log folder: segments in Dir/wal, Parquet files in partitions under Dir
-	Prefix     string        // file name prefix, e.g. "outcomes"
-	MaxBytes   int64         // a segment larger than this is converted to Parquet
-	MaxAge     time.Duration // a segment older than this is converted
-	BatchDelay time.Duration // group commit: how long the writer waits to gather more records before an fsync
-	Log        *slog.Logger
+	Dir      string        // log folder: segments in Dir/wal, Parquet files in partitions under Dir
+	Prefix   string        // file name prefix, e.g. datasets.OutcomeLogPrefix
+	Writer   string        // writer id in every file name (see ValidWriterID); default "local"
+	MaxBytes int64         // a segment larger than this is converted to Parquet
+	MaxAge   time.Duration // a segment older than this is converted
+	// SyncEvery is how durable an acknowledged Append is. 0: every commit is
+	// fsynced before Append returns (it survives a power cut). Positive:
+	// Append returns once its records are written to the operating system
+	// (they survive a killed process), and the open segment is fsynced at
+	// least this often (a power cut loses at most that much).
+	SyncEvery time.Duration
+	Log       *slog.Logger
+}
+
+// Record is implemented by record types with a compact encoding of their
+// own for the write-ahead log; others are encoded as JSON.
+type Record interface {
+	AppendWAL(b []byte) []byte
+	DecodeWAL(b []byte) error
 }
 
 // WAL is a durable append-only log of records of type T.
+//
+// Appends are group-committed: the first caller to find no write in progress
+// writes every record queued so far (and fsyncs, with SyncEvery 0) while the
+// others wait and queue theirs for the next write, so concurrent callers share
+// system calls and no goroutine is woken per record.
 type WAL[T any] struct {
-	opt     Options
-	walDir  string
-	reqs    chan *appendReq[T]
-	done    chan struct{}
-	closeMu sync.Mutex
+	opt    Options
+	walDir string
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	cur     *batch // records queued for the next write
+	spare   []byte
+	writing bool // a goroutine owns the open segment (writing, syncing or rotating)
 	closed  bool
 
-	// owned by the writer goroutine
+	// owned by whoever set writing
 	seg      *os.File
-	segOpen  atomic.Bool // seg != nil, readable from other goroutines
-	segBuf   *bufio.Writer
-	run      string // unique per Open: segment names never repeat across restarts
-	segSeq   int64
+	segName  string
 	segSize  int64
 	segStart time.Time
-	segRecs  []T
+	seq      int
+	dirty    bool // written since the last fsync
+
+	openSeg atomic.Pointer[string] // the open segment's name, for the converter
+	wake    chan struct{}          // a segment was closed: convert it
+	stop    chan struct{}
+	done    chan struct{}
 
 	statsMu  sync.Mutex
 	appended int64
@@ -71,16 +101,29 @@ type WAL[T any] struct {
 	lastAt   time.Time
 }
 
-type appendReq[T any] struct {
-	recs []T
-	done chan error
+type batch struct {
+	buf  []byte
+	n    int
+	done bool
+	err  error
 }
 
-// Open opens the log in opt.Dir, first converting every segment left by an
-// earlier process into Parquet. It returns how many records it recovered.
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("wal: closed")
+
+// Open opens the log in opt.Dir, first converting every segment of its
+// writer left by an earlier process (and any segment an earlier version
+// left without a writer id) into Parquet. It returns how many records it
+// recovered. The caller should hold the folder's lock (LockDir).
 func Open[T any](opt Options) (*WAL[T], int, error) {
 	if opt.Prefix == "" || opt.Dir == "" {
 		return nil, 0, errors.New("wal: dir and prefix are required")
+	}
+	if opt.Writer == "" {
+		opt.Writer = "local"
+	}
+	if err := ValidWriterID(opt.Writer); err != nil {
+		return nil, 0, fmt.Errorf("wal: %w", err)
 	}
 	if opt.MaxBytes <= 0 {
 		opt.MaxBytes = 64 << 20
@@ -91,106 +134,276 @@ func Open[T any](opt Options) (*WAL[T], int, error) {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	w := &WAL[T]{opt: opt, walDir: filepath.Join(opt.Dir, "wal"), reqs: make(chan *appendReq[T], 4096), done: make(chan struct{})}
+	w := &WAL[T]{opt: opt, walDir: filepath.Join(opt.Dir, "wal"), cur: &batch{},
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	w.cond = sync.NewCond(&w.mu)
 	if err := os.MkdirAll(w.walDir, 0o755); err != nil {
 		return nil, 0, fmt.Errorf("wal: %w", err)
 	}
-	segs, err := w.segments()
+	w.removeStaleTemporaries()
+	segs, err := w.segments(true)
 	if err != nil {
 		return nil, 0, err
 	}
 	recovered := 0
 	for _, seg := range segs {
-		n, err := w.convert(seg, nil)
+		n, err := w.convert(seg)
 		if err != nil {
 			return nil, recovered, fmt.Errorf("wal: recover segment %s: %w", seg, err)
 		}
 		recovered += n
 	}
-	w.run = fmt.Sprintf("%019d", time.Now().UnixNano())
-	if len(segs) > 0 && segs[len(segs)-1] >= w.run {
-		w.run = segs[len(segs)-1] + "x" // a clock that went backwards still sorts after
-	}
 	go w.loop()
 	return w, recovered, nil
 }
 
-// Append writes recs to the log and returns once they are on disk. Records
-// of one call are committed together; concurrent calls share an fsync.
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// Append writes recs to the log and returns once they are on disk as
+// Options.SyncEvery says. Records of one call are committed together.
 func (w *WAL[T]) Append(recs ...T) error {
-	w.closeMu.Lock()
-	if w.closed {
-		w.closeMu.Unlock()
-		return errors.New("wal: closed")
+	sp := scratch.Get().(*[]byte)
+	frames := (*sp)[:0]
+	for i := range recs {
+		var err error
+		if frames, err = appendFrame(frames, &recs[i]); err != nil {
+			scratch.Put(sp)
+			return err
+		}
 	}
-	r := &appendReq[T]{recs: recs, done: make(chan error, 1)}
-	w.reqs <- r
-	w.closeMu.Unlock()
-	return <-r.done
-}
-
-// Stats returns the records appended and the write errors so far, and the
-// last error.
-func (w *WAL[T]) Stats() (appended, errs int64, last error) {
-	w.statsMu.Lock()
-	defer w.statsMu.Unlock()
-	return w.appended, w.errs, w.lastErr
-}
-
-// Close waits for pending appends, then converts the open segment to Parquet.
-func (w *WAL[T]) Close() error {
-	w.closeMu.Lock()
+	w.mu.Lock()
 	if w.closed {
-		w.closeMu.Unlock()
+		w.mu.Unlock()
+		scratch.Put(sp)
+		return ErrClosed
+	}
+	b := w.cur
+	b.buf = append(b.buf, frames...)
+	b.n += len(recs)
+	if cap(frames) <= 1<<20 {
+		*sp = frames
+		scratch.Put(sp)
+	}
+	for !b.done {
+		if w.writing {
+			w.cond.Wait()
+			continue
+		}
+		// lead: write everything queued, while later callers queue theirs
+		w.writing = true
+		take := w.cur
+		w.cur = &batch{buf: w.spare}
+		w.spare = nil
+		w.mu.Unlock()
+		err := w.write(take.buf, take.n)
+		w.mu.Lock()
+		take.done, take.err = true, err
+		if cap(take.buf) <= 1<<20 {
+			w.spare = take.buf[:0]
+		}
+		take.buf = nil
+		w.writing = false
+		w.cond.Broadcast()
+	}
+	err := b.err
+	w.mu.Unlock()
+	return err
+}
+
+// appendFrame appends one framed record: length, CRC-32C, encoding.
+func appendFrame[T any](b []byte, rec *T) ([]byte, error) {
+	at := len(b)
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
+	if r, ok := any(rec).(Record); ok {
+		b = r.AppendWAL(b)
+	} else {
+		js, err := json.Marshal(rec)
+		if err != nil {
+			return b[:at], fmt.Errorf("wal: encode: %w", err)
+		}
+		b = append(b, js...)
+	}
+	body := b[at+8:]
+	binary.LittleEndian.PutUint32(b[at:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(b[at+4:], crc32.Checksum(body, crcTable))
+	return b, nil
+}
+
+func decodeRecord[T any](b []byte, rec *T) error {
+	if r, ok := any(rec).(Record); ok {
+		return r.DecodeWAL(b)
+	}
+	return json.Unmarshal(b, rec)
+}
+
+// own waits until no goroutine owns the open segment and takes it; it
+// reports false, owning nothing, once the log is closing.
+func (w *WAL[T]) own() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.writing && !w.closed {
+		w.cond.Wait()
+	}
+	if w.closed {
+		return false
+	}
+	w.writing = true
+	return true
+}
+
+func (w *WAL[T]) release() {
+	w.mu.Lock()
+	w.writing = false
+	w.cond.Broadcast()
+	w.mu.Unlock()
+}
+
+// write writes a batch of frames to the open segment (opening one if
+// needed), and fsyncs it when every commit must be. The caller owns the
+// segment.
+func (w *WAL[T]) write(frames []byte, n int) error {
+	if n == 0 {
 		return nil
 	}
-	w.closed = true
-	close(w.reqs)
-	w.closeMu.Unlock()
-	<-w.done
-	return w.rotate()
+	if w.seg == nil {
+		if err := w.openSegment(); err != nil {
+			w.noteErr(err)
+			return err
+		}
+	}
+	_, err := w.seg.Write(frames)
+	if err == nil && w.opt.SyncEvery == 0 {
+		err = w.seg.Sync()
+	}
+	if err != nil {
+		// nothing of this batch is acknowledged; the segment may now end in
+		// a torn record, so it is closed (its good records are converted
+		// later) and the next batch starts a fresh one
+		err = fmt.Errorf("wal: write %s: %w", w.segName, err)
+		w.noteErr(err)
+		w.abandonSegment()
+		return err
+	}
+	w.dirty = w.opt.SyncEvery > 0
+	w.segSize += int64(len(frames))
+	w.statsMu.Lock()
+	w.appended += int64(n)
+	w.statsMu.Unlock()
+	if w.segSize >= w.opt.MaxBytes {
+		w.noteErr(w.rotate())
+	}
+	return nil
 }
 
+func (w *WAL[T]) openSegment() error {
+	if err := os.MkdirAll(w.walDir, 0o755); err != nil { // the folder may have been lost and restored
+		return fmt.Errorf("wal: %w", err)
+	}
+	for tries := 0; ; tries++ {
+		w.seq++
+		now := time.Now()
+		name := datasets.LogFileName(w.opt.Prefix, now, w.opt.Writer, w.seq)
+		w.openSeg.Store(&name) // before the file exists: the converter must never take it
+		f, err := os.OpenFile(w.segPath(name), os.O_CREATE|os.O_EXCL|os.O_RDWR|os.O_APPEND, 0o644)
+		if errors.Is(err, fs.ErrExist) && tries < 100 {
+			continue // the same microsecond as an earlier process's segment
+		}
+		if err != nil {
+			empty := ""
+			w.openSeg.Store(&empty)
+			return fmt.Errorf("wal: open segment: %w", err)
+		}
+		w.seg, w.segName, w.segSize, w.segStart, w.dirty = f, name, 0, now, false
+		return syncDir(w.walDir)
+	}
+}
+
+// loop fsyncs the open segment (with SyncEvery), closes it when it is old,
+// checks that it is still where it was made, and converts closed segments.
 func (w *WAL[T]) loop() {
 	defer close(w.done)
-	tick := time.NewTicker(time.Second)
+	period := time.Second
+	if s := w.opt.SyncEvery; s > 0 && s < period {
+		period = s
+	}
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
 		select {
-		case r, ok := <-w.reqs:
-			if !ok {
-				return
-			}
-			batch := []*appendReq[T]{r}
-			if w.opt.BatchDelay > 0 {
-				time.Sleep(w.opt.BatchDelay)
-			}
-		gather:
-			for len(batch) < 4096 {
-				select {
-				case r2, ok := <-w.reqs:
-					if !ok {
-						break gather
-					}
-					batch = append(batch, r2)
-				default:
-					break gather
-				}
-			}
-			err := w.commit(batch)
-			for _, b := range batch {
-				b.done <- err
-			}
-			if err == nil && (w.segSize >= w.opt.MaxBytes) {
-				w.noteErr(w.rotate())
-			}
+		case <-w.stop:
+			return
+		case <-w.wake:
 		case <-tick.C:
-			if w.seg != nil && time.Since(w.segStart) >= w.opt.MaxAge {
-				w.noteErr(w.rotate())
+			if w.own() {
+				w.maintain()
+				w.release()
 			}
-			w.noteErr(w.retryLeftovers())
+		}
+		w.noteErr(w.convertClosed())
+	}
+}
+
+// maintain runs on the owner's side every tick.
+func (w *WAL[T]) maintain() {
+	if w.seg == nil {
+		return
+	}
+	if w.dirty {
+		if err := w.seg.Sync(); err != nil {
+			w.noteErr(fmt.Errorf("wal: sync %s: %w", w.segName, err))
+		} else {
+			w.dirty = false
 		}
 	}
+	if !w.segAtPath() {
+		w.noteErr(w.salvage())
+		return
+	}
+	if time.Since(w.segStart) >= w.opt.MaxAge {
+		w.noteErr(w.rotate())
+	}
+}
+
+// segAtPath reports whether the open segment's path still names the open
+// file (something else may have removed or moved the folder).
+func (w *WAL[T]) segAtPath() bool {
+	a, err := w.seg.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(w.segPath(w.segName))
+	return err == nil && os.SameFile(a, b)
+}
+
+// salvage copies the open segment, which is no longer reachable by its
+// path, into a new segment and closes it: what was acknowledged into it is
+// not lost with the folder. Until that succeeds the old segment stays open
+// and in use.
+func (w *WAL[T]) salvage() error {
+	old, oldName, size := w.seg, w.segName, w.segSize
+	data := make([]byte, size)
+	if _, err := old.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("wal: segment %s was removed or moved and cannot be read back: %w", oldName, err)
+	}
+	w.seg = nil
+	err := w.openSegment()
+	if err == nil {
+		if _, err = w.seg.Write(data); err == nil {
+			err = w.seg.Sync()
+		}
+		if err != nil {
+			w.abandonSegment()
+		}
+	}
+	if err != nil {
+		w.seg, w.segName, w.segSize = old, oldName, size
+		w.openSeg.Store(&oldName)
+		return fmt.Errorf("wal: segment %s was removed or moved; keeping it open until its records can be written again: %w", oldName, err)
+	}
+	old.Close()
+	w.segSize = size
+	w.noteErr(fmt.Errorf("wal: segment %s was removed or moved by something else; its records were copied to %s", oldName, w.segName))
+	return w.rotate()
 }
 
 func (w *WAL[T]) noteErr(err error) {
@@ -204,84 +417,12 @@ func (w *WAL[T]) noteErr(err error) {
 	w.opt.Log.Error("wal", "prefix", w.opt.Prefix, "err", err)
 }
 
-// commit writes a batch as framed records (length, CRC-32C, JSON) and fsyncs.
-func (w *WAL[T]) commit(batch []*appendReq[T]) error {
-	if w.seg == nil {
-		if err := os.MkdirAll(w.walDir, 0o755); err != nil { // the folder may have been lost and restored
-			w.noteErr(err)
-			return fmt.Errorf("wal: %w", err)
-		}
-		w.segSeq++
-		f, err := os.OpenFile(w.segPath(w.current()), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			w.noteErr(err)
-			return fmt.Errorf("wal: open segment: %w", err)
-		}
-		w.seg, w.segBuf, w.segSize, w.segStart, w.segRecs = f, bufio.NewWriterSize(f, 1<<16), 0, time.Now(), nil
-		w.segOpen.Store(true)
-		if err := syncDir(w.walDir); err != nil {
-			w.noteErr(err)
-			return err
-		}
-	}
-	// encode the whole batch first: nothing is written unless all of it can be
-	var frame []byte
-	var n int
-	for _, r := range batch {
-		for _, rec := range r.recs {
-			b, err := json.Marshal(rec)
-			if err != nil {
-				return fmt.Errorf("wal: encode: %w", err)
-			}
-			var hdr [8]byte
-			binary.LittleEndian.PutUint32(hdr[:4], uint32(len(b)))
-			binary.LittleEndian.PutUint32(hdr[4:], crc32.Checksum(b, crcTable))
-			frame = append(frame, hdr[:]...)
-			frame = append(frame, b...)
-			n++
-		}
-	}
-	_, err := w.segBuf.Write(frame)
-	if err == nil {
-		err = w.segBuf.Flush()
-	}
-	if err == nil {
-		err = w.seg.Sync()
-	}
-	if err != nil {
-		// nothing of this batch is acknowledged; the segment may now end in
-		// a torn record, so it is closed (its good records are converted
-		// later) and the next batch starts a fresh one
-		w.noteErr(err)
-		w.abandonSegment()
-		return fmt.Errorf("wal: write: %w", err)
-	}
-	w.segSize += int64(len(frame))
-	for _, r := range batch {
-		w.segRecs = append(w.segRecs, r.recs...)
-	}
+// Stats returns the records appended and the write errors so far, and the
+// last error.
+func (w *WAL[T]) Stats() (appended, errs int64, last error) {
 	w.statsMu.Lock()
-	w.appended += int64(n)
-	w.statsMu.Unlock()
-	return nil
-}
-
-// retryLeftovers converts closed segments whose conversion failed earlier
-// (a full disk, say), so writing resumes when space returns.
-func (w *WAL[T]) retryLeftovers() error {
-	segs, err := w.segments()
-	if err != nil {
-		return err
-	}
-	for _, seg := range segs {
-		if w.seg != nil && seg == w.current() {
-			continue
-		}
-		if _, err := w.convert(seg, nil); err != nil {
-			return err
-		}
-	}
-	return nil
+	defer w.statsMu.Unlock()
+	return w.appended, w.errs, w.lastErr
 }
 
 // LogHealth returns the segments waiting for conversion, 0 dropped (an
@@ -305,29 +446,59 @@ func (w *WAL[T]) Failing(d time.Duration) error {
 
 // Pending is the number of closed segments waiting for conversion.
 func (w *WAL[T]) Pending() int {
-	segs, _ := w.segments()
+	segs, _ := w.segments(false)
 	n := len(segs)
-	if n > 0 && w.segOpen.Load() {
+	if p := w.openSeg.Load(); p != nil && *p != "" && n > 0 {
 		n--
 	}
 	return n
 }
 
-// rotate closes the open segment and converts it to Parquet.
+// Close waits for the appends in progress, refuses new ones, closes the
+// open segment and converts every closed segment to Parquet. A segment that
+// cannot be converted stays on disk for the next Open.
+func (w *WAL[T]) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	w.cond.Broadcast()
+	for w.writing || w.cur.n > 0 {
+		w.cond.Wait()
+	}
+	w.writing = true // for good
+	w.mu.Unlock()
+	close(w.stop)
+	<-w.done
+	err := w.rotate()
+	return errors.Join(err, w.convertClosed())
+}
+
+// rotate fsyncs and closes the open segment and wakes the converter. The
+// caller owns the segment.
 func (w *WAL[T]) rotate() error {
 	if w.seg == nil {
 		return nil
 	}
-	closeErr := w.seg.Close()
-	recs := w.segRecs
-	w.seg, w.segBuf, w.segRecs = nil, nil, nil
-	w.segOpen.Store(false)
-	if closeErr != nil {
-		// the segment stays on disk; retryLeftovers converts it from there
-		return fmt.Errorf("wal: close segment: %w", closeErr)
+	err := w.seg.Sync()
+	if cerr := w.seg.Close(); err == nil {
+		err = cerr
 	}
-	_, err := w.convert(w.current(), recs)
-	return err
+	name := w.segName
+	w.seg, w.segName = nil, ""
+	empty := ""
+	w.openSeg.Store(&empty)
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	if err != nil {
+		// the segment stays on disk; the converter takes it from there
+		return fmt.Errorf("wal: close segment %s: %w", name, err)
+	}
+	return nil
 }
 
 // abandonSegment closes the open segment without converting it now.
@@ -335,104 +506,217 @@ func (w *WAL[T]) abandonSegment() {
 	if w.seg != nil {
 		_ = w.seg.Close()
 	}
-	w.seg, w.segBuf, w.segRecs = nil, nil, nil
-	w.segOpen.Store(false)
+	w.seg, w.segName = nil, ""
+	empty := ""
+	w.openSeg.Store(&empty)
 }
-
-// current names the open segment: the run, then its sequence number.
-func (w *WAL[T]) current() string { return fmt.Sprintf("%s-%06d", w.run, w.segSeq) }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-func (w *WAL[T]) segPath(seg string) string {
-	return filepath.Join(w.walDir, w.opt.Prefix+"-"+seg+".wal")
-}
+func (w *WAL[T]) segPath(name string) string { return filepath.Join(w.walDir, name+".wal") }
 
-func (w *WAL[T]) parquetName(seg string) string {
-	return w.opt.Prefix + "-" + seg + ".parquet"
-}
-
-// segments lists the segments on disk, oldest first.
-func (w *WAL[T]) segments() ([]string, error) {
+// segments lists this writer's segments on disk, oldest first; with legacy,
+// also those an earlier version named without a writer id.
+func (w *WAL[T]) segments(legacy bool) ([]string, error) {
 	ents, err := os.ReadDir(w.walDir)
 	if err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
 	var out []string
 	for _, e := range ents {
-		name := e.Name()
-		if !strings.HasPrefix(name, w.opt.Prefix+"-") || !strings.HasSuffix(name, ".wal") {
+		name, ok := strings.CutSuffix(e.Name(), ".wal")
+		if !ok || !strings.HasPrefix(name, w.opt.Prefix+"-") {
 			continue
 		}
-		out = append(out, strings.TrimSuffix(strings.TrimPrefix(name, w.opt.Prefix+"-"), ".wal"))
+		if w.ownName(name) || (legacy && isLegacyName(name, w.opt.Prefix)) {
+			out = append(out, name)
+		}
 	}
 	sort.Strings(out)
 	return out, nil
 }
 
-// convert writes segment seg's records (read from disk when recs is nil)
-// to a Parquet file named after the segment, then removes the segment. A
-// segment whose Parquet file already exists is only removed.
-func (w *WAL[T]) convert(id string, recs []T) (int, error) {
-	seg := w.segPath(id)
-	name := w.parquetName(id)
-	if existing, _ := filepath.Glob(filepath.Join(w.opt.Dir, "dt=*", "hour=*", name)); len(existing) > 0 {
+func (w *WAL[T]) ownName(name string) bool {
+	prefix, _, writer, _, ok := datasets.ParseLogFileName(name)
+	return ok && prefix == w.opt.Prefix && writer == w.opt.Writer
+}
+
+// isLegacyName reports whether name is a segment of an earlier version:
+// <prefix>-<run>-<seq>, digits only.
+func isLegacyName(name, prefix string) bool {
+	rest := strings.TrimPrefix(name, prefix+"-")
+	run, seq, ok := strings.Cut(rest, "-")
+	digits := func(s string) bool { return s != "" && strings.Trim(s, "0123456789x") == "" }
+	return ok && digits(run) && digits(seq)
+}
+
+// convertClosed converts every closed segment of this writer.
+func (w *WAL[T]) convertClosed() error {
+	segs, err := w.segments(false)
+	if err != nil {
+		return err
+	}
+	open := w.openSeg.Load()
+	for _, seg := range segs {
+		if open != nil && seg == *open {
+			continue
+		}
+		if _, err := w.convert(seg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// convertRows is how many records conversion decodes between yields, and
+// rowGroupRows how many make a row group: both bound what a conversion holds
+// in memory and how long a request on a busy processor waits behind it.
+const (
+	convertRows  = 256
+	rowGroupRows = 2048
+)
+
+// convert streams segment name's records into a Parquet file named after
+// it, then removes the segment. A segment whose Parquet file already exists
+// is only removed.
+func (w *WAL[T]) convert(name string) (int, error) {
+	seg := w.segPath(name)
+	var dir string
+	if _, t, _, _, ok := datasets.ParseLogFileName(name); ok {
+		dir = filepath.Join(w.opt.Dir, Partition(t))
+	} else { // an earlier version's segment: partitioned by its time of change
+		st, err := os.Stat(seg)
+		if err != nil {
+			return 0, fmt.Errorf("wal: %w", err)
+		}
+		if existing, _ := filepath.Glob(filepath.Join(w.opt.Dir, "dt=*", "hour=*", name+".parquet")); len(existing) > 0 {
+			return 0, removeSynced(seg)
+		}
+		dir = filepath.Join(w.opt.Dir, Partition(st.ModTime()))
+	}
+	path := filepath.Join(dir, name+".parquet")
+	if _, err := os.Stat(path); err == nil {
 		return 0, removeSynced(seg)
 	}
-	st, err := os.Stat(seg)
+	f, err := os.Open(seg)
 	if err != nil {
 		return 0, fmt.Errorf("wal: %w", err)
 	}
-	if recs == nil {
-		if recs, err = readSegment[T](seg); err != nil {
+	defer f.Close()
+	var (
+		pw      *datasets.Writer[T]
+		n       int
+		chunk   = make([]T, 0, convertRows)
+		flushed int
+	)
+	defer func() {
+		if pw != nil {
+			pw.Abort()
+		}
+	}()
+	put := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		if pw == nil {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("wal: %w", err)
+			}
+			if pw, err = datasets.NewWriter[T](path); err != nil {
+				return err
+			}
+		}
+		if err := pw.Write(chunk...); err != nil {
+			return err
+		}
+		n += len(chunk)
+		clear(chunk)
+		chunk = chunk[:0]
+		if n-flushed >= rowGroupRows {
+			flushed = n
+			if err := pw.Flush(); err != nil {
+				return err
+			}
+		}
+		runtime.Gosched()
+		return nil
+	}
+	err = eachFrame(f, func(b []byte) error {
+		var rec T
+		if err := decodeRecord(b, &rec); err != nil {
+			return fmt.Errorf("wal: %s: record %d: %w", seg, n+len(chunk)+1, err)
+		}
+		chunk = append(chunk, rec)
+		if len(chunk) == convertRows {
+			return put()
+		}
+		return nil
+	})
+	if err == nil {
+		err = put()
+	}
+	if err != nil {
+		return 0, err
+	}
+	if pw != nil {
+		err = pw.Close()
+		pw = nil
+		if err != nil {
 			return 0, err
 		}
 	}
-	if len(recs) == 0 {
-		return 0, removeSynced(seg)
-	}
-	dir := filepath.Join(w.opt.Dir, Partition(st.ModTime()))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return 0, fmt.Errorf("wal: %w", err)
-	}
-	if err := datasets.WriteFile(filepath.Join(dir, name), recs); err != nil {
-		return 0, err
-	}
-	return len(recs), removeSynced(seg)
+	return n, removeSynced(seg)
 }
 
-// readSegment reads a segment's records, stopping at a torn or corrupt tail
-// (records that were never acknowledged).
-func readSegment[T any](path string) ([]T, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("wal: %w", err)
-	}
-	defer f.Close()
-	r := bufio.NewReader(f)
-	var out []T
+// eachFrame calls fn with each record's bytes, stopping quietly at a torn
+// or corrupt tail (records that were never acknowledged).
+func eachFrame(r io.Reader, fn func([]byte) error) error {
+	br := bufio.NewReaderSize(r, 1<<16)
+	var b []byte
 	for {
 		var hdr [8]byte
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return out, nil // end, or a torn header
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return nil // end, or a torn header
 		}
 		n := binary.LittleEndian.Uint32(hdr[:4])
 		if n > 64<<20 {
-			return out, nil
+			return nil
 		}
-		b := make([]byte, n)
-		if _, err := io.ReadFull(r, b); err != nil {
-			return out, nil
+		if cap(b) < int(n) {
+			b = make([]byte, n)
+		}
+		b = b[:n]
+		if _, err := io.ReadFull(br, b); err != nil {
+			return nil
 		}
 		if crc32.Checksum(b, crcTable) != binary.LittleEndian.Uint32(hdr[4:]) {
-			return out, nil
+			return nil
 		}
-		var rec T
-		if err := json.Unmarshal(b, &rec); err != nil {
-			return out, fmt.Errorf("wal: %s: record %d: %w", path, len(out)+1, err)
+		if err := fn(b); err != nil {
+			return err
 		}
-		out = append(out, rec)
 	}
+}
+
+// removeStaleTemporaries deletes the temporary Parquet files of this
+// writer's conversions that a killed process left: they were never
+// complete, and their segments are still there to convert again.
+func (w *WAL[T]) removeStaleTemporaries() {
+	_ = filepath.WalkDir(w.opt.Dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		name := d.Name()
+		if !strings.HasPrefix(name, "."+w.opt.Prefix+"-") || !strings.HasSuffix(name, ".tmp") {
+			return nil
+		}
+		if w.ownName(strings.TrimPrefix(name, ".")) {
+			if os.Remove(path) == nil {
+				w.opt.Log.Warn("removed an incomplete Parquet file left by an earlier process", "file", path)
+			}
+		}
+		return nil
+	})
 }
 
 func removeSynced(path string) error {

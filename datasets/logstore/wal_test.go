@@ -79,7 +79,7 @@ func TestOpenRecoversWhatAKilledProcessLeft(t *testing.T) {
 		require.NoError(t, w.Append(rec(i)))
 	}
 	// simulate kill -9: no Close; a half-written record at the end
-	seg := w.segPath(w.current())
+	seg := w.segPath(w.segName)
 	f, err := os.OpenFile(seg, os.O_APPEND|os.O_WRONLY, 0)
 	require.NoError(t, err)
 	_, err = f.Write([]byte{200, 0, 0, 0, 1, 2, 3, 4, '{', '"'})
@@ -103,7 +103,7 @@ func TestASegmentIsNeverConvertedTwice(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		require.NoError(t, w.Append(rec(i)))
 	}
-	seg := w.segPath(w.current())
+	seg := w.segPath(w.segName)
 	b, err := os.ReadFile(seg)
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
@@ -135,4 +135,112 @@ func TestRestartsNeverReuseSegmentNames(t *testing.T) {
 		require.NoError(t, w.Close())
 	}
 	assert.Len(t, readAll(t, dir), 15)
+}
+
+func TestASecondLockOnAFolderIsRefusedWithTheHoldersPID(t *testing.T) {
+	dir := t.TempDir()
+	l, err := LockDir(dir, "w1")
+	require.NoError(t, err)
+	_, err = LockDir(dir, "w1")
+	require.ErrorIs(t, err, ErrLocked)
+	assert.Contains(t, err.Error(), fmt.Sprintf("process %d", os.Getpid()))
+	assert.Contains(t, err.Error(), dir)
+
+	other, err := LockDir(dir, "w2")
+	require.NoError(t, err, "another writer id may share the folder")
+	require.NoError(t, other.Close())
+
+	require.NoError(t, l.Close())
+	again, err := LockDir(dir, "w1")
+	require.NoError(t, err, "the lock is free once released")
+	require.NoError(t, again.Close())
+
+	_, err = LockDir(dir, "Bad-ID")
+	require.Error(t, err)
+}
+
+// A writer recovers only its own segments: another writer's, in the same
+// folder, are never converted or removed.
+func TestWritersOnlyRecoverTheirOwnSegments(t *testing.T) {
+	dir := t.TempDir()
+	a, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes", Writer: "a"})
+	require.NoError(t, err)
+	for i := 0; i < 7; i++ {
+		require.NoError(t, a.Append(rec(i)))
+	}
+	segA := a.segPath(a.segName) // a is "killed": never closed
+
+	b, n, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes", Writer: "b"})
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	require.NoError(t, b.Append(rec(100)))
+	require.NoError(t, b.Close())
+	_, err = os.Stat(segA)
+	require.NoError(t, err, "b left a's live segment alone")
+	assert.Len(t, readAll(t, dir), 1)
+
+	a2, n, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes", Writer: "a"})
+	require.NoError(t, err)
+	assert.Equal(t, 7, n)
+	require.NoError(t, a2.Close())
+	assert.Len(t, readAll(t, dir), 8)
+}
+
+// With SyncEvery set, an acknowledged append is in the segment file at
+// once (a killed process loses nothing), though fsynced only periodically.
+func TestPeriodicSyncAppendsAreWrittenBeforeTheyReturn(t *testing.T) {
+	dir := t.TempDir()
+	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes", SyncEvery: time.Hour})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				assert.NoError(t, w.Append(rec(g*100+i)))
+			}
+		}(g)
+	}
+	wg.Wait()
+	f, err := os.Open(w.segPath(w.segName))
+	require.NoError(t, err)
+	defer f.Close()
+	n := 0
+	require.NoError(t, eachFrame(f, func([]byte) error { n++; return nil }))
+	assert.Equal(t, 100, n)
+	require.NoError(t, w.Close())
+	assert.Len(t, readAll(t, dir), 100)
+}
+
+// When the open segment is removed from under the log, its records are
+// copied into a new segment rather than lost with the file.
+func TestARemovedSegmentIsSalvaged(t *testing.T) {
+	dir := t.TempDir()
+	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes", SyncEvery: 50 * time.Millisecond})
+	require.NoError(t, err)
+	for i := 0; i < 9; i++ {
+		require.NoError(t, w.Append(rec(i)))
+	}
+	require.NoError(t, os.RemoveAll(filepath.Join(dir, "wal")))
+	require.Eventually(t, func() bool { return w.Failing(time.Minute) != nil }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, w.Close())
+	assert.Len(t, readAll(t, dir), 9)
+	assert.Contains(t, w.Failing(time.Minute).Error(), "removed or moved")
+}
+
+// Decisions use their own compact encoding in the log.
+func TestDecisionRecordsRoundTripThroughTheLog(t *testing.T) {
+	dir := t.TempDir()
+	w, _, err := Open[datasets.DecisionRecord](Options{Dir: dir, Prefix: datasets.DecisionLogPrefix, SyncEvery: time.Second})
+	require.NoError(t, err)
+	want := datasets.DecisionRecord{DecisionID: "d1", Time: time.Date(2026, 12, 1, 10, 0, 0, 123000, time.UTC), Prompt: "héllo\x00",
+		Candidates: []datasets.Candidate{{Model: "a", PredictedQuality: 0.5, ExpectedCostUSD: 1e-5, Probability: 0.9}}, Chosen: "a",
+		Propensity: 0.9, QualityBar: 0.8, InputTokens: 12, Experiment: "e", Arm: "t", UnitHash: "ab"}
+	require.NoError(t, w.Append(want))
+	require.NoError(t, w.Close())
+	got, _, err := datasets.ReadLogDir(dir)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, want, got[0])
 }
