@@ -221,3 +221,24 @@ func TestGoScorerChecksItsInput(t *testing.T) {
 	require.Error(t, s.Score(&v, make([]float32, 3)))
 	require.NoError(t, s.Score(&v, make([]float32, 2)))
 }
+
+func TestWriteONNXGivesTheModeOSCreateGives(t *testing.T) {
+	dir := t.TempDir()
+	// the reference: what os.Create makes under this process's umask
+	// (0644 under the usual 022), so that the test holds under any umask
+	ref, err := os.Create(filepath.Join(dir, "reference"))
+	require.NoError(t, err)
+	require.NoError(t, ref.Close())
+	want, err := os.Stat(ref.Name())
+	require.NoError(t, err)
+
+	path := filepath.Join(dir, "p.onnx")
+	require.NoError(t, classifier.WriteONNX(path, randomModel(t, []string{"x"})))
+	got, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, want.Mode().Perm(), got.Mode().Perm(), "a predictor is read by another user than the one who trained it")
+
+	left, err := filepath.Glob(filepath.Join(dir, ".*"))
+	require.NoError(t, err)
+	assert.Empty(t, left, "no temporary file is left behind")
+}

@@ -1,6 +1,7 @@
 package classifier
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -128,8 +129,14 @@ func WriteONNX(path string, m *Model) error {
 	return writeFileAtomic(path, b)
 }
 
+// writeFileAtomic writes b to a temporary file beside path and renames it
+// into place. The file gets the permissions os.Create gives (0666 less the
+// umask), not os.CreateTemp's 0600: a predictor is written by one user (the
+// training job) and read by another (the server).
 func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*.tmp")
+	// a random name that cannot collide in practice; O_EXCL makes sure
+	tmpName := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"-"+rand.Text()+".tmp")
+	tmp, err := os.OpenFile(tmpName, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

@@ -18,6 +18,17 @@ type JoinStats struct {
 	NotCandidates int // skipped: the target cannot score the logged candidates
 	LoggedReward  float64
 	LoggedCost    float64 // the logging policy's own average quality and cost on Used
+	// Outcomes counts the outcomes that name a decision, and
+	// OutcomesWithoutDecision those of them whose decision is not in the
+	// logs at all (see datasets.CountOutcomeLinks); both are counted over
+	// all the logged decisions, not only those evaluated.
+	Outcomes                int
+	OutcomesWithoutDecision int
+}
+
+// Links gives the outcome counts back as datasets.OutcomeLinks.
+func (st JoinStats) Links() datasets.OutcomeLinks {
+	return datasets.OutcomeLinks{Linked: st.Outcomes, WithoutDecision: st.OutcomesWithoutDecision}
 }
 
 // OffPolicyRecords joins logged decisions with the outcome of their chosen
@@ -26,8 +37,31 @@ type JoinStats struct {
 // deterministic) and its predictor's quality and expected cost of each
 // candidate (the direct model for doubly robust estimates). Decisions
 // without an outcome, without prompt text, or with candidates the target
-// does not score are skipped and counted.
+// does not score are skipped and counted, and so are outcomes whose
+// decision is not in the logs. When no record can be built because every
+// outcome lacks its decision, the error (a *datasets.MissingDecisionsError,
+// wrapped) says so.
 func OffPolicyRecords(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRecord, target *policy.Router) ([]ope.Record, JoinStats, error) {
+	recs, st, err := offPolicyRecords(decisions, outcomes, target)
+	if err != nil {
+		return nil, st, err
+	}
+	countLinks(&st, decisions, outcomes)
+	if len(recs) == 0 && st.Links().AllWithoutDecision() {
+		return nil, st, fmt.Errorf("no usable logged decisions: %w", st.Links().Err())
+	}
+	return recs, st, nil
+}
+
+// countLinks fills the outcome counts of st from all the logged decisions.
+func countLinks(st *JoinStats, decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRecord) {
+	l := datasets.CountOutcomeLinks(decisions, outcomes)
+	st.Outcomes, st.OutcomesWithoutDecision = l.Linked, l.WithoutDecision
+}
+
+// offPolicyRecords is the join of OffPolicyRecords on a subset of the logged
+// decisions; it leaves the outcome counts to its caller.
+func offPolicyRecords(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRecord, target *policy.Router) ([]ope.Record, JoinStats, error) {
 	st := JoinStats{Decisions: len(decisions)}
 	type obs struct{ q, c float64 }
 	byDecision := make(map[string]obs, len(outcomes))
@@ -93,7 +127,8 @@ func OffPolicyRecords(decisions []datasets.DecisionRecord, outcomes []datasets.O
 // ArmOffPolicy estimates what the policy of one arm would have done on the
 // decisions the experiment's other arms logged (with their exploration
 // propensities), so that the A/B result and the off-policy estimate can be
-// compared.
+// compared. Its outcome counts are over all of decisions, like
+// OffPolicyRecords'.
 func ArmOffPolicy(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRecord, experiment, arm string, target *policy.Router, cfg ope.Config) (*ope.Report, JoinStats, error) {
 	var others []datasets.DecisionRecord
 	for _, d := range decisions {
@@ -101,11 +136,15 @@ func ArmOffPolicy(decisions []datasets.DecisionRecord, outcomes []datasets.Outco
 			others = append(others, d)
 		}
 	}
-	recs, st, err := OffPolicyRecords(others, outcomes, target)
+	recs, st, err := offPolicyRecords(others, outcomes, target)
 	if err != nil {
 		return nil, st, err
 	}
+	countLinks(&st, decisions, outcomes)
 	if len(recs) == 0 {
+		if st.Links().AllWithoutDecision() {
+			return nil, st, fmt.Errorf("arm %s: no usable decisions of the other arms: %w", arm, st.Links().Err())
+		}
 		return nil, st, fmt.Errorf("arm %s: no usable decisions of the other arms", arm)
 	}
 	rep, err := ope.Evaluate(recs, cfg)

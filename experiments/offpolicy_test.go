@@ -118,7 +118,9 @@ func TestOffPolicyEstimateFromSimulatedLogsCoversTheTruth(t *testing.T) {
 	assert.Less(t, dr.StdErr, rep.Quality[ope.IPS].StdErr, "the direct model lowers the variance")
 }
 
-func TestOffPolicyRecordsSkipsWhatCannotBeEvaluated(t *testing.T) {
+// smallRouter is a router over mini and flash with an untrained predictor.
+func smallRouter(t *testing.T) *policy.Router {
+	t.Helper()
 	w, err := synthetic.Generate(synthetic.Config{Seed: 1, Prompts: 20})
 	require.NoError(t, err)
 	spec := features.DefaultSpec()
@@ -132,6 +134,51 @@ func TestOffPolicyRecordsSkipsWhatCannotBeEvaluated(t *testing.T) {
 	require.NoError(t, err)
 	r, err := policy.NewRouter(ext, sc, m.Meta, w.Catalogue, policy.Config{Name: "t", QualityBar: 0.5})
 	require.NoError(t, err)
+	return r
+}
+
+func TestOffPolicyRecordsCountsOutcomesWithoutDecision(t *testing.T) {
+	r := smallRouter(t)
+	cands := []datasets.Candidate{{Model: "mini"}, {Model: "flash"}}
+	decisions := []datasets.DecisionRecord{
+		{DecisionID: "a", Prompt: "hi", Candidates: cands, Chosen: "mini", Propensity: 0.5, Experiment: "x", Arm: "control"},
+		{DecisionID: "b", Prompt: "ho", Candidates: cands, Chosen: "flash", Propensity: 0.5, Experiment: "x", Arm: "treatment"},
+	}
+	var lost []datasets.OutcomeRecord
+	for i := range 1060 {
+		lost = append(lost, datasets.OutcomeRecord{DecisionID: fmt.Sprintf("lost-%d", i), Model: "mini", Quality: 1, Source: datasets.SourceOnline})
+	}
+	joined := []datasets.OutcomeRecord{
+		{DecisionID: "a", Model: "mini", Quality: 1, Source: datasets.SourceOnline},
+		{DecisionID: "b", Model: "flash", Quality: 0, Source: datasets.SourceOnline},
+		{DecisionID: "b", Model: "mini", Quality: 1, Source: datasets.SourceShadow},
+	}
+
+	// some decisions lost: counted, the rest evaluated
+	recs, st, err := experiments.OffPolicyRecords(decisions, append(joined, lost[:3]...), r)
+	require.NoError(t, err)
+	assert.Len(t, recs, 2)
+	assert.Equal(t, experiments.JoinStats{Decisions: 2, WithOutcome: 2, Used: 2, LoggedReward: 0.5, Outcomes: 6, OutcomesWithoutDecision: 3}, st)
+
+	// every decision lost: an error that says so, not "no usable decisions" alone
+	_, st, err = experiments.OffPolicyRecords(decisions, lost, r)
+	require.EqualError(t, err, "no usable logged decisions: 1,060 outcomes have no matching decision in the decision logs (were the decision logs lost or written elsewhere?)")
+	var md *datasets.MissingDecisionsError
+	require.ErrorAs(t, err, &md)
+	assert.Equal(t, 1060, st.OutcomesWithoutDecision)
+
+	// an arm's estimate counts over all the logged decisions, not only the other arms'
+	_, st, err = experiments.ArmOffPolicy(decisions, append(joined, lost[:3]...), "x", "control", r, ope.Config{Bootstrap: 10})
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.Used)
+	assert.Equal(t, 6, st.Outcomes)
+	assert.Equal(t, 3, st.OutcomesWithoutDecision, "control's outcomes are not orphans of the treatment's decisions")
+	_, _, err = experiments.ArmOffPolicy(decisions, lost, "x", "control", r, ope.Config{Bootstrap: 10})
+	require.ErrorContains(t, err, "arm control: no usable decisions of the other arms: 1,060 outcomes have no matching decision")
+}
+
+func TestOffPolicyRecordsSkipsWhatCannotBeEvaluated(t *testing.T) {
+	r := smallRouter(t)
 	cands := []datasets.Candidate{{Model: "mini"}, {Model: "flash"}}
 	decisions := []datasets.DecisionRecord{
 		{DecisionID: "a", Prompt: "hi", Candidates: cands, Chosen: "mini", Propensity: 0.5},
@@ -146,5 +193,5 @@ func TestOffPolicyRecordsSkipsWhatCannotBeEvaluated(t *testing.T) {
 	recs, st, err := experiments.OffPolicyRecords(decisions, outcomes, r)
 	require.NoError(t, err)
 	assert.Len(t, recs, 1)
-	assert.Equal(t, experiments.JoinStats{Decisions: 4, WithOutcome: 3, Used: 1, NoPrompt: 1, NotCandidates: 1, LoggedReward: 1}, st)
+	assert.Equal(t, experiments.JoinStats{Decisions: 4, WithOutcome: 3, Used: 1, NoPrompt: 1, NotCandidates: 1, LoggedReward: 1, Outcomes: 4}, st)
 }

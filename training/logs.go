@@ -18,6 +18,16 @@ type LogStats struct {
 	Shadow      int     // shadow outcomes used (full information for their model)
 	Clipped     int     // weights cut at the clip
 	MeanWeight  float64 // mean raw weight before normalisation
+	// Outcomes counts the outcomes that name a decision, and
+	// OutcomesWithoutDecision those of them whose decision is not in the
+	// logs (see datasets.CountOutcomeLinks): they cannot be used.
+	Outcomes                int
+	OutcomesWithoutDecision int
+}
+
+// Links gives the outcome counts back as datasets.OutcomeLinks.
+func (st LogStats) Links() datasets.OutcomeLinks {
+	return datasets.OutcomeLinks{Linked: st.Outcomes, WithoutDecision: st.OutcomesWithoutDecision}
 }
 
 // FromLogs turns bandit feedback into training examples. Each logged
@@ -27,8 +37,9 @@ type LogStats struct {
 // average 1 like full-information benchmark examples (which therefore mix in
 // at weight 1). A shadow outcome observes its model on the decision's prompt
 // at weight 1: the shadow copy is sent on every request that has one, so it
-// needs no correction. Expected output tokens come from FromLogs' caller
-// (Join) or TokenMeans.
+// needs no correction. Outcomes whose decision is not among decisions are
+// counted in the stats (OutcomesWithoutDecision). Expected output tokens
+// come from FromLogs' caller (Join) or TokenMeans.
 func FromLogs(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRecord, ext *features.Extractor, models []string, clip float64) ([]Example, LogStats, error) {
 	if !(clip >= 1) {
 		return nil, LogStats{}, fmt.Errorf("from logs: clip %v must be at least 1", clip)
@@ -50,7 +61,8 @@ func FromLogs(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRe
 			shadows[o.DecisionID] = append(shadows[o.DecisionID], o)
 		}
 	}
-	st := LogStats{Decisions: len(decisions)}
+	links := datasets.CountOutcomeLinks(decisions, outcomes)
+	st := LogStats{Decisions: len(decisions), Outcomes: links.Linked, OutcomesWithoutDecision: links.WithoutDecision}
 	var out []Example
 	var wsum float64
 	type cell struct{ ex, model int }

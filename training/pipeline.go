@@ -86,6 +86,17 @@ func (t *Trainer) Fit(ctx context.Context, ds *datasets.Dataset, job Job) (*clas
 		job.Logs.Stats = st
 		ex = append(ex, lex...)
 		allOutcomes = append(allOutcomes, job.Logs.Outcomes...)
+		if err := st.Links().Err(); err != nil {
+			if len(ex) == 0 && st.Links().AllWithoutDecision() {
+				return nil, nil, fmt.Errorf("fit: no examples: %w", err)
+			}
+			if len(ex) == 0 {
+				return nil, nil, fmt.Errorf("fit: no examples for models %v; also, %w", models, err)
+			}
+			if t.Log != nil {
+				t.Log.Warn("outcomes without decision", "count", st.OutcomesWithoutDecision, "outcomes", st.Outcomes, "detail", err.Error())
+			}
+		}
 	}
 	if len(ex) == 0 {
 		return nil, nil, fmt.Errorf("fit: no examples for models %v", models)

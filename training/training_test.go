@@ -3,6 +3,7 @@ package training_test
 import (
 	"context"
 	"math"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -105,6 +106,29 @@ func TestWriteArtifactsLoadsBack(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, m.Meta.Version, got.Meta.Version)
 	assert.FileExists(t, filepath.Join(dir, training.ManifestFile))
+}
+
+func TestWriteArtifactsGivesTheModeOSCreateGives(t *testing.T) {
+	ds := syntheticDataset(t, 200)
+	tr := smallTrainer(2)
+	tr.Settings.Epochs = 1
+	m, res, err := tr.Fit(context.Background(), ds, smallJob())
+	require.NoError(t, err)
+	dir := t.TempDir()
+	// the reference: what os.Create makes under this process's umask
+	// (0644 under the usual 022), so that the test holds under any umask
+	ref, err := os.Create(filepath.Join(t.TempDir(), "reference"))
+	require.NoError(t, err)
+	require.NoError(t, ref.Close())
+	want, err := os.Stat(ref.Name())
+	require.NoError(t, err)
+
+	require.NoError(t, training.WriteArtifacts(dir, m, res, tr.Settings))
+	for _, name := range []string{training.PredictorFile, training.ManifestFile} {
+		got, err := os.Stat(filepath.Join(dir, name))
+		require.NoError(t, err)
+		assert.Equal(t, want.Mode().Perm(), got.Mode().Perm(), "%s is read by another user (the server) than the one who trained it", name)
+	}
 }
 
 func TestAUC(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"switchyard/datasets"
@@ -68,6 +69,9 @@ func runExperiment(_ context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	if rep.OutcomesWithoutDecision > 0 {
+		fmt.Fprintln(stderr, "warning:", datasets.CountOutcomeLinks(decisions, outcomes).Err())
+	}
 	fmt.Fprintf(stdout, "experiment %s (unit %s), control %s\n\n", exp.Name, exp.Unit, cfg.Control)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "arm\tweight\tunits\trequests\tquality [95% CI]\tlift (p)\tcost USD [95% CI]\tlift (p)\tlatency p50/p90/p99 ms\t")
@@ -103,8 +107,8 @@ func runExperiment(_ context.Context, args []string, stdout, stderr io.Writer) e
 		opeOut[a.Name] = r
 		q, c := r.Quality[ope.DR], r.Cost[ope.DR]
 		fmt.Fprintf(stdout, "  %s: quality %.4f [%.4f, %.4f], cost $%.6f [%.6f, %.6f], ESS %.0f of %d", a.Name, q.Value, q.Lo, q.Hi, c.Value, c.Lo, c.Hi, r.ESS, st.Used)
-		if len(r.Warnings) > 0 {
-			fmt.Fprintf(stdout, " (low overlap: %s)", r.Warnings[0])
+		if len(r.Warnings) > 0 { // each warning names its kind ("low overlap: ...")
+			fmt.Fprintf(stdout, " (%s)", strings.Join(r.Warnings, "; "))
 		}
 		fmt.Fprintln(stdout)
 	}

@@ -426,3 +426,86 @@ func TestServeConfigWithAnExperimentAndAnalyzeIt(t *testing.T) {
 	assert.Contains(t, out, "off-policy estimates")
 	assert.FileExists(t, filepath.Join(dir, "out", "arms.png"))
 }
+
+// TestLogReadersReportOutcomesWithoutDecision writes decision and outcome
+// logs in which some (then all) outcomes have lost their decision, as after
+// a crash that cost the decision log its last minute, and checks that train,
+// ope and experiment analyze count them and say so.
+func TestLogReadersReportOutcomesWithoutDecision(t *testing.T) {
+	data, model := trained(t)
+	cat := filepath.Join(data, "catalogue.csv")
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`{"catalogue": %q, "default_policy": "a",
+  "policies": [{"name": "a", "version": "1", "predictor": %q, "quality_bar": 0.9},
+               {"name": "b", "version": "1", "predictor": %q, "quality_bar": 0.3}],
+  "experiments": [{"name": "x", "unit": "user", "salt": "s",
+                   "arms": [{"name": "a", "policy": "a", "weight": 0.5}, {"name": "b", "policy": "b", "weight": 0.5}]}]}`,
+		cat, model, model)
+	config := filepath.Join(dir, "config.json")
+	require.NoError(t, os.WriteFile(config, []byte(cfg), 0o644))
+
+	var decisions []datasets.DecisionRecord
+	var outcomes, lost []datasets.OutcomeRecord
+	for i := range 200 {
+		id := fmt.Sprintf("d-%03d", i)
+		p := 1.0
+		if i%25 == 0 { // a few rare choices carry most of the weight: low overlap
+			p = 0.002
+		}
+		decisions = append(decisions, datasets.DecisionRecord{DecisionID: id, Prompt: fmt.Sprintf("question %d about sorting lists", i),
+			Candidates: []datasets.Candidate{{Model: "mini", Probability: 1}}, Chosen: "mini", Propensity: p,
+			Experiment: "x", Arm: []string{"a", "b"}[i%2], UnitHash: fmt.Sprintf("u%d", i%40)})
+		outcomes = append(outcomes, datasets.OutcomeRecord{DecisionID: id, Model: "mini", Quality: float64(i % 2), CostUSD: 0.001, Source: datasets.SourceOnline})
+	}
+	for i := range 1060 {
+		lost = append(lost, datasets.OutcomeRecord{DecisionID: fmt.Sprintf("lost-%04d", i), Model: "mini", Quality: 1, CostUSD: 0.001, Source: datasets.SourceOnline})
+	}
+	writeLogs := func(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRecord) string {
+		logs := t.TempDir()
+		if decisions != nil {
+			require.NoError(t, datasets.WriteFile(filepath.Join(logs, "decisions-1.parquet"), decisions))
+		}
+		require.NoError(t, datasets.WriteFile(filepath.Join(logs, "outcomes-1.parquet"), outcomes))
+		return logs
+	}
+	const missing = "outcomes have no matching decision in the decision logs (were the decision logs lost or written elsewhere?)"
+	learn := []string{"--epochs", "1", "--dim", "8", "--hidden", "8", "--buckets", "4096"}
+
+	t.Run("some decisions lost", func(t *testing.T) {
+		logs := writeLogs(decisions, append(outcomes, lost[:25]...))
+		o, err := run(t, append([]string{"train", "--logs", logs, "--catalogue", cat, "--out", t.TempDir()}, learn...)...)
+		require.NoError(t, err, o)
+		assert.Contains(t, o, "warning: 25 of 225 "+missing)
+		assert.Contains(t, o, "; 25 outcomes without decision")
+
+		o, err = run(t, "ope", "--logs", logs, "--model", model, "--catalogue", cat, "--scorer", "go", "--bootstrap", "50")
+		require.NoError(t, err, o)
+		assert.Contains(t, o, "warning: 25 of 225 "+missing)
+		assert.Contains(t, o, "; 25 outcomes without decision")
+
+		out := filepath.Join(t.TempDir(), "out")
+		o, err = run(t, "experiment", "analyze", "--logs", logs, "--config", config, "--out", out)
+		require.NoError(t, err, o)
+		assert.Contains(t, o, "warning: 25 of 225 "+missing)
+		assert.Contains(t, o, "(low overlap: effective sample size", "the off-policy estimates name their warnings")
+		assert.NotContains(t, o, "low overlap: low overlap")
+		b, err := os.ReadFile(filepath.Join(out, "report.json"))
+		require.NoError(t, err)
+		assert.Contains(t, string(b), `"outcomes_without_decision": 25`)
+	})
+
+	t.Run("every decision lost", func(t *testing.T) {
+		logs := writeLogs(nil, lost)
+		o, err := run(t, append([]string{"train", "--logs", logs, "--catalogue", cat, "--out", t.TempDir()}, learn...)...)
+		require.Error(t, err)
+		assert.Contains(t, o, "no examples: 1,060 "+missing)
+
+		o, err = run(t, "ope", "--logs", logs, "--model", model, "--catalogue", cat, "--scorer", "go")
+		require.Error(t, err)
+		assert.Contains(t, o, "ope: no usable logged decisions: 1,060 "+missing)
+
+		o, err = run(t, "experiment", "analyze", "--logs", logs, "--config", config, "--out", filepath.Join(t.TempDir(), "out"))
+		require.Error(t, err)
+		assert.Contains(t, o, "analyze: no outcomes to analyse: 1,060 "+missing)
+	})
+}

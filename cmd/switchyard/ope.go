@@ -47,7 +47,10 @@ func runOPE(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if st.NotCandidates > 0 {
 		fmt.Fprintf(stdout, "; %d skipped (candidates the target policy does not score)", st.NotCandidates)
 	}
-	fmt.Fprintln(stdout)
+	fmt.Fprintf(stdout, "; %d outcomes without decision\n", st.OutcomesWithoutDecision)
+	if err := st.Links().Err(); err != nil {
+		fmt.Fprintln(stderr, "warning:", err)
+	}
 	if len(recs) == 0 {
 		return fmt.Errorf("ope: no usable logged decisions in %s", *logs)
 	}

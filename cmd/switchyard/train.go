@@ -74,8 +74,11 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if l := job.Logs; l != nil {
 		st := l.Stats
-		fmt.Fprintf(stdout, "logs: %d decisions, %d used (weights clipped at %g: %d; mean raw weight %.2f, normalised to 1), %d shadow outcomes; skipped: %d without outcome, %d without prompt text, %d for models outside the pool\n",
-			st.Decisions, st.Used, l.Clip, st.Clipped, st.MeanWeight, st.Shadow, st.NoOutcome, st.NoPrompt, st.OtherModels)
+		fmt.Fprintf(stdout, "logs: %d decisions, %d used (weights clipped at %g: %d; mean raw weight %.2f, normalised to 1), %d shadow outcomes; skipped: %d without outcome, %d without prompt text, %d for models outside the pool; %d outcomes without decision\n",
+			st.Decisions, st.Used, l.Clip, st.Clipped, st.MeanWeight, st.Shadow, st.NoOutcome, st.NoPrompt, st.OtherModels, st.OutcomesWithoutDecision)
+		if err := st.Links().Err(); err != nil {
+			fmt.Fprintln(stderr, "warning:", err)
+		}
 	}
 	if err := training.WriteArtifacts(*out, m, res, s); err != nil {
 		return err

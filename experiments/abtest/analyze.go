@@ -64,6 +64,10 @@ type Report struct {
 	Control    string `json:"control"`
 	Arms       []Arm  `json:"arms"`
 	SRM        SRM    `json:"srm"`
+	// OutcomesWithoutDecision counts the outcomes in the logs (of any
+	// experiment or none) whose decision is not in the decision logs, so
+	// cannot be attributed to an arm (see datasets.CountOutcomeLinks).
+	OutcomesWithoutDecision int `json:"outcomes_without_decision"`
 }
 
 // Config names the experiment, its arms' weights and the control arm.
@@ -81,13 +85,19 @@ type unitAgg struct {
 	q, c        float64
 }
 
-// Analyze computes the report from the logs.
+// Analyze computes the report from the logs. Outcomes whose decision is not
+// in the logs are counted in the report; when there are outcomes and none has
+// its decision, the error (a *datasets.MissingDecisionsError, wrapped) says so.
 func Analyze(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRecord, cfg Config) (*Report, error) {
 	if cfg.SRMAlpha == 0 {
 		cfg.SRMAlpha = 0.001
 	}
 	if _, ok := cfg.Weights[cfg.Control]; !ok {
 		return nil, fmt.Errorf("analyze: control arm %q is not one of the configured arms", cfg.Control)
+	}
+	links := datasets.CountOutcomeLinks(decisions, outcomes)
+	if links.AllWithoutDecision() {
+		return nil, fmt.Errorf("analyze: no outcomes to analyse: %w", links.Err())
 	}
 	type obs struct{ q, c, lat float64 }
 	byDecision := make(map[string]obs, len(outcomes))
@@ -140,7 +150,7 @@ func Analyze(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRec
 		}
 		return names[i] < names[j]
 	})
-	rep := &Report{Experiment: cfg.Experiment, Control: cfg.Control}
+	rep := &Report{Experiment: cfg.Experiment, Control: cfg.Control, OutcomesWithoutDecision: links.WithoutDecision}
 	for _, name := range names {
 		a := Arm{Name: name, Weight: cfg.Weights[name], Units: len(units[name])}
 		var qs, cs, ns []float64
@@ -196,8 +206,18 @@ func ratio(ys, ns []float64) Metric {
 	return Metric{Mean: r, StdErr: se, Lo: r - 1.96*se, Hi: r + 1.96*se}
 }
 
+// roundingNoise is the relative size, against the means compared, below
+// which a standard error or a difference is floating-point rounding of
+// identical values rather than a measured spread: ratio's residuals of
+// arms with constant values come out near 1e-16 of the mean, not 0.
+const roundingNoise = 1e-9
+
 // lift compares an arm with control: relative difference with a
 // delta-method interval, and a two-sided z-test p-value on the difference.
+// The p-value is 1 when the difference or its standard error is zero or
+// within rounding noise of it: a difference without measured variance
+// (constant values, or one unit per arm) is no evidence, and a z statistic
+// of rounding error over rounding error would claim significance.
 func lift(arm, control Metric) *Lift {
 	if control.Mean == 0 {
 		return nil // a relative change from zero is undefined
@@ -206,10 +226,11 @@ func lift(arm, control Metric) *Lift {
 	se := math.Sqrt(arm.StdErr*arm.StdErr/(control.Mean*control.Mean) +
 		arm.Mean*arm.Mean*control.StdErr*control.StdErr/math.Pow(control.Mean, 4))
 	dse := math.Sqrt(arm.StdErr*arm.StdErr + control.StdErr*control.StdErr)
+	diff := arm.Mean - control.Mean
+	noise := roundingNoise * max(math.Abs(arm.Mean), math.Abs(control.Mean))
 	p := 1.0
-	if dse > 0 {
-		z := (arm.Mean - control.Mean) / dse
-		p = 2 * distuv.UnitNormal.Survival(math.Abs(z))
+	if dse > noise && math.Abs(diff) > noise {
+		p = 2 * distuv.UnitNormal.Survival(math.Abs(diff/dse))
 	}
 	return &Lift{Relative: rel, Lo: rel - 1.96*se, Hi: rel + 1.96*se, PValue: p}
 }

@@ -1,6 +1,7 @@
 package abtest
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand"
@@ -105,4 +106,77 @@ func TestAnalyzeRejectsWhatItCannotAnalyse(t *testing.T) {
 	require.ErrorContains(t, err, `arm "treatment"`)
 	_, err = Analyze(ds, os, Config{Experiment: "e", Control: "nope", Weights: cfg.Weights})
 	require.ErrorContains(t, err, `control arm "nope"`)
+}
+
+func TestIdenticalConstantArmsAreNotSignificant(t *testing.T) {
+	// every request of both arms has quality 0.7 and cost 0.0013 (neither
+	// exact in binary): the ratio estimates differ by rounding alone
+	var ds []datasets.DecisionRecord
+	var os []datasets.OutcomeRecord
+	for u := range 400 {
+		arm := []string{"control", "treatment"}[u%2]
+		for r := range 1 + u%7 {
+			id := fmt.Sprintf("d-%d-%d", u, r)
+			ds = append(ds, datasets.DecisionRecord{DecisionID: id, Experiment: "e", Arm: arm, UnitHash: fmt.Sprintf("u%d", u)})
+			os = append(os, datasets.OutcomeRecord{DecisionID: id, Quality: 0.7, CostUSD: 0.0013, Source: datasets.SourceOnline})
+		}
+	}
+	rep, err := Analyze(ds, os, cfg)
+	require.NoError(t, err)
+	for name, l := range map[string]*Lift{"quality": rep.Arms[1].QualityLift, "cost": rep.Arms[1].CostLift} {
+		require.NotNil(t, l, name)
+		assert.InDelta(t, 0, l.Relative, 1e-12, name)
+		assert.Equal(t, 1.0, l.PValue, "%s: no difference without variance is no evidence", name)
+	}
+}
+
+func TestLiftPValueGuardsAgainstZeroStandardError(t *testing.T) {
+	cases := []struct {
+		name          string
+		arm, control  Metric
+		wantP         float64
+		significantly bool
+	}{
+		{"no difference, no variance", Metric{Mean: 0.7}, Metric{Mean: 0.7}, 1, false},
+		{"rounding difference over rounding error", Metric{Mean: 0.7 + 1e-16, StdErr: 1e-17}, Metric{Mean: 0.7, StdErr: 1e-17}, 1, false},
+		{"a difference without measured variance", Metric{Mean: 0.8}, Metric{Mean: 0.7}, 1, false},
+		{"a difference with variance", Metric{Mean: 0.8, StdErr: 0.01}, Metric{Mean: 0.7, StdErr: 0.01}, 0, true},
+		{"no difference with variance", Metric{Mean: 0.7, StdErr: 0.01}, Metric{Mean: 0.7, StdErr: 0.01}, 1, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := lift(c.arm, c.control)
+			require.NotNil(t, l)
+			if c.significantly {
+				assert.Less(t, l.PValue, 1e-6)
+			} else {
+				assert.Equal(t, c.wantP, l.PValue)
+			}
+		})
+	}
+}
+
+func TestAnalyzeCountsOutcomesWithoutDecision(t *testing.T) {
+	ds, os := simulate(5, 200, 0.5, 0.7, 0.7)
+	lost := make([]datasets.OutcomeRecord, 1060)
+	for i := range lost {
+		lost[i] = datasets.OutcomeRecord{DecisionID: fmt.Sprintf("lost-%d", i), Quality: 1, Source: datasets.SourceOnline}
+	}
+
+	rep, err := Analyze(ds, append(os, lost[:25]...), cfg)
+	require.NoError(t, err)
+	assert.Equal(t, 25, rep.OutcomesWithoutDecision)
+	assert.Equal(t, len(os), rep.Arms[0].WithOutcome+rep.Arms[1].WithOutcome, "the rest join as before")
+	b, err := json.Marshal(rep)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"outcomes_without_decision":25`)
+
+	rep, err = Analyze(ds, os, cfg)
+	require.NoError(t, err)
+	assert.Zero(t, rep.OutcomesWithoutDecision)
+
+	for name, decisions := range map[string][]datasets.DecisionRecord{"decisions of the experiment": ds, "no decisions at all": nil} {
+		_, err = Analyze(decisions, lost, cfg)
+		require.EqualError(t, err, "analyze: no outcomes to analyse: 1,060 outcomes have no matching decision in the decision logs (were the decision logs lost or written elsewhere?)", name)
+	}
 }
