@@ -1,6 +1,8 @@
 package datasets
 
 import (
+	"bytes"
+	"crypto/rand"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -162,14 +164,10 @@ func ParseCatalogue(r io.Reader) (*Catalogue, error) {
 	return NewCatalogue(models)
 }
 
-// WriteCatalogue writes c as CSV to path, atomically (temporary file, then rename).
+// WriteCatalogue writes c as CSV to path, atomically (see WriteFileAtomic).
 func WriteCatalogue(path string, c *Catalogue) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".catalogue-*.tmp")
-	if err != nil {
-		return fmt.Errorf("write catalogue: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	w := csv.NewWriter(tmp)
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
 	_ = w.Write(catalogueHeader)
 	for _, m := range c.Models {
 		cw := ""
@@ -181,14 +179,36 @@ func WriteCatalogue(path string, c *Catalogue) error {
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
-		tmp.Close()
 		return fmt.Errorf("write catalogue %s: %w", path, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write catalogue %s: %w", path, err)
+	return WriteFileAtomic(path, buf.Bytes())
+}
+
+// WriteFileAtomic writes b to a temporary file beside path, syncs it and
+// renames it into place, so readers see the old file or the whole new one.
+// The file gets the permissions os.Create gives (0666 less the umask), not
+// os.CreateTemp's 0600: what one user (a training job) writes, another (the
+// server) reads.
+func WriteFileAtomic(path string, b []byte) error {
+	// a random name (O_EXCL makes sure) and mode 0666, which the kernel masks
+	tmp, err := os.OpenFile(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"-"+rand.Text()+".tmp"),
+		os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write catalogue %s: %w", path, err)
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

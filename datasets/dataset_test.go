@@ -121,3 +121,24 @@ func TestValidateRefusesBadPromptTables(t *testing.T) {
 	assert.ErrorContains(t, d.Validate(), "prompt row 1: empty prompt id")
 	assert.ErrorContains(t, (&Dataset{}).Validate(), "no catalogue")
 }
+
+// Files written for other processes to read get os.Create's permissions,
+// not a temporary file's 0600.
+func TestWrittenCataloguesAreReadableLikeCreatedFiles(t *testing.T) {
+	dir := t.TempDir()
+	ref, err := os.Create(filepath.Join(dir, "ref"))
+	require.NoError(t, err)
+	ref.Close()
+	want, err := os.Stat(ref.Name())
+	require.NoError(t, err)
+	c, err := NewCatalogue([]ModelPrice{{Name: "a", InputUSDPerMTok: 1, OutputUSDPerMTok: 2}})
+	require.NoError(t, err)
+	path := filepath.Join(dir, "catalogue.csv")
+	require.NoError(t, WriteCatalogue(path, c))
+	got, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, want.Mode().Perm(), got.Mode().Perm())
+	back, err := ReadCatalogue(path)
+	require.NoError(t, err)
+	assert.Equal(t, c.Models, back.Models)
+}

@@ -1,7 +1,10 @@
 package serving_test
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand"
 	"path/filepath"
 	"slices"
@@ -67,6 +70,33 @@ func BenchmarkDecision(b *testing.B) {
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
 			})
 		}
+		// the decision as the server makes it: with its record written to
+		// the durable decision log before the answer
+		prompt := benchPrompt(1 << 10)
+		body := &serving.RouteRequest{Prompt: &prompt}
+		req := policy.Request{Input: features.Input{Prompt: prompt}}
+		dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(b.TempDir()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		require.NoError(b, err)
+		b.Run(fmt.Sprintf("scorer=%s/prompt=1024B/logged", scorer), func(b *testing.B) {
+			b.ReportAllocs()
+			lat := make([]time.Duration, 0, 1<<16)
+			for b.Loop() {
+				t0 := time.Now()
+				d, err := r.Route(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				dlog.Log(serving.DecisionRecord("bench-1", t0, body, d, true))
+				if len(lat) < cap(lat) {
+					lat = append(lat, time.Since(t0))
+				}
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50_µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99_µs")
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+		})
+		require.NoError(b, dlog.Close(context.Background()))
 		sc.Close()
 	}
 }

@@ -322,7 +322,7 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 	// The decision is in the log before its answer leaves: an answered
 	// decision survives a killed process.
 	if s.sink != nil {
-		rec := s.record(id, start, body, pr.Input.Prompt, d)
+		rec := DecisionRecord(id, start, body, d, s.cfg.KeepPrompts)
 		rec.Experiment, rec.Arm, rec.UnitHash = exp, arm, UnitHash(unit)
 		s.sink.Log(rec)
 	}
@@ -401,17 +401,22 @@ func isLimit(err error) bool {
 	return errors.As(err, &le)
 }
 
-// record builds the decision-log row of a decision.
-func (s *Server) record(id string, at time.Time, body *RouteRequest, prompt string, d policy.Decision) datasets.DecisionRecord {
-	text := prompt
+// DecisionRecord builds the decision-log row of decision d, made at at for
+// request body (whose prompt and messages it joins, one per line, in linear
+// time); the prompt text is kept only with keepPrompt, its SHA-256 always.
+func DecisionRecord(id string, at time.Time, body *RouteRequest, d policy.Decision, keepPrompt bool) datasets.DecisionRecord {
+	var text string
+	if body.Prompt != nil {
+		text = *body.Prompt
+	}
 	if len(body.Messages) > 0 {
-		n := len(prompt)
+		n := len(text)
 		for _, m := range body.Messages {
 			n += len(m.Content) + 1
 		}
 		var sb strings.Builder
 		sb.Grow(n)
-		sb.WriteString(prompt)
+		sb.WriteString(text)
 		for _, m := range body.Messages {
 			if sb.Len() > 0 {
 				sb.WriteByte('\n')
@@ -429,7 +434,7 @@ func (s *Server) record(id string, at time.Time, body *RouteRequest, prompt stri
 		Candidates: make([]datasets.Candidate, len(d.Options)), Chosen: d.Chosen, Propensity: d.Propensity,
 		InputTokens: int64(d.InputTokens),
 	}
-	if s.cfg.KeepPrompts {
+	if keepPrompt {
 		rec.Prompt = text
 	}
 	for i, o := range d.Options {
