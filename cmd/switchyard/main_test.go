@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -299,94 +298,6 @@ func startServeUnder(t testing.TB, prefix []string, args ...string) (*exec.Cmd, 
 		t.Fatal("server did not start")
 	}
 	return nil, ""
-}
-
-// TestAcknowledgedFeedbackSurvivesKill9 sends a bounded load of route and
-// feedback requests over loopback, kills the server with SIGKILL mid-way,
-// restarts it on the same log folder, and checks that every acknowledged
-// feedback is in the Parquet outcome log exactly once.
-func TestAcknowledgedFeedbackSurvivesKill9(t *testing.T) {
-	data, model := trained(t)
-	logs := t.TempDir()
-	args := []string{"--model", model, "--catalogue", filepath.Join(data, "catalogue.csv"), "--logs", logs, "--scorer", "go"}
-	cmd, base := startServe(t, args...)
-
-	client := &http.Client{Timeout: 5 * time.Second}
-	var mu sync.Mutex
-	acked := map[string]bool{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(15 * time.Second)
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; i < 2000 && time.Now().Before(deadline); i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := client.Post(base+"/v1/route", "application/json", strings.NewReader(fmt.Sprintf(`{"prompt":"worker %d request %d: summarise the memo"}`, w, i)))
-				if err != nil {
-					return // the server is gone
-				}
-				var d struct {
-					DecisionID string `json:"decision_id"`
-				}
-				_ = json.NewDecoder(resp.Body).Decode(&d)
-				resp.Body.Close()
-				resp, err = client.Post(base+"/v1/feedback", "application/json", strings.NewReader(fmt.Sprintf(`{"decision_id":%q,"quality":0.75,"output_tokens":42}`, d.DecisionID)))
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					mu.Lock()
-					acked[d.DecisionID] = true
-					mu.Unlock()
-				}
-			}
-		}(w)
-	}
-	// kill once a good number of feedbacks are acknowledged
-	for time.Now().Before(deadline) {
-		mu.Lock()
-		n := len(acked)
-		mu.Unlock()
-		if n >= 300 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	_ = cmd.Wait()
-	close(stop)
-	wg.Wait()
-	require.GreaterOrEqual(t, len(acked), 300, "the load did not get going")
-
-	// restart on the same logs: the write-ahead log is replayed into Parquet
-	cmd2, base2 := startServe(t, args...)
-	resp, err := client.Get(base2 + "/readyz")
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.NoError(t, cmd2.Process.Signal(syscall.SIGTERM))
-	require.NoError(t, cmd2.Wait())
-
-	_, outcomes, err := datasets.ReadLogDir(logs)
-	require.NoError(t, err)
-	count := map[string]int{}
-	for _, o := range outcomes {
-		count[o.DecisionID]++
-	}
-	for id := range acked {
-		assert.Equal(t, 1, count[id], "acknowledged feedback %s stored exactly once", id)
-	}
-	for id, n := range count {
-		assert.Equal(t, 1, n, "outcome %s stored %d times", id, n)
-	}
-	t.Logf("%d feedbacks acknowledged before SIGKILL; %d outcomes in Parquet after restart", len(acked), len(outcomes))
 }
 
 func TestServeConfigWithAnExperimentAndAnalyzeIt(t *testing.T) {
