@@ -22,6 +22,23 @@ func testRouter(t *testing.T, exp policy.Exploration) *policy.Router {
 // catalogue also has "fresh", a model the predictor has no head for.
 func testRouterWith(t *testing.T, cfg policy.Config, extra bool) *policy.Router {
 	t.Helper()
+	return testRouterWindows(t, cfg, nil, extra)
+}
+
+// testRouterWindows is testRouterWith with the context windows of the
+// catalogue's models (missing: unknown). Every model expects 100 output
+// tokens, and the predictor's bias ranks them cheap < mid < dear < top.
+func testRouterWindows(t *testing.T, cfg policy.Config, windows map[string]int, extra bool) *policy.Router {
+	t.Helper()
+	r, err := newTestRouter(t, cfg, windows, extra)
+	require.NoError(t, err)
+	return r
+}
+
+// newTestRouter builds testRouterWindows's router and returns NewRouter's
+// error.
+func newTestRouter(t *testing.T, cfg policy.Config, windows map[string]int, extra bool) (*policy.Router, error) {
+	t.Helper()
 	spec := features.DefaultSpec()
 	spec.Buckets = 1 << 10
 	models := []string{"cheap", "mid", "dear", "top"}
@@ -38,15 +55,16 @@ func testRouterWith(t *testing.T, cfg policy.Config, extra bool) *policy.Router 
 	if extra {
 		prices = append(prices, datasets.ModelPrice{Name: "fresh", InputUSDPerMTok: 0.5, OutputUSDPerMTok: 0.5})
 	}
+	for i := range prices {
+		prices[i].ContextWindow = windows[prices[i].Name]
+	}
 	cat, err := datasets.NewCatalogue(prices)
 	require.NoError(t, err)
 	sc, err := classifier.NewGoScorer(m)
 	require.NoError(t, err)
 	ext, err := features.NewExtractor(spec)
 	require.NoError(t, err)
-	r, err := policy.NewRouter(ext, sc, m.Meta, cat, cfg)
-	require.NoError(t, err)
-	return r
+	return policy.NewRouter(ext, sc, m.Meta, cat, cfg)
 }
 
 // checkFrequencies routes one context n times and checks that every

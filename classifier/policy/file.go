@@ -36,6 +36,9 @@ func (f *File) Validate() error {
 	case f.Catalogue == "":
 		return fmt.Errorf("policy %s: catalogue is empty", f.Name)
 	}
+	if err := f.ContextOverflow.Validate(); err != nil {
+		return fmt.Errorf("policy %s: %w", f.Name, err)
+	}
 	return nil
 }
 

@@ -18,6 +18,15 @@ type Option struct {
 	Model            string  `json:"model"`
 	PredictedQuality float64 `json:"predicted_quality"`
 	ExpectedCostUSD  float64 `json:"expected_cost_usd"`
+	// ContextWindow is the model's context window in tokens (0: unknown,
+	// which always fits) and TokensNeeded the tokens the request needs in
+	// it: the same estimated input tokens as the expected cost plus the
+	// model's expected output tokens, since the window holds both. An
+	// option that does not fit (see Fits) is never allowed. Neither is part
+	// of the wire formats; both zero (as offline evaluation leaves them)
+	// means the option fits.
+	ContextWindow int `json:"-"`
+	TokensNeeded  int `json:"-"`
 }
 
 // Choice is the outcome of the decision rule.
@@ -32,12 +41,14 @@ type Choice struct {
 var ErrNoCandidate = errors.New("no candidate model is allowed")
 
 // Choose applies the decision rule to the options: among the allowed ones
-// (expected cost at most maxCost when maxCost > 0), the cheapest whose
+// (the request fits the context window, see Option.Fits, and the expected
+// cost is at most maxCost when maxCost > 0), the cheapest whose
 // predicted quality is at least bar (ties: higher quality, then earlier
 // option); when none clears the bar, the one with the highest predicted
 // quality (ties: cheaper, then earlier). Fallbacks rank the remaining allowed
 // options the same way: those that clear the bar by cost, then the rest by
-// quality.
+// quality. When no option fits, the error is a *ContextWindowError; when
+// some fit but none within maxCost, it wraps ErrNoCandidate.
 func Choose(opts []Option, bar, maxCost float64) (Choice, error) {
 	allowed, err := allowedOptions(opts, maxCost)
 	if err != nil {
@@ -77,14 +88,30 @@ func ChooseTradeoff(opts []Option, lambda, bar, maxCost float64) (Choice, error)
 }
 
 // Rule is a setting of the decision rule: a quality bar, or, when Lambda is
-// set, the cost–quality trade-off.
+// set, the cost–quality trade-off; and what to do with a prompt that fits no
+// candidate's context window.
 type Rule struct {
-	QualityBar float64  `json:"quality_bar"`
-	Lambda     *float64 `json:"lambda,omitempty"`
+	QualityBar      float64         `json:"quality_bar"`
+	Lambda          *float64        `json:"lambda,omitempty"`
+	ContextOverflow ContextOverflow `json:"context_overflow,omitempty"`
 }
 
-// Choose applies the rule to the options.
+// Choose applies the rule to the options. When none fits its context window,
+// OverflowLargest chooses among the options with the largest window (still
+// within maxCost); otherwise the error is a *ContextWindowError.
 func (r Rule) Choose(opts []Option, maxCost float64) (Choice, error) {
+	c, err := r.choose(opts, maxCost)
+	if err == nil || r.ContextOverflow != OverflowLargest {
+		return c, err
+	}
+	var cw *ContextWindowError
+	if !errors.As(err, &cw) {
+		return c, err
+	}
+	return r.choose(largestWindowFits(opts), maxCost)
+}
+
+func (r Rule) choose(opts []Option, maxCost float64) (Choice, error) {
 	if r.Lambda != nil {
 		return ChooseTradeoff(opts, *r.Lambda, r.QualityBar, maxCost)
 	}
@@ -99,9 +126,16 @@ func (r Rule) String() string {
 	return "bar=" + strconv.FormatFloat(r.QualityBar, 'f', 2, 64)
 }
 
+// allowedOptions returns the indices of the options the rule may choose:
+// those the request fits, within maxCost when maxCost > 0.
 func allowedOptions(opts []Option, maxCost float64) ([]int, error) {
 	allowed := make([]int, 0, len(opts))
+	fit := 0
 	for i, o := range opts {
+		if !o.Fits() {
+			continue
+		}
+		fit++
 		if maxCost > 0 && o.ExpectedCostUSD > maxCost {
 			continue
 		}
@@ -111,11 +145,20 @@ func allowedOptions(opts []Option, maxCost float64) ([]int, error) {
 		if len(opts) == 0 {
 			return nil, ErrNoCandidate
 		}
+		if fit == 0 {
+			return nil, contextWindowError(opts)
+		}
 		cheapest := math.Inf(1)
 		for _, o := range opts {
-			cheapest = math.Min(cheapest, o.ExpectedCostUSD)
+			if o.Fits() {
+				cheapest = math.Min(cheapest, o.ExpectedCostUSD)
+			}
 		}
-		return nil, fmt.Errorf("%w: max_cost_usd %g is below the cheapest candidate's expected cost %g", ErrNoCandidate, maxCost, cheapest)
+		which := "candidate's"
+		if fit < len(opts) {
+			which = "fitting candidate's" // the context window excluded some
+		}
+		return nil, fmt.Errorf("%w: max_cost_usd %g is below the cheapest %s expected cost %g", ErrNoCandidate, maxCost, which, cheapest)
 	}
 	return allowed, nil
 }

@@ -93,3 +93,59 @@ func TestChooseTradeoffWeighsCostAgainstQuality(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, "bar=0.80", Rule{QualityBar: 0.8}.String())
 }
+
+func TestRuleExcludesOptionsThePromptDoesNotFit(t *testing.T) {
+	opts := []Option{
+		{Model: "small", PredictedQuality: 0.95, ExpectedCostUSD: 0.001, ContextWindow: 1000, TokensNeeded: 1500},
+		{Model: "unknown", PredictedQuality: 0.60, ExpectedCostUSD: 0.002, TokensNeeded: 1500},
+		{Model: "big", PredictedQuality: 0.90, ExpectedCostUSD: 0.010, ContextWindow: 4000, TokensNeeded: 1500},
+		{Model: "mid", PredictedQuality: 0.85, ExpectedCostUSD: 0.005, ContextWindow: 1500, TokensNeeded: 1500},
+	}
+	tooLong := make([]Option, len(opts))
+	for i, o := range opts {
+		o.TokensNeeded = 5000
+		tooLong[i] = o
+	}
+	tooLong[1].ContextWindow = 4000 // now every window is known
+	one := 1.0
+	cases := []struct {
+		name      string
+		rule      Rule
+		opts      []Option
+		want      string
+		fallbacks []string
+		err       string
+	}{
+		{"bar: the cheapest that fits and clears", Rule{QualityBar: 0.8}, opts, "mid", []string{"big", "unknown"}, ""},
+		{"bar: nothing clears, the best that fits", Rule{QualityBar: 0.99}, opts, "big", []string{"mid", "unknown"}, ""},
+		{"trade-off: the best utility that fits", Rule{Lambda: &one}, opts, "big", []string{"mid", "unknown"}, ""},
+		{"nothing fits: the largest window is named", Rule{QualityBar: 0.8}, tooLong, "", nil,
+			"prompt needs about 5,000 tokens; the largest context window among the candidates is 4,000 (unknown): shorten the prompt or name a candidate with a larger window"},
+		{"largest: the rule among the largest windows", Rule{QualityBar: 0.8, ContextOverflow: OverflowLargest}, tooLong, "big", []string{"unknown"}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ch, err := c.rule.Choose(c.opts, 0)
+			if c.err != "" {
+				var cw *ContextWindowError
+				require.ErrorAs(t, err, &cw)
+				assert.Equal(t, ContextWindowError{TokensNeeded: 5000, Window: 4000, Model: "unknown"}, *cw)
+				assert.EqualError(t, err, c.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, c.want, c.opts[ch.Index].Model)
+			var fb []string
+			for _, i := range ch.Fallbacks {
+				fb = append(fb, c.opts[i].Model)
+			}
+			assert.Equal(t, c.fallbacks, fb)
+		})
+	}
+}
+
+func TestThousandsGroupsDigits(t *testing.T) {
+	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 262145: "262,145", 1000000: "1,000,000", -12345: "-12,345"} {
+		assert.Equal(t, want, thousands(n))
+	}
+}

@@ -23,6 +23,12 @@ type Config struct {
 	Exploration Exploration `json:"exploration"`
 	NewModels   *NewModels  `json:"new_models,omitempty"` // route to catalogue models without a predictor head
 	Candidates  []string    `json:"candidates"`           // default candidates; empty means every model of the predictor
+	// ContextOverflow says what to do with a prompt that fits no
+	// candidate's context window (see Option.Fits): OverflowReject (the
+	// default) returns a *ContextWindowError, OverflowLargest routes to the
+	// candidate with the largest window. Candidates the prompt does not fit
+	// are never chosen, explored or listed as fallbacks otherwise.
+	ContextOverflow ContextOverflow `json:"context_overflow,omitempty"`
 }
 
 // Request is one routing request as the router sees it.
@@ -104,6 +110,9 @@ func NewRouter(ext *features.Extractor, scorer classifier.Scorer, meta classifie
 		return nil, fmt.Errorf("router: policy %s: %w", cfg.Name, err)
 	}
 	if err := cfg.NewModels.Validate(); err != nil {
+		return nil, fmt.Errorf("router: policy %s: %w", cfg.Name, err)
+	}
+	if err := cfg.ContextOverflow.Validate(); err != nil {
 		return nil, fmt.Errorf("router: policy %s: %w", cfg.Name, err)
 	}
 	r := &Router{ext: ext, scorer: scorer, meta: meta, cfg: cfg, index: map[string]int{}}
@@ -238,13 +247,24 @@ func (r *Router) ExpectedCostUSD(i int, inputTokens int) float64 {
 	return r.prices[i].CostUSD(float64(inputTokens), r.outTokens[i])
 }
 
-// Route decides one request.
+// TokensNeeded is what a prompt of the given input tokens needs in the
+// context window of model i: the input tokens (the estimate the expected
+// cost uses) plus the model's expected output tokens, rounded up, since the
+// window must hold both.
+func (r *Router) TokensNeeded(i int, inputTokens int) int {
+	return inputTokens + int(math.Ceil(r.outTokens[i]))
+}
+
+// Route decides one request. Candidates whose context window the request
+// does not fit are neither chosen (also not by exploration: their
+// probability is 0) nor listed as fallbacks; when it fits none, the policy's
+// ContextOverflow decides.
 func (r *Router) Route(req Request) (Decision, error) {
 	d, err := r.Score(req)
 	if err != nil {
 		return Decision{}, err
 	}
-	rule := Rule{QualityBar: d.QualityBar, Lambda: r.cfg.Lambda}
+	rule := Rule{QualityBar: d.QualityBar, Lambda: r.cfg.Lambda, ContextOverflow: r.cfg.ContextOverflow}
 	if req.QualityBar != nil {
 		rule.Lambda = nil // a request's own bar wins over the policy's trade-off
 	}
@@ -281,8 +301,9 @@ func (r *Router) Route(req Request) (Decision, error) {
 	return d, nil
 }
 
-// Score computes a request's options (every candidate's predicted quality
-// and expected cost) and the bar that applies, without choosing.
+// Score computes a request's options (every candidate's predicted quality,
+// expected cost, context window and the tokens the request needs in it) and
+// the bar that applies, without choosing.
 func (r *Router) Score(req Request) (Decision, error) {
 	idx := r.defaultIdx
 	if req.Candidates != nil {
@@ -335,7 +356,8 @@ func (r *Router) Score(req Request) (Decision, error) {
 		if i < len(ws.scores) {
 			q = float64(ws.scores[i])
 		}
-		d.Options[k] = Option{Model: r.models[i], PredictedQuality: q, ExpectedCostUSD: r.ExpectedCostUSD(i, in)}
+		d.Options[k] = Option{Model: r.models[i], PredictedQuality: q, ExpectedCostUSD: r.ExpectedCostUSD(i, in),
+			ContextWindow: r.prices[i].ContextWindow, TokensNeeded: r.TokensNeeded(i, in)}
 	}
 	return d, nil
 }
