@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,7 +38,6 @@ func noteDecision(w http.ResponseWriter, id string) {
 // shedding (routing requests by queueing delay, every API request by the
 // bound on requests in flight), a deadline, timing and recovery from panics.
 func (s *Server) api(endpoint string, admin bool, h http.HandlerFunc) http.HandlerFunc {
-	shedByDelay := s.shedder != nil && (endpoint == "route" || endpoint == "noop")
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
@@ -66,10 +66,6 @@ func (s *Server) api(endpoint string, admin bool, h http.HandlerFunc) http.Handl
 		if !s.authorised(r, admin) {
 			sw.Header().Set("WWW-Authenticate", `Bearer realm="switchyard"`)
 			writeError(sw, http.StatusUnauthorized, &fieldError{msg: "missing or unknown API key: send Authorization: Bearer KEY"})
-			return
-		}
-		if shedByDelay && s.shedder.Shed() {
-			s.shed(sw, "queue_delay", "the server is overloaded; retry after 1 s")
 			return
 		}
 		if s.inflight != nil {
@@ -127,3 +123,53 @@ func (s *Server) authorised(r *http.Request, admin bool) bool {
 	}
 	return found == 1
 }
+
+// frontDoor answers the routing requests the shedder refuses before
+// anything else is done for them (no routing table, middleware or JSON
+// encoding): under overload every refusal takes processor time from the
+// requests being served, so it must cost as little as possible.
+func (s *Server) frontDoor(next http.Handler) http.Handler {
+	if s.shedder == nil {
+		return next
+	}
+	var count prometheus.Counter
+	var observe map[string]prometheus.Observer
+	if m := s.metrics; m != nil {
+		count = m.Shed.WithLabelValues("queue_delay")
+		observe = map[string]prometheus.Observer{}
+		for path, endpoint := range shedPaths {
+			observe[path] = m.RequestSeconds.WithLabelValues(endpoint, "429")
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := shedPaths[r.URL.Path]; !ok || !s.shedder.Shed() {
+			next.ServeHTTP(w, r)
+			return
+		}
+		start := time.Now()
+		h := w.Header()
+		h["Content-Type"] = jsonContentType
+		h["Retry-After"] = retryAfter
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write(overloadedBody)
+		if count != nil {
+			count.Inc()
+			observe[r.URL.Path].Observe(time.Since(start).Seconds())
+		}
+		if s.cfg.AccessLog {
+			s.log.Info("request", "endpoint", shedPaths[r.URL.Path], "method", r.Method, "path", r.URL.Path,
+				"code", http.StatusTooManyRequests, "elapsed", time.Since(start))
+		}
+	})
+}
+
+// shedPaths are the endpoints the shedder refuses under overload, with
+// their endpoint names: routing (a gateway that is refused routes by its
+// own default) and the no-op endpoint that benchmarks it; never feedback.
+var shedPaths = map[string]string{"/v1/route": "route", "/route": "route", "/v1/noop": "noop"}
+
+var (
+	jsonContentType = []string{"application/json"}
+	retryAfter      = []string{"1"}
+	overloadedBody  = []byte(`{"error":{"message":"the server is overloaded; retry after 1 s"}}` + "\n")
+)

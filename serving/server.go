@@ -271,7 +271,7 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Allow", m)
 		writeError(w, http.StatusMethodNotAllowed, &fieldError{msg: "method " + req.Method + " not allowed here; use " + m})
 	})
-	return r
+	return s.frontDoor(r)
 }
 
 func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
@@ -295,7 +295,10 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 	decided := time.Since(decideStart)
 	if err != nil {
 		var unknown *policy.UnknownModelError
+		var window *policy.ContextWindowError
 		switch {
+		case errors.As(err, &window):
+			writeError(w, http.StatusBadRequest, &fieldError{field: "prompt", msg: err.Error()})
 		case errors.As(err, &unknown):
 			writeError(w, http.StatusBadRequest, &fieldError{field: "candidates", msg: err.Error()})
 		case errors.Is(err, policy.ErrNoCandidate):

@@ -101,11 +101,16 @@ type WAL[T any] struct {
 	lastAt   time.Time
 }
 
+// batch is the records queued for one write; doneCh closes when it is
+// written, offerCh when its callers are to write it themselves.
 type batch struct {
-	buf  []byte
-	n    int
-	done bool
-	err  error
+	buf     []byte
+	n       int
+	done    bool
+	err     error
+	offered bool
+	doneCh  chan struct{}
+	offerCh chan struct{}
 }
 
 // ErrClosed is returned by Append after Close.
@@ -134,7 +139,7 @@ func Open[T any](opt Options) (*WAL[T], int, error) {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	w := &WAL[T]{opt: opt, walDir: filepath.Join(opt.Dir, "wal"), cur: &batch{},
+	w := &WAL[T]{opt: opt, walDir: filepath.Join(opt.Dir, "wal"), cur: newBatch(nil),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	w.cond = sync.NewCond(&w.mu)
 	if err := os.MkdirAll(w.walDir, 0o755); err != nil {
@@ -184,30 +189,61 @@ func (w *WAL[T]) Append(recs ...T) error {
 		*sp = frames
 		scratch.Put(sp)
 	}
-	for !b.done {
-		if w.writing {
-			w.cond.Wait()
+	offer := b.offerCh
+	for {
+		if b.done {
+			err := b.err
+			w.mu.Unlock()
+			return err
+		}
+		if !w.writing {
+			w.lead() // b is the queued batch: it returns with b written and the lock held
 			continue
 		}
-		// lead: write everything queued, while later callers queue theirs
-		w.writing = true
-		take := w.cur
-		w.cur = &batch{buf: w.spare}
-		w.spare = nil
+		// Wait for this batch to be written, or to be handed the lead: only
+		// this batch's callers wake, not every waiting one.
 		w.mu.Unlock()
-		err := w.write(take.buf, take.n)
-		w.mu.Lock()
-		take.done, take.err = true, err
-		if cap(take.buf) <= 1<<20 {
-			w.spare = take.buf[:0]
+		select {
+		case <-b.doneCh:
+		case <-offer:
+			offer = nil // offered once; from now on wait for the write
 		}
-		take.buf = nil
-		w.writing = false
-		w.cond.Broadcast()
+		w.mu.Lock()
 	}
-	err := b.err
+}
+
+// lead writes the queued batch while later callers queue theirs for the
+// next write; it is called, and returns, with w.mu held.
+func (w *WAL[T]) lead() {
+	w.writing = true
+	take := w.cur
+	w.cur = newBatch(w.spare)
+	w.spare = nil
 	w.mu.Unlock()
-	return err
+	err := w.write(take.buf, take.n)
+	w.mu.Lock()
+	take.done, take.err = true, err
+	close(take.doneCh)
+	if cap(take.buf) <= 1<<20 {
+		w.spare = take.buf[:0]
+	}
+	take.buf = nil
+	w.handOff()
+}
+
+// handOff gives up the open segment (w.mu held) and, when records are
+// queued, wakes their callers so that one of them writes them.
+func (w *WAL[T]) handOff() {
+	w.writing = false
+	w.cond.Broadcast() // own() and Close wait on it; appenders do not
+	if c := w.cur; c.n > 0 && !c.offered {
+		c.offered = true
+		close(c.offerCh)
+	}
+}
+
+func newBatch(buf []byte) *batch {
+	return &batch{buf: buf, doneCh: make(chan struct{}), offerCh: make(chan struct{})}
 }
 
 // appendFrame appends one framed record: length, CRC-32C, encoding.
@@ -253,8 +289,7 @@ func (w *WAL[T]) own() bool {
 
 func (w *WAL[T]) release() {
 	w.mu.Lock()
-	w.writing = false
-	w.cond.Broadcast()
+	w.handOff()
 	w.mu.Unlock()
 }
 

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// benchPredictor generates the `make run` workload and trains its
+// production-size predictor, for the server benchmarks.
+func benchPredictor(b *testing.B) (catalogue, model string) {
+	dir := b.TempDir()
+	data, out := filepath.Join(dir, "data"), filepath.Join(dir, "model")
+	o, err := exec.Command(binary, "generate", "--seed", "1", "--prompts", "6000", "--out", data).CombinedOutput()
+	require.NoError(b, err, string(o))
+	o, err = exec.Command(binary, "train", "--data", data, "--seed", "1", "--out", out).CombinedOutput()
+	require.NoError(b, err, string(o))
+	return filepath.Join(data, "catalogue.csv"), filepath.Join(out, "predictor.onnx")
+}
+
+// BenchmarkGoodput measures what the server does under overload with its
+// defaults, the server process and `switchyard loadgen` sharing the
+// machine's cores (no pinning): capacity C is /v1/route's closed-loop
+// maximum with shedding off (16 connections); then, with the defaults, an
+// open-loop run at 2C (256 connections) reports the rate of requests
+// answered 200 (goodput, also as a share of C) and an open-loop run at C/2
+// its p99. It runs once whatever b.N is.
+func BenchmarkGoodput(b *testing.B) {
+	catalogue, model := benchPredictor(b)
+	serve := func(args ...string) (*exec.Cmd, string) {
+		return startServeUnder(b, nil, append([]string{"--model", model, "--catalogue", catalogue,
+			"--logs", b.TempDir()}, args...)...)
+	}
+	load := func(base string, args ...string) []loadRow {
+		argv := append([]string{"loadgen", "--url", base + "/v1/route", "--duration", "5s"}, args...)
+		out, err := exec.Command(binary, argv...).CombinedOutput()
+		require.NoError(b, err, string(out))
+		fmt.Fprintf(os.Stderr, "loadgen %s:\n%s", strings.Join(args, " "), out)
+		return parseLoadTable(b, string(out))
+	}
+	stop := func(cmd *exec.Cmd) {
+		require.NoError(b, cmd.Process.Signal(syscall.SIGTERM))
+		require.NoError(b, cmd.Wait())
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N && i < 1; i++ {
+		unshed, base := serve("--shed-queue-delay", "0")
+		capRun := load(base, "--connections", "16")
+		stop(unshed)
+		require.Len(b, capRun, 1)
+		c := capRun[0].throughput
+
+		srv, base := serve()
+		open := load(base, "--closed=false", "--connections", "256",
+			"--rates", strconv.FormatFloat(c/2, 'f', 0, 64)+","+strconv.FormatFloat(2*c, 'f', 0, 64))
+		stop(srv)
+		require.Len(b, open, 2)
+		half, over := open[0], open[1]
+		for _, r := range append(capRun, open...) {
+			require.Zero(b, r.errors, "transport errors: %+v", r)
+		}
+		b.ReportMetric(c, "capacity_req/s")
+		b.ReportMetric(over.throughput, "goodput_at_2C_req/s")
+		b.ReportMetric(over.throughput/c, "goodput_at_2C/C")
+		b.ReportMetric(float64(over.shed)/float64(over.sent), "shed_share_at_2C")
+		b.ReportMetric(half.p99.Seconds()*1e3, "p99_at_C/2_ms")
+		b.ReportMetric(float64(half.shed)/float64(half.sent), "shed_share_at_C/2")
+	}
+}
