@@ -19,7 +19,11 @@ type DecisionLogConfig struct {
 	Writer    string        // writer id in every file name (default "local"; see logstore.LockDir)
 	MaxBytes  int64         // a write-ahead-log segment larger than this is converted to Parquet
 	MaxAge    time.Duration // a segment is converted after this long even when not full
-	SyncEvery time.Duration // the open segment is fsynced at least this often
+	SyncEvery time.Duration // the segments are fsynced at least this often
+	// RingBytes is the memory (a file on /dev/shm) that holds decisions
+	// between the answer and the segment file; a decision larger than half
+	// of it cannot be logged.
+	RingBytes int
 	// QueueSize bounds the decisions held in memory while the log cannot be
 	// written (a full disk, say); beyond it, new ones are dropped and counted.
 	QueueSize int
@@ -27,14 +31,15 @@ type DecisionLogConfig struct {
 
 // DefaultDecisionLogConfig returns the defaults for dir.
 func DefaultDecisionLogConfig(dir string) DecisionLogConfig {
-	return DecisionLogConfig{Dir: dir, MaxBytes: 32 << 20, MaxAge: time.Minute, SyncEvery: time.Second, QueueSize: 1 << 13}
+	return DecisionLogConfig{Dir: dir, MaxBytes: 64 << 20, MaxAge: time.Minute, SyncEvery: time.Second, RingBytes: 16 << 20, QueueSize: 1 << 13}
 }
 
 // DecisionLog writes every decision to a write-ahead log before the server
-// answers (group-committed with the concurrent requests, written to the
-// operating system but fsynced only once a second), so a decision whose
-// answer was sent survives a killed process; a power cut loses at most the
-// last second. Segments become Parquet files in Hive-style partitions.
+// answers: into the log's ring (a memory-mapped file on /dev/shm), where it
+// survives a killed process, from which it reaches a segment file on disk
+// within milliseconds, fsynced once a second, so a power cut loses at most
+// about the last second. Segments become Parquet files in Hive-style
+// partitions.
 // When the log cannot be written, routing goes on: decisions wait in a
 // bounded queue and are written again once a second.
 type DecisionLog struct {
@@ -54,7 +59,7 @@ func NewDecisionLog(cfg DecisionLogConfig, log *slog.Logger) (*DecisionLog, erro
 		return nil, fmt.Errorf("decision log: max bytes, queue size, max age and sync period must be positive: %+v", cfg)
 	}
 	wal, recovered, err := logstore.Open[datasets.DecisionRecord](logstore.Options{Dir: cfg.Dir, Prefix: datasets.DecisionLogPrefix,
-		Writer: cfg.Writer, MaxBytes: cfg.MaxBytes, MaxAge: cfg.MaxAge, SyncEvery: cfg.SyncEvery, Log: log})
+		Writer: cfg.Writer, MaxBytes: cfg.MaxBytes, MaxAge: cfg.MaxAge, SyncEvery: cfg.SyncEvery, RingBytes: cfg.RingBytes, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("decision log: %w", err)
 	}

@@ -83,6 +83,7 @@ func startServerWith(t *testing.T, cfg serving.Config, scorer string, log *slog.
 	lc := serving.DefaultDecisionLogConfig(f.logs)
 	f.dlog, err = serving.NewDecisionLog(lc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
+	t.Cleanup(func() { f.dlog.Close(context.Background()) })
 	f.reg = prometheus.NewRegistry()
 	f.srv, err = serving.New(cfg, serving.Deps{Router: router, Catalogue: cat, Decisions: f.dlog, Outcomes: f.wal,
 		Log: log, Registry: f.reg,

@@ -186,6 +186,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	dcfg := serving.DefaultDecisionLogConfig(*logs)
 	dcfg.Writer = writer
+	dcfg.RingBytes = max(dcfg.RingBytes, 4*(*maxText)) // room for the largest decision twice over
 	dlog, err := serving.NewDecisionLog(dcfg, log)
 	if err != nil {
 		routing.Close()

@@ -1,6 +1,6 @@
 // Package logstore keeps Switchyard's logs durable: an append-only
-// write-ahead log whose records are on disk before Append returns, and which
-// is turned into Parquet files in Hive-style partitions (dt=YYYY-MM-DD/hour=HH)
+// write-ahead log whose records are safe before Append returns, and which is
+// turned into Parquet files in Hive-style partitions (dt=YYYY-MM-DD/hour=HH)
 // when a segment is full or old, and again at start-up for whatever a killed
 // process left behind.
 //
@@ -48,12 +48,20 @@ type Options struct {
 	Writer   string        // writer id in every file name (see ValidWriterID); default "local"
 	MaxBytes int64         // a segment larger than this is converted to Parquet
 	MaxAge   time.Duration // a segment older than this is converted
-	// SyncEvery is how durable an acknowledged Append is. 0: every commit is
-	// fsynced before Append returns (it survives a power cut). Positive:
-	// Append returns once its records are written to the operating system
-	// (they survive a killed process), and the open segment is fsynced at
-	// least this often (a power cut loses at most that much).
+	// SyncEvery is how durable an acknowledged Append is. 0: its records
+	// are written to a segment file and fsynced before it returns (they
+	// survive a power cut); concurrent appends share the fsync. Positive:
+	// Append returns once its records are in the ring (see RingBytes), where
+	// they survive a killed process; a background flusher writes the ring to
+	// the segment files every few milliseconds and fsyncs them at least this
+	// often, so a power cut loses at most about that much.
 	SyncEvery time.Duration
+	// RingBytes is the size of the ring that holds records between Append
+	// and the flusher (with SyncEvery > 0; default 16 MiB); a record
+	// larger than half of it is refused. RingDir is where the ring's file
+	// lives (default /dev/shm when writable, else Dir/wal).
+	RingBytes int
+	RingDir   string
 	Log       *slog.Logger
 }
 
@@ -66,59 +74,67 @@ type Record interface {
 
 // WAL is a durable append-only log of records of type T.
 //
-// Appends are group-committed: the first caller to find no write in progress
-// writes every record queued so far (and fsyncs, with SyncEvery 0) while the
-// others wait and queue theirs for the next write, so concurrent callers share
-// system calls and no goroutine is woken per record.
+// Frames are [length][CRC-32C][position][record]: the position (a byte
+// offset in the log's stream) identifies a record, so that one recovered
+// from the ring after a crash is not written twice.
 type WAL[T any] struct {
 	opt    Options
 	walDir string
+	ring   *ring // nil with SyncEvery 0
 
 	mu      sync.Mutex
-	cond    *sync.Cond
-	cur     *batch // records queued for the next write
-	spare   []byte
-	writing bool // a goroutine owns the open segment (writing, syncing or rotating)
+	cond    *sync.Cond // ring space freed
 	closed  bool
+	pos     uint64 // position of the next record
+	flushed uint64 // ring mode: records before it are in a segment file
+	cur     *batch // direct mode: frames waiting for the next commit
+	live    map[string]bool
 
-	// owned by whoever set writing
-	seg      *os.File
-	segName  string
-	segSize  int64
-	segStart time.Time
-	seq      int
-	dirty    bool // written since the last fsync
+	// segment state, owned by whoever holds commitMu: the committing
+	// append (direct mode) or the flusher
+	commitMu   sync.Mutex
+	seg        *os.File
+	segName    string
+	segSize    int64
+	segStart   time.Time
+	seq        int
+	dirty      bool
+	lastSync   time.Time
+	closedSome bool // a segment was closed: convert it
 
-	openSeg atomic.Pointer[string] // the open segment's name, for the converter
-	wake    chan struct{}          // a segment was closed: convert it
-	stop    chan struct{}
-	done    chan struct{}
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
 
+	aborted  atomic.Bool // tests: stop as a killed process would, writing nothing more
+	appended atomic.Int64
 	statsMu  sync.Mutex
-	appended int64
 	errs     int64
 	lastErr  error
 	lastAt   time.Time
 }
 
-// batch is the records queued for one write; doneCh closes when it is
-// written, offerCh when its callers are to write it themselves.
+// batch is the frames of the appends waiting for one commit (direct mode).
 type batch struct {
-	buf     []byte
-	n       int
-	done    bool
-	err     error
-	offered bool
-	doneCh  chan struct{}
-	offerCh chan struct{}
+	buf  []byte
+	n    int
+	done bool // under commitMu
+	err  error
 }
+
+// maxSegmentBytes bounds Options.MaxBytes.
+const maxSegmentBytes = 1 << 30
+
+// frameHeader is a frame's length, CRC-32C and position.
+const frameHeader = 16
 
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("wal: closed")
 
 // Open opens the log in opt.Dir, first converting every segment of its
 // writer left by an earlier process (and any segment an earlier version
-// left without a writer id) into Parquet. It returns how many records it
+// left without a writer id) into Parquet, and then the records left in the
+// ring that never reached a segment. It returns how many records it
 // recovered. The caller should hold the folder's lock (LockDir).
 func Open[T any](opt Options) (*WAL[T], int, error) {
 	if opt.Prefix == "" || opt.Dir == "" {
@@ -133,14 +149,20 @@ func Open[T any](opt Options) (*WAL[T], int, error) {
 	if opt.MaxBytes <= 0 {
 		opt.MaxBytes = 64 << 20
 	}
+	if opt.MaxBytes > maxSegmentBytes {
+		return nil, 0, fmt.Errorf("wal: segments of %d bytes are more than the %d allowed", opt.MaxBytes, maxSegmentBytes)
+	}
 	if opt.MaxAge <= 0 {
 		opt.MaxAge = 10 * time.Minute
+	}
+	if opt.RingBytes <= 0 {
+		opt.RingBytes = 16 << 20
 	}
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	w := &WAL[T]{opt: opt, walDir: filepath.Join(opt.Dir, "wal"), cur: newBatch(nil),
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	w := &WAL[T]{opt: opt, walDir: filepath.Join(opt.Dir, "wal"), live: map[string]bool{}, cur: &batch{},
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), lastSync: time.Now()}
 	w.cond = sync.NewCond(&w.mu)
 	if err := os.MkdirAll(w.walDir, 0o755); err != nil {
 		return nil, 0, fmt.Errorf("wal: %w", err)
@@ -151,186 +173,238 @@ func Open[T any](opt Options) (*WAL[T], int, error) {
 		return nil, 0, err
 	}
 	recovered := 0
+	var next uint64 // past the highest position of a recovered record
 	for _, seg := range segs {
-		n, err := w.convert(seg)
+		n, end, err := w.convert(seg)
 		if err != nil {
 			return nil, recovered, fmt.Errorf("wal: recover segment %s: %w", seg, err)
 		}
 		recovered += n
+		next = max(next, end)
+	}
+	if opt.SyncEvery > 0 {
+		n, err := w.openRing(next)
+		if err != nil {
+			return nil, recovered, err
+		}
+		recovered += n
+	} else {
+		w.pos = next
 	}
 	go w.loop()
 	return w, recovered, nil
 }
 
+// openRing maps the ring and recovers the records a killed process left in
+// it that are not in a segment (at next or after), through a segment of
+// their own.
+func (w *WAL[T]) openRing(next uint64) (int, error) {
+	dir := w.opt.RingDir
+	if dir == "" {
+		dir = defaultRingDir(w.walDir)
+	}
+	abs, err := filepath.Abs(w.opt.Dir)
+	if err != nil {
+		return 0, fmt.Errorf("wal: %w", err)
+	}
+	removeOrphanRings(dir, func(p string) { w.opt.Log.Info("removed the ring of a log folder that no longer exists", "ring", p) })
+	r, fresh, err := openRing(ringPath(dir, abs, w.opt.Prefix, w.opt.Writer), abs, w.opt.RingBytes)
+	if err != nil {
+		return 0, fmt.Errorf("wal: %w", err)
+	}
+	w.ring = r
+	n := 0
+	if !fresh {
+		tail, head := r.tail(), r.head()
+		if head < tail || head-tail > r.size() {
+			w.opt.Log.Warn("wal: ring header is inconsistent; starting a new ring", "ring", r.path)
+		} else if head > tail {
+			var frames []byte
+			a, b := r.span(tail, head)
+			frames = append(append(frames, a...), b...)
+			frames = framesFrom(frames, next)
+			if len(frames) > 0 {
+				if err := w.writeSegment(frames); err != nil {
+					return 0, err
+				}
+				name := w.segName
+				if err := w.closeSegment(); err != nil {
+					return 0, err
+				}
+				if n, _, err = w.convert(name); err != nil {
+					return 0, fmt.Errorf("wal: recover ring: %w", err)
+				}
+			}
+		}
+	}
+	w.pos = max(next, r.head())
+	w.flushed = w.pos
+	r.setHead(w.pos)
+	r.setTail(w.pos)
+	return n, nil
+}
+
+// framesFrom returns the whole frames of frames whose position is next or
+// later (the earlier ones are already in a segment), up to the first torn
+// or corrupt one.
+func framesFrom(frames []byte, next uint64) []byte {
+	start, at := -1, 0
+	for at+frameHeader <= len(frames) {
+		n := int(binary.LittleEndian.Uint32(frames[at:]))
+		if n < 8 || at+8+n > len(frames) || crc32.Checksum(frames[at+8:at+8+n], crcTable) != binary.LittleEndian.Uint32(frames[at+4:]) {
+			break
+		}
+		if start < 0 && binary.LittleEndian.Uint64(frames[at+8:]) >= next {
+			start = at
+		}
+		at += 8 + n
+	}
+	if start < 0 {
+		return nil
+	}
+	return frames[start:at]
+}
+
 var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// Append writes recs to the log and returns once they are on disk as
+// Append writes recs to the log and returns once they are safe as
 // Options.SyncEvery says. Records of one call are committed together.
 func (w *WAL[T]) Append(recs ...T) error {
 	sp := scratch.Get().(*[]byte)
 	frames := (*sp)[:0]
+	defer func() {
+		if cap(frames) <= 1<<20 {
+			*sp = frames[:0]
+			scratch.Put(sp)
+		}
+	}()
 	for i := range recs {
 		var err error
 		if frames, err = appendFrame(frames, &recs[i]); err != nil {
-			scratch.Put(sp)
 			return err
 		}
 	}
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		scratch.Put(sp)
-		return ErrClosed
+	if w.ring == nil {
+		return w.commit(frames, len(recs))
 	}
-	b := w.cur
-	b.buf = append(b.buf, frames...)
-	b.n += len(recs)
-	if cap(frames) <= 1<<20 {
-		*sp = frames
-		scratch.Put(sp)
-	}
-	offer := b.offerCh
-	for {
-		if b.done {
-			err := b.err
-			w.mu.Unlock()
-			return err
-		}
-		if !w.writing {
-			w.lead() // b is the queued batch: it returns with b written and the lock held
-			continue
-		}
-		// Wait for this batch to be written, or to be handed the lead: only
-		// this batch's callers wake, not every waiting one.
-		w.mu.Unlock()
-		select {
-		case <-b.doneCh:
-		case <-offer:
-			offer = nil // offered once; from now on wait for the write
-		}
-		w.mu.Lock()
-	}
-}
-
-// lead writes the queued batch while later callers queue theirs for the
-// next write; it is called, and returns, with w.mu held.
-func (w *WAL[T]) lead() {
-	w.writing = true
-	take := w.cur
-	w.cur = newBatch(w.spare)
-	w.spare = nil
-	w.mu.Unlock()
-	err := w.write(take.buf, take.n)
-	w.mu.Lock()
-	take.done, take.err = true, err
-	close(take.doneCh)
-	if cap(take.buf) <= 1<<20 {
-		w.spare = take.buf[:0]
-	}
-	take.buf = nil
-	w.handOff()
-}
-
-// handOff gives up the open segment (w.mu held) and, when records are
-// queued, wakes their callers so that one of them writes them.
-func (w *WAL[T]) handOff() {
-	w.writing = false
-	w.cond.Broadcast() // own() and Close wait on it; appenders do not
-	if c := w.cur; c.n > 0 && !c.offered {
-		c.offered = true
-		close(c.offerCh)
-	}
-}
-
-func newBatch(buf []byte) *batch {
-	return &batch{buf: buf, doneCh: make(chan struct{}), offerCh: make(chan struct{})}
-}
-
-// appendFrame appends one framed record: length, CRC-32C, encoding.
-func appendFrame[T any](b []byte, rec *T) ([]byte, error) {
-	at := len(b)
-	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
-	if r, ok := any(rec).(Record); ok {
-		b = r.AppendWAL(b)
-	} else {
-		js, err := json.Marshal(rec)
-		if err != nil {
-			return b[:at], fmt.Errorf("wal: encode: %w", err)
-		}
-		b = append(b, js...)
-	}
-	body := b[at+8:]
-	binary.LittleEndian.PutUint32(b[at:], uint32(len(body)))
-	binary.LittleEndian.PutUint32(b[at+4:], crc32.Checksum(body, crcTable))
-	return b, nil
-}
-
-func decodeRecord[T any](b []byte, rec *T) error {
-	if r, ok := any(rec).(Record); ok {
-		return r.DecodeWAL(b)
-	}
-	return json.Unmarshal(b, rec)
-}
-
-// own waits until no goroutine owns the open segment and takes it; it
-// reports false, owning nothing, once the log is closing.
-func (w *WAL[T]) own() bool {
+	need := uint64(len(frames))
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for w.writing && !w.closed {
-		w.cond.Wait()
-	}
 	if w.closed {
-		return false
+		return ErrClosed
 	}
-	w.writing = true
-	return true
-}
-
-func (w *WAL[T]) release() {
-	w.mu.Lock()
-	w.handOff()
-	w.mu.Unlock()
-}
-
-// write writes a batch of frames to the open segment (opening one if
-// needed), and fsyncs it when every commit must be. The caller owns the
-// segment.
-func (w *WAL[T]) write(frames []byte, n int) error {
-	if n == 0 {
-		return nil
+	if need > w.ring.size()/2 {
+		return fmt.Errorf("wal: a record of %d bytes is larger than half of the %d-byte ring", need, w.ring.size())
 	}
-	if w.seg == nil {
-		if err := w.openSegment(); err != nil {
-			w.noteErr(err)
-			return err
+	for w.pos+need-w.flushed > w.ring.size() {
+		if err := w.Failing(time.Second); err != nil {
+			return fmt.Errorf("wal: the ring is full and cannot be written out: %w", err)
+		}
+		w.poke()
+		w.cond.Wait()
+		if w.closed {
+			return ErrClosed
 		}
 	}
-	_, err := w.seg.Write(frames)
-	if err == nil && w.opt.SyncEvery == 0 {
-		err = w.seg.Sync()
-	}
-	if err != nil {
-		// nothing of this batch is acknowledged; the segment may now end in
-		// a torn record, so it is closed (its good records are converted
-		// later) and the next batch starts a fresh one
-		err = fmt.Errorf("wal: write %s: %w", w.segName, err)
-		w.noteErr(err)
-		w.abandonSegment()
-		return err
-	}
-	w.dirty = w.opt.SyncEvery > 0
-	w.segSize += int64(len(frames))
-	w.statsMu.Lock()
-	w.appended += int64(n)
-	w.statsMu.Unlock()
-	if w.segSize >= w.opt.MaxBytes {
-		w.noteErr(w.rotate())
+	stamp(frames, w.pos)
+	w.ring.put(w.pos, frames)
+	w.pos += need
+	w.ring.setHead(w.pos)
+	w.appended.Add(int64(len(recs)))
+	if w.pos-w.flushed > w.ring.size()/4 {
+		w.poke()
 	}
 	return nil
 }
 
-func (w *WAL[T]) openSegment() error {
+// stamp writes each frame's position (from pos on) and its checksum.
+func stamp(frames []byte, pos uint64) {
+	for at := 0; at < len(frames); {
+		n := int(binary.LittleEndian.Uint32(frames[at:]))
+		binary.LittleEndian.PutUint64(frames[at+8:], pos+uint64(at))
+		binary.LittleEndian.PutUint32(frames[at+4:], crc32.Checksum(frames[at+8:at+8+n], crcTable))
+		at += 8 + n
+	}
+}
+
+// commit writes frames to the segment file and fsyncs (direct mode). The
+// appends waiting meanwhile queue theirs; the first of them to get the
+// commit lock writes them all with one fsync.
+func (w *WAL[T]) commit(frames []byte, n int) error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return ErrClosed
+	}
+	b := w.cur
+	b.buf = append(b.buf, frames...)
+	b.n += n
+	w.mu.Unlock()
+	w.commitMu.Lock()
+	defer w.commitMu.Unlock()
+	if !b.done {
+		w.commitQueued()
+	}
+	return b.err
+}
+
+// commitQueued writes and fsyncs every queued frame. The caller holds
+// commitMu.
+func (w *WAL[T]) commitQueued() {
+	w.mu.Lock()
+	take := w.cur
+	w.cur = &batch{}
+	stamp(take.buf, w.pos)
+	w.pos += uint64(len(take.buf))
+	w.mu.Unlock()
+	if take.n == 0 {
+		return
+	}
+	err := w.writeSegment(take.buf)
+	if err == nil {
+		if err = w.seg.Sync(); err != nil {
+			err = fmt.Errorf("wal: sync %s: %w", w.segName, err)
+			w.noteErr(err)
+			w.abandonSegment()
+		}
+	}
+	take.done, take.err = true, err
+	if err == nil {
+		w.appended.Add(int64(take.n))
+		w.dirty = false
+	}
+}
+
+// writeSegment appends frames to the open segment, opening one (and
+// rotating a full one) as needed. A failed write is cut off again, so the
+// segment never ends in a torn frame that later ones would follow. The
+// caller holds commitMu.
+func (w *WAL[T]) writeSegment(frames []byte) error {
+	if w.seg != nil && w.segSize >= w.opt.MaxBytes {
+		w.noteErr(w.closeSegment())
+	}
+	if w.seg == nil {
+		if err := w.newSegment(); err != nil {
+			w.noteErr(err)
+			return err
+		}
+	}
+	if _, err := w.seg.Write(frames); err != nil {
+		err = fmt.Errorf("wal: write %s: %w", w.segName, err)
+		w.noteErr(err)
+		if terr := w.seg.Truncate(w.segSize); terr != nil {
+			w.abandonSegment()
+		} else if _, serr := w.seg.Seek(w.segSize, io.SeekStart); serr != nil {
+			w.abandonSegment()
+		}
+		return err
+	}
+	w.segSize += int64(len(frames))
+	w.dirty = true
+	return nil
+}
+
+func (w *WAL[T]) newSegment() error {
 	if err := os.MkdirAll(w.walDir, 0o755); err != nil { // the folder may have been lost and restored
 		return fmt.Errorf("wal: %w", err)
 	}
@@ -338,64 +412,166 @@ func (w *WAL[T]) openSegment() error {
 		w.seq++
 		now := time.Now()
 		name := datasets.LogFileName(w.opt.Prefix, now, w.opt.Writer, w.seq)
-		w.openSeg.Store(&name) // before the file exists: the converter must never take it
-		f, err := os.OpenFile(w.segPath(name), os.O_CREATE|os.O_EXCL|os.O_RDWR|os.O_APPEND, 0o644)
-		if errors.Is(err, fs.ErrExist) && tries < 100 {
-			continue // the same microsecond as an earlier process's segment
-		}
+		w.mu.Lock()
+		w.live[name] = true // before the file exists: the converter must never take it
+		w.mu.Unlock()
+		f, err := os.OpenFile(w.segPath(name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 		if err != nil {
-			empty := ""
-			w.openSeg.Store(&empty)
+			w.mu.Lock()
+			delete(w.live, name)
+			w.mu.Unlock()
+			if errors.Is(err, fs.ErrExist) && tries < 100 {
+				continue // the same microsecond as an earlier process's segment
+			}
 			return fmt.Errorf("wal: open segment: %w", err)
 		}
-		w.seg, w.segName, w.segSize, w.segStart, w.dirty = f, name, 0, now, false
+		w.seg, w.segName, w.segSize, w.segStart = f, name, 0, now
 		return syncDir(w.walDir)
 	}
 }
 
-// loop fsyncs the open segment (with SyncEvery), closes it when it is old,
-// checks that it is still where it was made, and converts closed segments.
-func (w *WAL[T]) loop() {
-	defer close(w.done)
-	period := time.Second
-	if s := w.opt.SyncEvery; s > 0 && s < period {
-		period = s
+// closeSegment fsyncs and closes the open segment and wakes the converter.
+// The caller holds commitMu.
+func (w *WAL[T]) closeSegment() error {
+	if w.seg == nil {
+		return nil
 	}
-	tick := time.NewTicker(period)
-	defer tick.Stop()
-	for {
-		select {
-		case <-w.stop:
-			return
-		case <-w.wake:
-		case <-tick.C:
-			if w.own() {
-				w.maintain()
-				w.release()
-			}
-		}
-		w.noteErr(w.convertClosed())
+	err := w.seg.Sync()
+	if cerr := w.seg.Close(); err == nil {
+		err = cerr
 	}
+	name := w.segName
+	w.seg, w.segName, w.dirty, w.closedSome = nil, "", false, true
+	w.mu.Lock()
+	delete(w.live, name)
+	w.mu.Unlock()
+	w.poke()
+	if err != nil {
+		// the segment stays on disk; the converter takes it from there
+		return fmt.Errorf("wal: close segment %s: %w", name, err)
+	}
+	return nil
 }
 
-// maintain runs on the owner's side every tick.
-func (w *WAL[T]) maintain() {
+// abandonSegment closes the open segment without trusting it further; what
+// it holds is converted later from disk.
+func (w *WAL[T]) abandonSegment() {
 	if w.seg == nil {
 		return
 	}
-	if w.dirty {
-		if err := w.seg.Sync(); err != nil {
-			w.noteErr(fmt.Errorf("wal: sync %s: %w", w.segName, err))
-		} else {
-			w.dirty = false
+	_ = w.seg.Close()
+	w.mu.Lock()
+	delete(w.live, w.segName)
+	w.mu.Unlock()
+	w.seg, w.segName, w.dirty = nil, "", false
+}
+
+func (w *WAL[T]) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// flushEvery is how often the flusher writes the ring out.
+const flushEvery = 5 * time.Millisecond
+
+// loop is the WAL's background work: writing the ring out (every
+// flushEvery, or when poked), fsyncing every SyncEvery, closing old
+// segments, checking that the open one is still where it was made, and
+// converting closed segments (once a second, or when one was closed).
+func (w *WAL[T]) loop() {
+	defer close(w.done)
+	period := time.Second
+	if w.ring != nil {
+		period = flushEvery
+	}
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	var maintained, converted time.Time
+	for {
+		stopping := false
+		select {
+		case <-w.stop:
+			if w.aborted.Load() {
+				return
+			}
+			stopping = true
+		case <-w.wake:
+		case <-tick.C:
 		}
+		w.commitMu.Lock()
+		if w.ring != nil {
+			w.flushRing()
+			if w.dirty && (stopping || time.Since(w.lastSync) >= w.opt.SyncEvery) {
+				w.syncOpen()
+			}
+		}
+		if stopping || time.Since(maintained) >= time.Second {
+			maintained = time.Now()
+			w.maintain()
+		}
+		closed := w.closedSome
+		w.closedSome = false
+		w.commitMu.Unlock()
+		if stopping {
+			return
+		}
+		if closed || time.Since(converted) >= time.Second {
+			converted = time.Now()
+			w.noteErr(w.convertClosed())
+		}
+	}
+}
+
+// flushRing writes the ring's unwritten records to the open segment and
+// frees their space. The caller holds commitMu.
+func (w *WAL[T]) flushRing() {
+	w.mu.Lock()
+	from, to := w.flushed, w.pos
+	w.mu.Unlock()
+	if to == from {
+		return
+	}
+	a, b := w.ring.span(from, to) // stable: appends write only past to
+	buf := a
+	if len(b) > 0 {
+		buf = append(append(make([]byte, 0, len(a)+len(b)), a...), b...)
+	}
+	if err := w.writeSegment(buf); err != nil {
+		return // kept in the ring; tried again on the next tick
+	}
+	w.mu.Lock()
+	w.flushed = to
+	w.ring.setTail(to)
+	w.cond.Broadcast()
+	w.mu.Unlock()
+}
+
+// syncOpen fsyncs the open segment. The caller holds commitMu.
+func (w *WAL[T]) syncOpen() {
+	if w.seg == nil {
+		return
+	}
+	if err := w.seg.Sync(); err != nil {
+		w.noteErr(fmt.Errorf("wal: sync %s: %w", w.segName, err))
+		return
+	}
+	w.dirty, w.lastSync = false, time.Now()
+}
+
+// maintain closes an old segment and salvages one that is no longer where
+// it was made. The caller holds commitMu.
+func (w *WAL[T]) maintain() {
+	if w.seg == nil {
+		return
 	}
 	if !w.segAtPath() {
 		w.noteErr(w.salvage())
 		return
 	}
 	if time.Since(w.segStart) >= w.opt.MaxAge {
-		w.noteErr(w.rotate())
+		w.noteErr(w.closeSegment())
 	}
 }
 
@@ -411,17 +587,26 @@ func (w *WAL[T]) segAtPath() bool {
 }
 
 // salvage copies the open segment, which is no longer reachable by its
-// path, into a new segment and closes it: what was acknowledged into it is
+// path, into a new segment and closes that: what was written into it is
 // not lost with the folder. Until that succeeds the old segment stays open
-// and in use.
+// and in use. The caller holds commitMu.
 func (w *WAL[T]) salvage() error {
 	old, oldName, size := w.seg, w.segName, w.segSize
 	data := make([]byte, size)
 	if _, err := old.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("wal: segment %s was removed or moved and cannot be read back: %w", oldName, err)
+		// opened write-only: read it back through /proc, which still reaches it
+		f, perr := os.Open(fmt.Sprintf("/proc/self/fd/%d", old.Fd()))
+		if perr != nil {
+			return fmt.Errorf("wal: segment %s was removed or moved and cannot be read back: %w", oldName, err)
+		}
+		_, err = f.ReadAt(data, 0)
+		f.Close()
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("wal: segment %s was removed or moved and cannot be read back: %w", oldName, err)
+		}
 	}
 	w.seg = nil
-	err := w.openSegment()
+	err := w.newSegment()
 	if err == nil {
 		if _, err = w.seg.Write(data); err == nil {
 			err = w.seg.Sync()
@@ -432,13 +617,18 @@ func (w *WAL[T]) salvage() error {
 	}
 	if err != nil {
 		w.seg, w.segName, w.segSize = old, oldName, size
-		w.openSeg.Store(&oldName)
+		w.mu.Lock()
+		w.live[oldName] = true
+		w.mu.Unlock()
 		return fmt.Errorf("wal: segment %s was removed or moved; keeping it open until its records can be written again: %w", oldName, err)
 	}
 	old.Close()
 	w.segSize = size
+	w.mu.Lock()
+	delete(w.live, oldName)
+	w.mu.Unlock()
 	w.noteErr(fmt.Errorf("wal: segment %s was removed or moved by something else; its records were copied to %s", oldName, w.segName))
-	return w.rotate()
+	return w.closeSegment()
 }
 
 func (w *WAL[T]) noteErr(err error) {
@@ -457,11 +647,11 @@ func (w *WAL[T]) noteErr(err error) {
 func (w *WAL[T]) Stats() (appended, errs int64, last error) {
 	w.statsMu.Lock()
 	defer w.statsMu.Unlock()
-	return w.appended, w.errs, w.lastErr
+	return w.appended.Load(), w.errs, w.lastErr
 }
 
 // LogHealth returns the segments waiting for conversion, 0 dropped (an
-// append either is on disk or fails), the write errors and the last error.
+// append either is safe or fails), the write errors and the last error.
 func (w *WAL[T]) LogHealth() (backlog, dropped, errors int64, last error) {
 	pending := int64(w.Pending()) // lists the folder: outside the lock
 	w.statsMu.Lock()
@@ -482,16 +672,21 @@ func (w *WAL[T]) Failing(d time.Duration) error {
 // Pending is the number of closed segments waiting for conversion.
 func (w *WAL[T]) Pending() int {
 	segs, _ := w.segments(false)
-	n := len(segs)
-	if p := w.openSeg.Load(); p != nil && *p != "" && n > 0 {
-		n--
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, s := range segs {
+		if !w.live[s] {
+			n++
+		}
 	}
 	return n
 }
 
-// Close waits for the appends in progress, refuses new ones, closes the
-// open segment and converts every closed segment to Parquet. A segment that
-// cannot be converted stays on disk for the next Open.
+// Close refuses new appends, writes out the ring, closes the open segment
+// and converts every closed segment to Parquet. A segment that cannot be
+// converted stays on disk for the next Open, and so do records that could
+// not leave the ring.
 func (w *WAL[T]) Close() error {
 	w.mu.Lock()
 	if w.closed {
@@ -500,50 +695,50 @@ func (w *WAL[T]) Close() error {
 	}
 	w.closed = true
 	w.cond.Broadcast()
-	for w.writing || w.cur.n > 0 {
-		w.cond.Wait()
-	}
-	w.writing = true // for good
 	w.mu.Unlock()
 	close(w.stop)
-	<-w.done
-	err := w.rotate()
+	<-w.done // its last round wrote the ring out
+	w.commitMu.Lock()
+	if w.ring == nil {
+		w.commitQueued() // appends that queued before the close
+	}
+	err := w.closeSegment()
+	w.commitMu.Unlock()
+	if w.ring != nil {
+		w.mu.Lock()
+		empty := w.flushed == w.pos
+		w.mu.Unlock()
+		if !empty {
+			err = errors.Join(err, fmt.Errorf("wal: %d bytes of records could not be written out; they stay in %s for the next start", w.pos-w.flushed, w.ring.path))
+		}
+		err = errors.Join(err, w.ring.close(empty))
+	}
 	return errors.Join(err, w.convertClosed())
 }
 
-// rotate fsyncs and closes the open segment and wakes the converter. The
-// caller owns the segment.
-func (w *WAL[T]) rotate() error {
-	if w.seg == nil {
-		return nil
+// appendFrame appends one frame for rec, its position and checksum left
+// for stamp.
+func appendFrame[T any](b []byte, rec *T) ([]byte, error) {
+	at := len(b)
+	b = append(b, make([]byte, frameHeader)...)
+	if r, ok := any(rec).(Record); ok {
+		b = r.AppendWAL(b)
+	} else {
+		js, err := json.Marshal(rec)
+		if err != nil {
+			return b[:at], fmt.Errorf("wal: encode: %w", err)
+		}
+		b = append(b, js...)
 	}
-	err := w.seg.Sync()
-	if cerr := w.seg.Close(); err == nil {
-		err = cerr
-	}
-	name := w.segName
-	w.seg, w.segName = nil, ""
-	empty := ""
-	w.openSeg.Store(&empty)
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-	if err != nil {
-		// the segment stays on disk; the converter takes it from there
-		return fmt.Errorf("wal: close segment %s: %w", name, err)
-	}
-	return nil
+	binary.LittleEndian.PutUint32(b[at:], uint32(len(b)-at-8))
+	return b, nil
 }
 
-// abandonSegment closes the open segment without converting it now.
-func (w *WAL[T]) abandonSegment() {
-	if w.seg != nil {
-		_ = w.seg.Close()
+func decodeRecord[T any](b []byte, rec *T) error {
+	if r, ok := any(rec).(Record); ok {
+		return r.DecodeWAL(b)
 	}
-	w.seg, w.segName = nil, ""
-	empty := ""
-	w.openSeg.Store(&empty)
+	return json.Unmarshal(b, rec)
 }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -591,12 +786,14 @@ func (w *WAL[T]) convertClosed() error {
 	if err != nil {
 		return err
 	}
-	open := w.openSeg.Load()
 	for _, seg := range segs {
-		if open != nil && seg == *open {
+		w.mu.Lock()
+		live := w.live[seg]
+		w.mu.Unlock()
+		if live {
 			continue
 		}
-		if _, err := w.convert(seg); err != nil {
+		if _, _, err := w.convert(seg); err != nil {
 			return err
 		}
 	}
@@ -613,34 +810,41 @@ const (
 
 // convert streams segment name's records into a Parquet file named after
 // it, then removes the segment. A segment whose Parquet file already exists
-// is only removed.
-func (w *WAL[T]) convert(name string) (int, error) {
+// is only removed. It returns the records converted and the position just
+// past the highest one read.
+func (w *WAL[T]) convert(name string) (n int, next uint64, err error) {
 	seg := w.segPath(name)
 	var dir string
-	if _, t, _, _, ok := datasets.ParseLogFileName(name); ok {
+	_, t, _, _, ok := datasets.ParseLogFileName(name)
+	legacy := !ok
+	if ok {
 		dir = filepath.Join(w.opt.Dir, Partition(t))
 	} else { // an earlier version's segment: partitioned by its time of change
 		st, err := os.Stat(seg)
 		if err != nil {
-			return 0, fmt.Errorf("wal: %w", err)
+			return 0, 0, fmt.Errorf("wal: %w", err)
 		}
 		if existing, _ := filepath.Glob(filepath.Join(w.opt.Dir, "dt=*", "hour=*", name+".parquet")); len(existing) > 0 {
-			return 0, removeSynced(seg)
+			return 0, 0, removeSynced(seg)
 		}
 		dir = filepath.Join(w.opt.Dir, Partition(st.ModTime()))
 	}
-	path := filepath.Join(dir, name+".parquet")
-	if _, err := os.Stat(path); err == nil {
-		return 0, removeSynced(seg)
-	}
 	f, err := os.Open(seg)
 	if err != nil {
-		return 0, fmt.Errorf("wal: %w", err)
+		return 0, 0, fmt.Errorf("wal: %w", err)
 	}
 	defer f.Close()
+	path := filepath.Join(dir, name+".parquet")
+	if _, err := os.Stat(path); err == nil {
+		// converted before a crash: only its positions are wanted
+		err = eachFrame(f, legacy, func(pos uint64, _ []byte) error { next = max(next, pos+1); return nil })
+		if err == nil {
+			err = removeSynced(seg)
+		}
+		return 0, next, err
+	}
 	var (
 		pw      *datasets.Writer[T]
-		n       int
 		chunk   = make([]T, 0, convertRows)
 		flushed int
 	)
@@ -676,7 +880,8 @@ func (w *WAL[T]) convert(name string) (int, error) {
 		runtime.Gosched()
 		return nil
 	}
-	err = eachFrame(f, func(b []byte) error {
+	err = eachFrame(f, legacy, func(pos uint64, b []byte) error {
+		next = max(next, pos+1)
 		var rec T
 		if err := decodeRecord(b, &rec); err != nil {
 			return fmt.Errorf("wal: %s: record %d: %w", seg, n+len(chunk)+1, err)
@@ -691,21 +896,22 @@ func (w *WAL[T]) convert(name string) (int, error) {
 		err = put()
 	}
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if pw != nil {
 		err = pw.Close()
 		pw = nil
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
-	return n, removeSynced(seg)
+	return n, next, removeSynced(seg)
 }
 
-// eachFrame calls fn with each record's bytes, stopping quietly at a torn
-// or corrupt tail (records that were never acknowledged).
-func eachFrame(r io.Reader, fn func([]byte) error) error {
+// eachFrame calls fn with each frame's position and record bytes,
+// stopping quietly at a torn or corrupt tail (records that were never
+// acknowledged). Frames of an earlier version (legacy) have no position.
+func eachFrame(r io.Reader, legacy bool, fn func(pos uint64, rec []byte) error) error {
 	br := bufio.NewReaderSize(r, 1<<16)
 	var b []byte
 	for {
@@ -714,7 +920,7 @@ func eachFrame(r io.Reader, fn func([]byte) error) error {
 			return nil // end, or a torn header
 		}
 		n := binary.LittleEndian.Uint32(hdr[:4])
-		if n > 64<<20 {
+		if n == 0 || n > 1<<30 || (!legacy && n < 8) {
 			return nil
 		}
 		if cap(b) < int(n) {
@@ -727,7 +933,12 @@ func eachFrame(r io.Reader, fn func([]byte) error) error {
 		if crc32.Checksum(b, crcTable) != binary.LittleEndian.Uint32(hdr[4:]) {
 			return nil
 		}
-		if err := fn(b); err != nil {
+		var pos uint64
+		rec := b
+		if !legacy {
+			pos, rec = binary.LittleEndian.Uint64(b), b[8:]
+		}
+		if err := fn(pos, rec); err != nil {
 			return err
 		}
 	}

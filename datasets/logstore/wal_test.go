@@ -18,6 +18,17 @@ func rec(i int) datasets.OutcomeRecord {
 	return datasets.OutcomeRecord{DecisionID: fmt.Sprintf("d-%d", i), Model: "m", Quality: float64(i % 2), Source: datasets.SourceOnline}
 }
 
+// kill stops w as a killed process would stop: no more appends, the
+// background loop gone, nothing closed, converted or removed.
+func kill[T any](w *WAL[T]) {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.aborted.Store(true)
+	close(w.stop)
+	<-w.done
+}
+
 func readAll(t *testing.T, dir string) []datasets.OutcomeRecord {
 	t.Helper()
 	_, out, err := datasets.ReadLogDir(dir)
@@ -78,11 +89,12 @@ func TestOpenRecoversWhatAKilledProcessLeft(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		require.NoError(t, w.Append(rec(i)))
 	}
-	// simulate kill -9: no Close; a half-written record at the end
+	// kill -9: no Close; a half-written record after the last one
+	kill(w)
 	seg := w.segPath(w.segName)
-	f, err := os.OpenFile(seg, os.O_APPEND|os.O_WRONLY, 0)
+	f, err := os.OpenFile(seg, os.O_WRONLY, 0)
 	require.NoError(t, err)
-	_, err = f.Write([]byte{200, 0, 0, 0, 1, 2, 3, 4, '{', '"'})
+	_, err = f.WriteAt([]byte{200, 0, 0, 0, 1, 2, 3, 4, '{', '"'}, w.segSize)
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 
@@ -168,7 +180,8 @@ func TestWritersOnlyRecoverTheirOwnSegments(t *testing.T) {
 	for i := 0; i < 7; i++ {
 		require.NoError(t, a.Append(rec(i)))
 	}
-	segA := a.segPath(a.segName) // a is "killed": never closed
+	kill(a)
+	segA := a.segPath(a.segName)
 
 	b, n, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes", Writer: "b"})
 	require.NoError(t, err)
@@ -186,31 +199,49 @@ func TestWritersOnlyRecoverTheirOwnSegments(t *testing.T) {
 	assert.Len(t, readAll(t, dir), 8)
 }
 
-// With SyncEvery set, an acknowledged append is in the segment file at
-// once (a killed process loses nothing), though fsynced only periodically.
-func TestPeriodicSyncAppendsAreWrittenBeforeTheyReturn(t *testing.T) {
-	dir := t.TempDir()
-	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes", SyncEvery: time.Hour})
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			for i := 0; i < 25; i++ {
-				assert.NoError(t, w.Append(rec(g*100+i)))
+// With SyncEvery set, an acknowledged append survives a killed process
+// whether or not the flusher wrote it to a segment yet, and is recovered
+// exactly once: from the ring, from a segment, or partly from each.
+func TestPeriodicSyncAppendsSurviveAKillExactlyOnce(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		flush bool // let the flusher write some records out before the kill
+	}{{"in the ring only", false}, {"in a segment and the ring", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			opt := Options{Dir: dir, Prefix: "outcomes", SyncEvery: time.Hour, RingDir: t.TempDir()}
+			w, _, err := Open[datasets.OutcomeRecord](opt)
+			require.NoError(t, err)
+			var wg sync.WaitGroup
+			for g := 0; g < 4; g++ {
+				wg.Add(1)
+				go func(g int) {
+					defer wg.Done()
+					for i := 0; i < 25; i++ {
+						assert.NoError(t, w.Append(rec(g*100+i)))
+						if c.flush && i == 10 {
+							time.Sleep(3 * flushEvery)
+						}
+					}
+				}(g)
 			}
-		}(g)
+			wg.Wait()
+			kill(w)
+			w2, n, err := Open[datasets.OutcomeRecord](opt)
+			require.NoError(t, err)
+			assert.Equal(t, 100, n)
+			require.NoError(t, w2.Close())
+			got := readAll(t, dir)
+			require.Len(t, got, 100)
+			seen := map[string]bool{}
+			for _, r := range got {
+				assert.False(t, seen[r.DecisionID], "recovered twice: %s", r.DecisionID)
+				seen[r.DecisionID] = true
+			}
+			rings, _ := filepath.Glob(filepath.Join(opt.RingDir, "*.ring"))
+			assert.Empty(t, rings, "a clean close leaves no ring behind")
+		})
 	}
-	wg.Wait()
-	f, err := os.Open(w.segPath(w.segName))
-	require.NoError(t, err)
-	defer f.Close()
-	n := 0
-	require.NoError(t, eachFrame(f, func([]byte) error { n++; return nil }))
-	assert.Equal(t, 100, n)
-	require.NoError(t, w.Close())
-	assert.Len(t, readAll(t, dir), 100)
 }
 
 // When the open segment is removed from under the log, its records are
@@ -222,6 +253,11 @@ func TestARemovedSegmentIsSalvaged(t *testing.T) {
 	for i := 0; i < 9; i++ {
 		require.NoError(t, w.Append(rec(i)))
 	}
+	require.Eventually(t, func() bool { // written out to the segment
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.flushed == w.pos
+	}, 5*time.Second, time.Millisecond)
 	require.NoError(t, os.RemoveAll(filepath.Join(dir, "wal")))
 	require.Eventually(t, func() bool { return w.Failing(time.Minute) != nil }, 5*time.Second, 10*time.Millisecond)
 	require.NoError(t, w.Close())
@@ -243,4 +279,24 @@ func TestDecisionRecordsRoundTripThroughTheLog(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 	assert.Equal(t, want, got[0])
+}
+
+// A ring whose log folder is gone is removed by the next log that opens a
+// ring in the same place: nothing could recover it.
+func TestRingsOfVanishedLogFoldersAreRemoved(t *testing.T) {
+	rings, gone := t.TempDir(), t.TempDir()
+	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: gone, Prefix: "outcomes", SyncEvery: time.Second, RingDir: rings, RingBytes: 1 << 16})
+	require.NoError(t, err)
+	require.NoError(t, w.Append(rec(1)))
+	kill(w)
+	left, _ := filepath.Glob(filepath.Join(rings, "*.ring"))
+	require.Len(t, left, 1)
+	require.NoError(t, os.RemoveAll(gone))
+
+	other := t.TempDir()
+	w2, _, err := Open[datasets.OutcomeRecord](Options{Dir: other, Prefix: "outcomes", SyncEvery: time.Second, RingDir: rings, RingBytes: 1 << 16})
+	require.NoError(t, err)
+	_, err = os.Stat(left[0])
+	assert.True(t, os.IsNotExist(err), "the orphan ring is removed")
+	require.NoError(t, w2.Close())
 }
