@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+	"unsafe"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
@@ -242,12 +243,22 @@ func floatsOf(t *onnx.TensorProto) ([]float32, error) {
 	if int64(len(t.RawData)) != 4*n {
 		return nil, fmt.Errorf("%d bytes of data for shape %v (want %d)", len(t.RawData), t.Dims, 4*n)
 	}
+	if n > 0 && littleEndian && uintptr(unsafe.Pointer(&t.RawData[0]))%4 == 0 {
+		// the decoded message's own copy of the bytes already holds the
+		// floats as they are laid out in memory here: use it, rather than
+		// hold a second copy of every weight while a predictor loads
+		return unsafe.Slice((*float32)(unsafe.Pointer(&t.RawData[0])), n), nil
+	}
 	out := make([]float32, n)
 	for i := range out {
 		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.RawData[4*i:]))
 	}
 	return out, nil
 }
+
+// littleEndian reports whether this machine stores numbers as ONNX's raw
+// tensor data does.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 func floatTensor(name string, vals []float32, dims ...int64) *onnx.TensorProto {
 	raw := make([]byte, 4*len(vals))

@@ -87,6 +87,7 @@ func OpenRuntime(path string) (*Runtime, error) {
 	if st.IsDir() {
 		return nil, fmt.Errorf("onnx runtime library %s is a directory: %s", abs, installHint)
 	}
+	mapLargeAllocations()
 	runtimeState.Lock()
 	defer runtimeState.Unlock()
 	if runtimeState.path != "" {
@@ -274,6 +275,7 @@ func (s *ORTScorer) Close() error {
 			break
 		}
 		err = s.sess.Destroy()
+		releaseFreedMemory()
 	})
 	return err
 }

@@ -89,11 +89,11 @@ func (r *Routing) Own(c io.Closer) { r.closers = append(r.closers, c) }
 // closes the routing after its last one.
 func (r *Routing) acquire() { r.refs.Add(1) }
 
-func (r *Routing) release() error {
+func (r *Routing) release() (closed bool, err error) {
 	if r.refs.Add(-1) == 0 {
-		return r.Close()
+		return true, r.Close()
 	}
-	return nil
+	return false, nil
 }
 
 // SingleRouting serves one policy, without experiments.

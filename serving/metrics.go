@@ -16,7 +16,7 @@ type Metrics struct {
 	Feedback         *prometheus.CounterVec   // by model and result (stored, repeated, rejected, failed)
 	RealisedQuality  *prometheus.HistogramVec // from feedback, by model
 	RealisedCost     *prometheus.HistogramVec // from feedback, by model
-	Shed             *prometheus.CounterVec   // requests answered 429, by reason (in_flight, queue_delay)
+	Shed             *prometheus.CounterVec   // requests answered 429, by reason (in_flight, queue_delay, queue_timeout)
 	InFlight         prometheus.Gauge
 	Reloads          *prometheus.CounterVec // by result
 	ScorerFallbacks  prometheus.Counter     // scorings that fell back to the pure-Go scorer
@@ -54,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ScorerFallbacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_scorer_fallbacks_total",
 			Help: "Scorings answered by the pure-Go scorer because ONNX Runtime failed."}),
 	}
-	for _, reason := range []string{"in_flight", "queue_delay"} {
+	for _, reason := range []string{"in_flight", "queue_delay", "queue_timeout"} {
 		m.Shed.WithLabelValues(reason) // exported as 0 from the start
 	}
 	reg.MustRegister(m.Decisions, m.Explored, m.PredictedQuality, m.ExpectedCost, m.DecisionSeconds, m.RequestSeconds,

@@ -38,6 +38,7 @@ func noteDecision(w http.ResponseWriter, id string) {
 // shedding (routing requests by queueing delay, every API request by the
 // bound on requests in flight), a deadline, timing and recovery from panics.
 func (s *Server) api(endpoint string, admin bool, h http.HandlerFunc) http.HandlerFunc {
+	queued := s.admit != nil && (endpoint == "route" || endpoint == "noop")
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
@@ -86,7 +87,42 @@ func (s *Server) api(endpoint string, admin bool, h http.HandlerFunc) http.Handl
 			defer cancel()
 			r = r.WithContext(ctx)
 		}
+		if queued {
+			if !s.admitWait(r.Context()) {
+				s.shed(sw, "queue_timeout", "the server is overloaded; retry after 1 s")
+				return
+			}
+			defer func() { <-s.admit }()
+		}
 		h(sw, r)
+	}
+}
+
+// admitWait takes one of the slots of requests being routed at once,
+// waiting for one in arrival order for at most QueueTimeout. A request that
+// waits is blocked, not runnable: under overload the excess queues without
+// taking processor time from the requests being served (and a client with
+// a fixed number of connections cannot send more than the server answers),
+// which keeps the work admitted near capacity; only a request that would
+// wait longer than QueueTimeout is refused.
+func (s *Server) admitWait(ctx context.Context) bool {
+	select {
+	case s.admit <- struct{}{}:
+		return true
+	default:
+	}
+	if s.cfg.QueueTimeout <= 0 {
+		return false
+	}
+	t := time.NewTimer(s.cfg.QueueTimeout)
+	defer t.Stop()
+	select {
+	case s.admit <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
 	}
 }
 

@@ -17,6 +17,8 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"runtime/debug"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,12 +49,17 @@ type Config struct {
 	AccessLog      bool          // log every API request (slog, with the decision id)
 	MaxMessages    int           // chat messages in one routing request; beyond, 413 (0: no limit)
 	MaxTextBytes   int           // prompt and message text of one routing request; beyond, 413 (0: no limit)
+	// MaxRouting is how many routing requests are decided at once; the
+	// others wait for a turn, in arrival order, up to QueueTimeout, and are
+	// then answered 429 (0: no bound).
+	MaxRouting   int
+	QueueTimeout time.Duration
 }
 
 // DefaultConfig returns the server defaults.
 func DefaultConfig() Config {
 	return Config{MaxBodyBytes: 4 << 20, KeepPrompts: true, MaxRemembered: 1 << 18, MaxInFlight: 1024, RequestTimeout: 2 * time.Second,
-		MaxMessages: 10_000, MaxTextBytes: 4 << 20}
+		MaxMessages: 10_000, MaxTextBytes: 4 << 20, MaxRouting: 2 * runtime.GOMAXPROCS(0), QueueTimeout: 100 * time.Millisecond}
 }
 
 // DecisionSink receives every decision the server makes.
@@ -101,6 +108,7 @@ type Server struct {
 	metrics  *Metrics
 	registry *prometheus.Registry
 	inflight chan struct{}
+	admit    chan struct{} // slots of routing requests being decided (Config.MaxRouting)
 	shedder  Shedder
 	reload   func() (*Routing, error)
 	health   []func() error
@@ -139,6 +147,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		shedder: d.Shedder}
 	if cfg.MaxInFlight > 0 {
 		s.inflight = make(chan struct{}, cfg.MaxInFlight)
+	}
+	if cfg.MaxRouting > 0 {
+		s.admit = make(chan struct{}, cfg.MaxRouting)
 	}
 	if d.Registry != nil {
 		s.metrics = NewMetrics(d.Registry)
@@ -192,8 +203,15 @@ func (s *Server) store(rt *Routing) {
 // serves: it is closed (its predictors' memory released) as soon as the
 // last request routing with it finishes, not later.
 func (s *Server) retire(rt *Routing) {
-	if err := rt.release(); err != nil {
+	closed, err := rt.release()
+	if err != nil {
 		s.log.Error("close the replaced routing", "err", err)
+	}
+	if closed {
+		// A predictor's tens of megabytes are garbage now: collect them and
+		// give the memory back at once, off the request's path, instead of
+		// letting the heap grow towards its goal reload after reload.
+		go debug.FreeOSMemory()
 	}
 }
 
@@ -217,7 +235,8 @@ func (s *Server) acquireRouting() *Routing {
 // routing once the requests in flight are done with it.
 func (s *Server) Close() error {
 	if old := s.routing.Swap(nil); old != nil {
-		return old.release()
+		_, err := old.release()
+		return err
 	}
 	return nil
 }
@@ -557,6 +576,7 @@ func (s *Server) Reload() error {
 		return s.reloadErr
 	}
 	upTo := s.reloadAsked.Load()
+	debug.FreeOSMemory() // load on the smallest heap: the last reload's garbage goes first
 	rt, err := s.reload()
 	s.reloadDone, s.reloadErr = upTo, err
 	if err != nil {
@@ -567,6 +587,10 @@ func (s *Server) Reload() error {
 		return err
 	}
 	s.store(rt)
+	// The replaced predictor (closed by store unless a request still uses
+	// it) and the loading's garbage go back to the system before the next
+	// reload can add more.
+	debug.FreeOSMemory()
 	if s.metrics != nil {
 		s.metrics.Reloads.WithLabelValues("ok").Inc()
 	}

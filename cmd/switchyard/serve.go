@@ -96,10 +96,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxBody := fs.Int64("max-body-bytes", def.MaxBodyBytes, "largest request body accepted")
 	maxInFlight := fs.Int("max-in-flight", def.MaxInFlight, "API requests served at once; beyond, 429 with Retry-After (0: no limit)")
 	timeout := fs.Duration("request-timeout", def.RequestTimeout, "deadline of an API request")
-	shedDelay := fs.Duration("shed-queue-delay", 2*time.Millisecond, "shed routing requests with 429 while the server's queueing delay (90th percentile, sampled every 10 ms) is above this (0: off)")
+	shedDelay := fs.Duration("shed-queue-delay", 20*time.Millisecond, "refuse routing requests with 429 at once while the Go scheduler's queueing delay (90th percentile, sampled every 10 ms) is above this (0: off)")
 	keysFile := fs.String("api-keys-file", "", "file of client API keys, one per line (also $SWITCHYARD_API_KEYS, comma-separated); none: no auth")
 	adminFile := fs.String("admin-key-file", "", "file holding the admin key (also $SWITCHYARD_ADMIN_KEY); none: admin endpoints are off")
 	accessLog := fs.Bool("access-log", false, "log every API request with its decision id")
+	maxRouting := fs.Int("max-routing", def.MaxRouting, "routing requests decided at once (default: twice the processors); the others wait in arrival order (0: no bound)")
+	queueTimeout := fs.Duration("queue-timeout", def.QueueTimeout, "longest a routing request waits for its turn before it is answered 429")
 	maxMessages := fs.Int("max-messages", def.MaxMessages, "chat messages in one routing request; beyond, 413 (0: no limit)")
 	maxText := fs.Int("max-text-bytes", def.MaxTextBytes, "prompt and message text of one routing request, bytes; beyond, 413 (0: no limit)")
 	writerID := fs.String("writer-id", "", "writer id in the names of the log files this server writes (a-z, 0-9, _; default: from the host name); one server per folder and writer id")
@@ -202,6 +204,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.KeepPrompts, cfg.MaxBodyBytes, cfg.MaxInFlight, cfg.RequestTimeout = *keepPrompts, *maxBody, *maxInFlight, *timeout
 	cfg.ExploreSeed, cfg.APIKeys, cfg.AdminKey, cfg.AccessLog = *exploreSeed, apiKeys, adminKey, *accessLog
 	cfg.MaxMessages, cfg.MaxTextBytes = *maxMessages, *maxText
+	cfg.MaxRouting, cfg.QueueTimeout = *maxRouting, *queueTimeout
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	serving.RegisterLogMetrics(reg, "decisions", dlog)
