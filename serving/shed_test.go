@@ -137,7 +137,7 @@ func TestDelayShedderSeesARealOverloadAndTheServerSheds(t *testing.T) {
 			}
 		}
 	}
-	assert.Equal(t, map[string]float64{"queue_delay": 3, "in_flight": 0}, byReason)
+	assert.Equal(t, map[string]float64{"queue_delay": 3, "in_flight": 0, "queue_timeout": 0}, byReason)
 }
 
 type alwaysShed struct{}
