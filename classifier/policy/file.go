@@ -8,6 +8,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+
+	"switchyard/datasets"
 )
 
 // File is a policy as stored on disk: its Config plus the predictor and
@@ -75,20 +77,8 @@ func WriteFile(path string, f *File) error {
 	if err != nil {
 		return fmt.Errorf("write policy: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".policy-*.tmp")
-	if err != nil {
+	if err := datasets.WriteFileAtomic(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("write policy: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write policy %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write policy %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write policy %s: %w", path, err)
 	}
 	return nil
 }

@@ -261,6 +261,16 @@ func TestCalibrateWritesAPolicyThatServeReads(t *testing.T) {
 	var d map[string]any
 	require.NoError(t, json.Unmarshal([]byte(o), &d))
 	assert.Equal(t, "default", d["policy"])
+	o, err = run(t, "route", "--policy-file", pol, "--scorer", "go", "--quality-bar", "0", "hello there")
+	require.NoError(t, err, o)
+	require.NoError(t, json.Unmarshal([]byte(o), &d))
+	assert.Equal(t, 0.0, d["quality_bar"], "--quality-bar is this request's bar, over the policy file's")
+	o, _ = run(t, "route", "-h")
+	assert.Contains(t, o, "route [flags] PROMPT...")
+	assert.NotRegexp(t, `(?m)^\s+-bar\b`, o, "one bar flag: --quality-bar")
+	st, err := os.Stat(pol)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o644), st.Mode().Perm()&^0o022, "the policy file is readable by others (umask aside)")
 }
 
 // startServe starts `switchyard serve` and returns its base URL. It does

@@ -327,22 +327,27 @@ func runRoute(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	var rf routerFlags
 	rf.register(fs)
 	task := fs.String("task", "", "optional task label")
-	bar := fs.Float64("bar", -1, "quality bar for this request (default: the policy's)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: switchyard route [flags] PROMPT...\n\nDecides one prompt (the arguments, joined by spaces) as the server would and prints the decision as JSON.\n\nFlags:")
+		fs.PrintDefaults()
+	}
 	if err := parse(fs, args, true); err != nil {
 		return err
 	}
 	prompt := strings.Join(fs.Args(), " ")
 	if prompt == "" {
-		return errors.New("route: give the prompt as arguments")
+		return errors.New("route: give the prompt as arguments: switchyard route [flags] PROMPT...")
 	}
+	barSet := false // --quality-bar given: this request's bar, also over a policy file's
+	fs.Visit(func(f *flag.Flag) { barSet = barSet || f.Name == "quality-bar" })
 	router, _, closer, err := rf.load()
 	if err != nil {
 		return fmt.Errorf("route: %w", err)
 	}
 	defer closer.Close()
 	req := policy.Request{Input: features.Input{Prompt: prompt, Task: *task}}
-	if *bar >= 0 {
-		req.QualityBar = bar
+	if barSet {
+		req.QualityBar = &rf.bar
 	}
 	d, err := router.Route(req)
 	if err != nil {
