@@ -29,23 +29,8 @@ import (
 // through the handler (decode, decide, log, encode), without the network,
 // next to the no-op endpoint.
 func BenchmarkHandler(b *testing.B) {
-	cat := synthetic.DefaultCatalogue()
-	def := training.DefaultSettings()
-	m, err := classifier.NewModel(features.DefaultSpec(), cat.Names(), def.EmbeddingDim, def.Hidden)
-	require.NoError(b, err)
-	m.Init(rand.New(rand.NewSource(1)))
-	path := filepath.Join(b.TempDir(), "p.onnx")
-	require.NoError(b, classifier.WriteONNX(path, m))
-	router, sc, err := serving.LoadRouter(serving.LoadOptions{ModelPath: path, Catalogue: cat, Policy: policy.Config{Name: "bench", QualityBar: 0.8}})
-	require.NoError(b, err)
-	defer sc.Close()
-	dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(b.TempDir()), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	require.NoError(b, err)
-	srv, err := serving.New(serving.DefaultConfig(), serving.Deps{Router: router, Catalogue: cat, Decisions: dlog, Registry: prometheus.NewRegistry()})
-	require.NoError(b, err)
-	h := srv.Handler()
+	h := benchHandler(b, serving.DefaultConfig())
 	body, _ := json.Marshal(map[string]string{"prompt": benchPrompt(1 << 10)})
-	b.Cleanup(func() { dlog.Close(context.Background()) })
 	for _, path := range []string{"/v1/noop", "/v1/route"} {
 		b.Run(path, func(b *testing.B) {
 			b.ReportAllocs()
@@ -65,23 +50,9 @@ func BenchmarkHandler(b *testing.B) {
 // handler with the durable decision log: the time per message stays flat
 // as the count grows (routing is linear in the request's size).
 func BenchmarkRouteMessages(b *testing.B) {
-	cat := synthetic.DefaultCatalogue()
-	m, err := classifier.NewModel(features.DefaultSpec(), cat.Names(), 16, 64)
-	require.NoError(b, err)
-	m.Init(rand.New(rand.NewSource(1)))
-	path := filepath.Join(b.TempDir(), "p.onnx")
-	require.NoError(b, classifier.WriteONNX(path, m))
-	router, sc, err := serving.LoadRouter(serving.LoadOptions{ModelPath: path, Catalogue: cat, Policy: policy.Config{Name: "bench", QualityBar: 0.8}})
-	require.NoError(b, err)
-	defer sc.Close()
-	dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(b.TempDir()), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	require.NoError(b, err)
-	defer dlog.Close(context.Background())
 	cfg := serving.DefaultConfig()
 	cfg.MaxMessages, cfg.MaxBodyBytes, cfg.MaxTextBytes = 100_000, 8<<20, 8<<20
-	srv, err := serving.New(cfg, serving.Deps{Router: router, Catalogue: cat, Decisions: dlog})
-	require.NoError(b, err)
-	h := srv.Handler()
+	h := benchHandler(b, cfg)
 	run := func(name string, body []byte, units int, unit string, want int) {
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
@@ -112,4 +83,26 @@ func BenchmarkRouteMessages(b *testing.B) {
 		body, _ := json.Marshal(map[string]string{"prompt": strings.Repeat(benchPrompt(1<<10), 4<<10)[:n]})
 		run(fmt.Sprintf("prompt=%gMB", mb), body, n, "byte", want)
 	}
+}
+
+// benchHandler is the HTTP handler of a server with cfg, the
+// production-size predictor (random weights) scored by ONNX Runtime and the
+// durable decision log.
+func benchHandler(b *testing.B, cfg serving.Config) http.Handler {
+	cat := synthetic.DefaultCatalogue()
+	def := training.DefaultSettings()
+	m, err := classifier.NewModel(features.DefaultSpec(), cat.Names(), def.EmbeddingDim, def.Hidden)
+	require.NoError(b, err)
+	m.Init(rand.New(rand.NewSource(1)))
+	path := filepath.Join(b.TempDir(), "p.onnx")
+	require.NoError(b, classifier.WriteONNX(path, m))
+	router, sc, err := serving.LoadRouter(serving.LoadOptions{ModelPath: path, Catalogue: cat, Policy: policy.Config{Name: "bench", QualityBar: 0.8}})
+	require.NoError(b, err)
+	b.Cleanup(func() { sc.Close() })
+	dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(b.TempDir()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(b, err)
+	b.Cleanup(func() { dlog.Close(context.Background()) })
+	srv, err := serving.New(cfg, serving.Deps{Router: router, Catalogue: cat, Decisions: dlog, Registry: prometheus.NewRegistry()})
+	require.NoError(b, err)
+	return srv.Handler()
 }

@@ -53,21 +53,11 @@ func BenchmarkDecision(b *testing.B) {
 		for _, size := range []int{100, 1 << 10, 4 << 10, 32 << 10} {
 			req := policy.Request{Input: features.Input{Prompt: benchPrompt(size)}}
 			b.Run(fmt.Sprintf("scorer=%s/prompt=%dB", scorer, size), func(b *testing.B) {
-				b.ReportAllocs()
-				lat := make([]time.Duration, 0, 1<<16)
-				for b.Loop() {
-					t0 := time.Now()
+				timeDecisions(b, func() {
 					if _, err := r.Route(req); err != nil {
 						b.Fatal(err)
 					}
-					if len(lat) < cap(lat) {
-						lat = append(lat, time.Since(t0))
-					}
-				}
-				slices.Sort(lat)
-				b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50_µs")
-				b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99_µs")
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+				})
 			})
 		}
 		// the decision as the server makes it: with its record written to
@@ -78,25 +68,33 @@ func BenchmarkDecision(b *testing.B) {
 		dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(b.TempDir()), slog.New(slog.NewTextHandler(io.Discard, nil)))
 		require.NoError(b, err)
 		b.Run(fmt.Sprintf("scorer=%s/prompt=1024B/logged", scorer), func(b *testing.B) {
-			b.ReportAllocs()
-			lat := make([]time.Duration, 0, 1<<16)
-			for b.Loop() {
-				t0 := time.Now()
+			timeDecisions(b, func() {
 				d, err := r.Route(req)
 				if err != nil {
 					b.Fatal(err)
 				}
-				dlog.Log(serving.DecisionRecord("bench-1", t0, body, d, true))
-				if len(lat) < cap(lat) {
-					lat = append(lat, time.Since(t0))
-				}
-			}
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50_µs")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99_µs")
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+				dlog.Log(serving.DecisionRecord("bench-1", time.Now(), body, d, true))
+			})
 		})
 		require.NoError(b, dlog.Close(context.Background()))
 		sc.Close()
 	}
+}
+
+// timeDecisions runs decide b.N times and reports its median and p99 and
+// the decisions per second.
+func timeDecisions(b *testing.B, decide func()) {
+	b.ReportAllocs()
+	lat := make([]time.Duration, 0, 1<<16)
+	for b.Loop() {
+		t0 := time.Now()
+		decide()
+		if len(lat) < cap(lat) {
+			lat = append(lat, time.Since(t0))
+		}
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50_µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99_µs")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
 }

@@ -27,16 +27,9 @@ import (
 // 429 and the p99 of the admitted requests; and the server's resident
 // memory at the end.
 func BenchmarkServe(b *testing.B) {
-	dir := b.TempDir()
-	data, model := filepath.Join(dir, "data"), filepath.Join(dir, "model")
-	out, err := exec.Command(binary, "generate", "--seed", "1", "--prompts", "6000", "--out", data).CombinedOutput()
-	require.NoError(b, err, string(out))
-	out, err = exec.Command(binary, "train", "--data", data, "--seed", "1", "--out", model).CombinedOutput()
-	require.NoError(b, err, string(out))
-
+	catalogue, model := benchPredictor(b)
 	serverCPU, genCPU := pinning()
-	srv, base := startServeUnder(b, serverCPU, "--model", filepath.Join(model, "predictor.onnx"),
-		"--catalogue", filepath.Join(data, "catalogue.csv"), "--logs", filepath.Join(dir, "logs"))
+	srv, base := startServeUnder(b, serverCPU, "--model", model, "--catalogue", catalogue, "--logs", b.TempDir())
 	load := func(path string, args ...string) []loadRow {
 		argv := append(append(append([]string(nil), genCPU...), binary, "loadgen", "--url", base+path, "--duration", "5s"), args...)
 		cmd := exec.Command(argv[0], argv[1:]...)
