@@ -5,6 +5,7 @@
 #   make test   go vet + go test -race ./... (installs ONNX Runtime first)
 #   make bench  benchmarks: the hot path, the server process under load
 #               (pinned apart from its load generator), training, eval
+#   make quality  the routing-quality table on ../shared/data
 
 GO        ?= go
 BIN       := bin/switchyard
@@ -22,7 +23,7 @@ DATA      ?= $(CURDIR)/../shared/data/mmlu-pro
 
 export SWITCHYARD_ORT_LIB := $(ORT_LIB)
 
-.PHONY: all build ort test bench run clean fuzz
+.PHONY: all build ort test bench run clean fuzz quality
 
 all: build
 
@@ -58,6 +59,12 @@ fuzz:
 
 bench: ort
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./...
+
+# The routing-quality table: 5-fold eval of the learned router against every
+# baseline on the shared benchmarks, with task labels used, train-only and
+# ignored.
+quality: build
+	$(BIN) quality --data-root $(CURDIR)/../shared/data
 
 run: build ort
 	@mkdir -p $(RUN_DIR)

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"switchyard/features"
 	"switchyard/training"
 	"switchyard/training/eval"
 )
@@ -29,9 +30,14 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	folds := fs.Int("folds", 1, "K > 1: K-fold cross-validation, reporting mean ± std")
 	lambdas := fs.Int("lambdas", 60, "number of λ settings in the cost-quality trade-off sweep")
 	k := fs.Int("knn", 25, "neighbours of the k-nearest-neighbours baseline")
+	taskLabels := fs.String("task-labels", "use", "which prompts' task labels the routers see: use (all), train-only (the training part's; the test part has none), ignore (none)")
 	lf := registerLearnFlags(fs)
 	if err := parse(fs, args, false); err != nil {
 		return err
+	}
+	labels, err := eval.ParseTaskLabels(*taskLabels)
+	if err != nil {
+		return fmt.Errorf("eval: --%w", err)
 	}
 	start := time.Now()
 	ds, err := readFullInformation(*bench, *data, stderr)
@@ -43,11 +49,8 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	s := lf.settings()
-	cfg := eval.Config{TestShare: *testShare, Folds: *folds, Salt: "eval", Lambdas: *lambdas,
-		Learned: &eval.Learned{Trainer: training.Trainer{Settings: s}, Spec: spec},
-		Baselines: []eval.Predictor{&eval.PerTask{}, &eval.KNN{K: *k},
-			&eval.Logistic{Epochs: 5, LR: 0.05, L2: 1e-6, Seed: s.Seed}},
-	}
+	cfg := evalConfig(s, spec, *k)
+	cfg.TestShare, cfg.Folds, cfg.Lambdas, cfg.TaskLabels = *testShare, *folds, *lambdas, labels
 	var dec *bufio.Writer
 	if *decisionsOut != "" {
 		f, err := os.Create(*decisionsOut)
@@ -93,6 +96,16 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
+// evalConfig is the evaluation `eval` and `quality` run: the learned router
+// trained with settings s, and the baselines.
+func evalConfig(s training.Settings, spec features.Spec, knn int) eval.Config {
+	return eval.Config{TestShare: 0.2, Folds: 1, Salt: "eval", Lambdas: 60,
+		Learned: &eval.Learned{Trainer: training.Trainer{Settings: s}, Spec: spec},
+		Baselines: []eval.Predictor{&eval.PerTask{}, &eval.KNN{K: knn},
+			&eval.Logistic{Epochs: 5, LR: 0.05, L2: 1e-6, Seed: s.Seed}},
+	}
+}
+
 func printEval(w io.Writer, rep *eval.Report) {
 	f0 := rep.Folds[0]
 	split := fmt.Sprintf("%d train / %d test prompts", f0.TrainPrompts, f0.TestPrompts)
@@ -125,6 +138,43 @@ func printEval(w io.Writer, rep *eval.Report) {
 		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
+	if len(rep.Folds) > 1 {
+		fmt.Fprintln(w, "\nAIQ per fold, and the learned router's paired difference (learned − router) with its 95% interval over folds:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		head := "router\t"
+		for k := range rep.Folds {
+			head += fmt.Sprintf("fold %d\t", k)
+		}
+		fmt.Fprintln(tw, head+"learned − router\t95% interval\t")
+		diff := map[string]eval.Comparison{}
+		for _, c := range rep.Versus {
+			diff[c.Router] = c
+		}
+		for r, x := range rep.Folds[0].Routers {
+			line := x.Name + "\t"
+			for _, f := range rep.Folds {
+				line += fmt.Sprintf("%.4f\t", f.Routers[r].AIQ)
+			}
+			if c, ok := diff[x.Name]; ok && c.Lo != nil {
+				line += fmt.Sprintf("%+.4f\t[%+.4f, %+.4f]\t", c.Mean, *c.Lo, *c.Hi)
+			} else {
+				line += "\t\t"
+			}
+			fmt.Fprintln(tw, line)
+		}
+		tw.Flush()
+	}
+	if c := rep.BestBaseline(); c != nil {
+		verdict := "ahead of"
+		if c.Mean <= 0 {
+			verdict = "not ahead of"
+		}
+		fmt.Fprintf(w, "\ntask labels: %s; the learned router is %s the best baseline, %s: %+.4f AIQ", rep.TaskLabels, verdict, c.Router, c.Mean)
+		if c.Lo != nil {
+			fmt.Fprintf(w, " [%+.4f, %+.4f]", *c.Lo, *c.Hi)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintln(w, "\nlearned router calibration (expected calibration error, 10 bins):")
 	for _, m := range rep.Pool {
 		fmt.Fprintf(w, "  %-30s %.4f\n", m, f0.Calibration[m].ECE)

@@ -35,6 +35,7 @@ func commands() []command {
 		{"serve", "serve POST /v1/route over HTTP", runServe},
 		{"route", "decide one prompt and print the decision as JSON", runRoute},
 		{"eval", "evaluate the learned router against baselines on a full-information benchmark", runEval},
+		{"quality", "the routing-quality table: eval with K folds in each task-label setting on the shared benchmarks", runQuality},
 		{"calibrate", "pick the quality bar or lambda that meets a cost, traffic-share or quality target", runCalibrate},
 		{"simulate", "replay a full-information benchmark as bandit traffic through the server, retraining from its logs", runSimulate},
 		{"loadgen", "send a bounded HTTP load to a local server and print throughput and latency percentiles", runLoadgen},

@@ -3,11 +3,14 @@ package eval
 import (
 	"context"
 	"fmt"
-	"gonum.org/v1/gonum/stat"
 	"hash/fnv"
 	"io"
 	"math"
+	"slices"
 	"strconv"
+
+	"gonum.org/v1/gonum/stat"
+	"gonum.org/v1/gonum/stat/distuv"
 
 	"switchyard/classifier/policy"
 	"switchyard/training"
@@ -25,6 +28,58 @@ type Config struct {
 	// Decisions, when set, receives "prompt_id,setting,model" rows for
 	// every routing decision on the test part(s).
 	Decisions io.Writer
+	// TaskLabels says which prompts' task labels the routers see.
+	TaskLabels TaskLabels
+}
+
+// TaskLabels says where an evaluation keeps the prompts' task labels.
+type TaskLabels string
+
+// The task-label settings of an evaluation.
+const (
+	// LabelsUse keeps every prompt's label, in training and test parts.
+	LabelsUse TaskLabels = "use"
+	// LabelsTrainOnly keeps the training part's labels and removes the
+	// test part's: a router trained on labelled benchmarks or
+	// tenant-labelled logs that then serves unlabelled traffic.
+	LabelsTrainOnly TaskLabels = "train-only"
+	// LabelsIgnore removes every label: no router sees a task anywhere.
+	LabelsIgnore TaskLabels = "ignore"
+)
+
+// ParseTaskLabels reads a TaskLabels setting ("" is LabelsUse).
+func ParseTaskLabels(s string) (TaskLabels, error) {
+	switch t := TaskLabels(s); t {
+	case "":
+		return LabelsUse, nil
+	case LabelsUse, LabelsTrainOnly, LabelsIgnore:
+		return t, nil
+	}
+	return "", fmt.Errorf("task labels %q: want use, train-only or ignore", s)
+}
+
+// withoutTasks returns a view of b in which the prompts at idx have no task
+// label (their features carry none either); b itself is unchanged.
+func (b *Bench) withoutTasks(idx []int) *Bench {
+	v := *b
+	v.Tasks = slices.Clone(b.Tasks)
+	v.Inputs = slices.Clone(b.Inputs)
+	v.Vecs = slices.Clone(b.Vecs)
+	for _, i := range idx {
+		v.Tasks[i] = ""
+		v.Inputs[i].Task = ""
+		v.Vecs[i].TaskID = 0
+	}
+	return &v
+}
+
+// all is every prompt index of b.
+func (b *Bench) all() []int {
+	idx := make([]int, len(b.PromptIDs))
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
 }
 
 // DefaultBars is the quality-bar sweep: 0 to 1 in steps of 0.02.
@@ -89,12 +144,44 @@ type Stat struct {
 
 // Report is the result of Run.
 type Report struct {
-	Pool      []string  `json:"pool"`
-	Prompts   int       `json:"prompts"`
-	Dropped   int       `json:"dropped_prompts"`
-	TwoModel  bool      `json:"two_model_pool"`
-	Folds     []Fold    `json:"folds"`
-	Summaries []Summary `json:"summary"`
+	Pool       []string     `json:"pool"`
+	Prompts    int          `json:"prompts"`
+	Dropped    int          `json:"dropped_prompts"`
+	TwoModel   bool         `json:"two_model_pool"`
+	TaskLabels TaskLabels   `json:"task_labels"`
+	Folds      []Fold       `json:"folds"`
+	Summaries  []Summary    `json:"summary"`
+	Versus     []Comparison `json:"learned_versus"`
+}
+
+// Comparison is the learned router's AIQ minus another router's, fold by
+// fold (the folds are the same prompts for both: a paired difference),
+// with its mean and a 95% confidence interval over folds (Student's t with
+// folds − 1 degrees of freedom; none with one fold).
+type Comparison struct {
+	Router  string    `json:"router"`
+	Kind    string    `json:"kind"`
+	PerFold []float64 `json:"per_fold"`
+	Mean    float64   `json:"mean"`
+	Lo      *float64  `json:"ci95_lo,omitempty"`
+	Hi      *float64  `json:"ci95_hi,omitempty"`
+}
+
+// BestBaseline is the comparison with the best router that is neither the
+// learned one, an oracle nor a single model (by mean AIQ); nil when there
+// is none.
+func (r *Report) BestBaseline() *Comparison {
+	var best *Comparison
+	for i := range r.Versus {
+		c := &r.Versus[i]
+		if c.Kind != "baseline" && c.Kind != "mixing" {
+			continue
+		}
+		if best == nil || c.Mean < best.Mean { // the smallest lead: the strongest baseline
+			best = c
+		}
+	}
+	return best
 }
 
 // Split returns the train and test prompt indices of fold k (of cfg.Folds,
@@ -129,7 +216,14 @@ func Run(ctx context.Context, b *Bench, cfg Config) (*Report, error) {
 		cfg.Bars = DefaultBars()
 	}
 	folds := max(1, cfg.Folds)
-	rep := &Report{Pool: b.Models, Prompts: len(b.PromptIDs), Dropped: b.Dropped, TwoModel: len(b.Models) == 2}
+	labels, err := ParseTaskLabels(string(cfg.TaskLabels))
+	if err != nil {
+		return nil, fmt.Errorf("eval: %w", err)
+	}
+	if labels == LabelsIgnore {
+		b = b.withoutTasks(b.all())
+	}
+	rep := &Report{Pool: b.Models, Prompts: len(b.PromptIDs), Dropped: b.Dropped, TwoModel: len(b.Models) == 2, TaskLabels: labels}
 	if cfg.Decisions != nil {
 		if _, err := io.WriteString(cfg.Decisions, "prompt_id,setting,model\n"); err != nil {
 			return nil, fmt.Errorf("eval: write decisions: %w", err)
@@ -140,14 +234,52 @@ func Run(ctx context.Context, b *Bench, cfg Config) (*Report, error) {
 		if len(train) == 0 || len(test) == 0 {
 			return nil, fmt.Errorf("eval: fold %d has %d training and %d test prompts", k, len(train), len(test))
 		}
-		f, err := runFold(ctx, b, cfg, k, train, test)
+		fb := b
+		if labels == LabelsTrainOnly {
+			fb = b.withoutTasks(test)
+		}
+		f, err := runFold(ctx, fb, cfg, k, train, test)
 		if err != nil {
 			return nil, err
 		}
 		rep.Folds = append(rep.Folds, *f)
 	}
 	rep.Summaries = summarise(rep.Folds)
+	rep.Versus = versus(rep.Folds)
 	return rep, nil
+}
+
+// versus pairs the learned router's AIQ with every other router's, fold by
+// fold.
+func versus(folds []Fold) []Comparison {
+	learned := -1
+	for r, x := range folds[0].Routers {
+		if x.Kind == "learned" {
+			learned = r
+		}
+	}
+	if learned < 0 {
+		return nil
+	}
+	var out []Comparison
+	for r, x := range folds[0].Routers {
+		if r == learned {
+			continue
+		}
+		c := Comparison{Router: x.Name, Kind: x.Kind}
+		for _, f := range folds {
+			c.PerFold = append(c.PerFold, f.Routers[learned].AIQ-f.Routers[r].AIQ)
+		}
+		c.Mean = stat.Mean(c.PerFold, nil)
+		if n := len(c.PerFold); n > 1 {
+			half := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(n - 1)}.Quantile(0.975) *
+				stat.StdDev(c.PerFold, nil) / math.Sqrt(float64(n))
+			lo, hi := c.Mean-half, c.Mean+half
+			c.Lo, c.Hi = &lo, &hi
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func runFold(ctx context.Context, b *Bench, cfg Config, k int, train, test []int) (*Fold, error) {

@@ -236,3 +236,91 @@ func TestBaselinesAreDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// labelSpy is a predictor that records which task labels it was shown in
+// training and in test prompts (labels and features alike).
+type labelSpy struct {
+	trainLabelled, testLabelled int
+}
+
+func (s *labelSpy) Name() string { return "spy" }
+
+func (s *labelSpy) Fit(_ context.Context, b *Bench, train []int) error {
+	s.trainLabelled = 0
+	for _, i := range train {
+		if b.Tasks[i] != "" || b.Vecs[i].TaskID != 0 || b.Inputs[i].Task != "" {
+			s.trainLabelled++
+		}
+	}
+	return nil
+}
+
+func (s *labelSpy) Predict(b *Bench, test []int) [][]float64 {
+	s.testLabelled = 0
+	out := make([][]float64, len(test))
+	for k, i := range test {
+		if b.Tasks[i] != "" || b.Vecs[i].TaskID != 0 || b.Inputs[i].Task != "" {
+			s.testLabelled++
+		}
+		out[k] = make([]float64, len(b.Models))
+	}
+	return out
+}
+
+func TestTaskLabelSettingsHideLabelsWhereTheySay(t *testing.T) {
+	b := smallBench(t, 300, []string{"mini", "opus-class"})
+	for _, c := range []struct {
+		labels          TaskLabels
+		inTrain, inTest bool
+	}{{LabelsUse, true, true}, {LabelsTrainOnly, true, false}, {LabelsIgnore, false, false}} {
+		t.Run(string(c.labels), func(t *testing.T) {
+			spy := &labelSpy{}
+			cfg := smallConfig(features.Spec{})
+			cfg.Learned.Spec = features.DefaultSpec()
+			cfg.Learned.Spec.Buckets = 1 << 14
+			cfg.Learned.Trainer.Settings.Epochs = 1
+			cfg.Baselines, cfg.Folds, cfg.TaskLabels = []Predictor{spy, &PerTask{}}, 2, c.labels
+			rep, err := Run(context.Background(), b, cfg)
+			require.NoError(t, err)
+			assert.Equal(t, c.labels, rep.TaskLabels)
+			assert.Equal(t, c.inTrain, spy.trainLabelled > 0, "training prompts labelled")
+			assert.Equal(t, c.inTest, spy.testLabelled > 0, "test prompts labelled")
+			assert.NotEmpty(t, b.Tasks[0], "the bench itself keeps its labels")
+		})
+	}
+	_, err := ParseTaskLabels("some")
+	require.Error(t, err)
+}
+
+// The learned router's paired differences are fold by fold, with an
+// interval around their mean.
+func TestVersusPairsTheLearnedRouterFoldByFold(t *testing.T) {
+	b := smallBench(t, 400, []string{"mini", "opus-class"})
+	cfg := smallConfig(features.Spec{})
+	cfg.Learned.Spec = features.DefaultSpec()
+	cfg.Learned.Spec.Buckets = 1 << 14
+	cfg.Folds = 3
+	rep, err := Run(context.Background(), b, cfg)
+	require.NoError(t, err)
+	require.Len(t, rep.Versus, len(rep.Folds[0].Routers)-1)
+	learned := rep.Folds[0].Routers[0]
+	require.Equal(t, "learned", learned.Kind)
+	for r, c := range rep.Versus {
+		other := r + 1
+		require.Len(t, c.PerFold, 3)
+		for k, f := range rep.Folds {
+			assert.InDelta(t, f.Routers[0].AIQ-f.Routers[other].AIQ, c.PerFold[k], 1e-12, c.Router)
+		}
+		require.NotNil(t, c.Lo)
+		assert.LessOrEqual(t, *c.Lo, c.Mean)
+		assert.GreaterOrEqual(t, *c.Hi, c.Mean)
+	}
+	best := rep.BestBaseline()
+	require.NotNil(t, best)
+	assert.Contains(t, []string{"baseline", "mixing"}, best.Kind)
+	for _, c := range rep.Versus {
+		if c.Kind == "baseline" || c.Kind == "mixing" {
+			assert.GreaterOrEqual(t, c.Mean, best.Mean, "the best baseline is the one the learned router leads least")
+		}
+	}
+}
