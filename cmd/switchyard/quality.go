@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"path/filepath"
-	"text/tabwriter"
 	"time"
 
 	"switchyard/datasets"
@@ -47,8 +46,7 @@ func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("quality: --folds must be at least 2 (paired differences need folds)")
 	}
 	start := time.Now()
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "data\tpool\tlabels\tlearned AIQ\tbest baseline\tits AIQ\tlearned − baseline [95%]\tmax ECE (model)\tlearned first\t")
+	fmt.Fprintf(stdout, qualityRow, "data", "pool", "labels", "learned AIQ", "best baseline", "its AIQ", "learned − baseline [95%]", "max ECE (model)", "first")
 	read := map[string]*datasets.Dataset{}
 	for _, c := range qualityCases {
 		ds, ok := read[c.data]
@@ -70,8 +68,7 @@ func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			if err != nil {
 				return fmt.Errorf("quality: %s %s: %w", c.data, labels, err)
 			}
-			fmt.Fprintln(tw, qualityLine(c.data, len(b.Models), rep))
-			tw.Flush()
+			fmt.Fprint(stdout, qualityLine(c.data, len(b.Models), rep)) // line by line: a run takes a minute
 		}
 	}
 	fmt.Fprintf(stdout, "\n%d-fold cross-validation; 'learned first': the highest mean AIQ of every router but the oracle, and a positive\n"+
@@ -79,6 +76,9 @@ func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		*folds, time.Since(start).Seconds())
 	return nil
 }
+
+// qualityRow lays out a line of the quality table.
+const qualityRow = "%-12s %-9s %-10s %11s %-14s %7s %-28s %-42s %5s\n"
 
 // qualityLine is one run's line of the quality table.
 func qualityLine(data string, pool int, rep *eval.Report) string {
@@ -120,6 +120,6 @@ func qualityLine(data string, pool int, rep *eval.Report) string {
 	if first {
 		verdict = "yes"
 	}
-	return fmt.Sprintf("%s\t%d models\t%s\t%.4f\t%s\t%.4f\t%s\t%.3f (%s)\t%s\t", data, pool, rep.TaskLabels, learned, name, base, diff,
-		worst, worstModel, verdict)
+	return fmt.Sprintf(qualityRow, data, fmt.Sprintf("%d models", pool), rep.TaskLabels, fmt.Sprintf("%.4f", learned), name,
+		fmt.Sprintf("%.4f", base), diff, fmt.Sprintf("%.3f (%s)", worst, worstModel), verdict)
 }
