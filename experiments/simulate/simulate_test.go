@@ -19,7 +19,7 @@ import (
 
 func smallConfig(t *testing.T) Config {
 	t.Helper()
-	w, err := synthetic.Generate(synthetic.Config{Seed: 3, Prompts: 1500})
+	w, err := synthetic.Generate(synthetic.Config{Seed: 3, Prompts: 3000}) // a test part of ~600 prompts: one round's quality ratio is then stable to about ±0.02
 	require.NoError(t, err)
 	ds := &datasets.Dataset{Catalogue: w.Catalogue, Prompts: w.Prompts, Outcomes: w.Outcomes}
 	spec := features.DefaultSpec()
