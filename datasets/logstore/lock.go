@@ -53,6 +53,15 @@ func LockDir(dir, writer string) (*Lock, error) {
 		}
 		return nil, fmt.Errorf("lock log folder %s: %w", dir, err)
 	}
+	// The file locked must still be the one at the path: a lock file
+	// removed (with its folder, say) and made again by another process is
+	// another lock, which would let two processes hold the same writer id.
+	if a, err := f.Stat(); err == nil {
+		if b, err := os.Stat(path); err != nil || !os.SameFile(a, b) {
+			f.Close()
+			return nil, fmt.Errorf("%w: the lock file %s was replaced while it was being taken; try again", ErrLocked, path)
+		}
+	}
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}

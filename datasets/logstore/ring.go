@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -49,7 +50,7 @@ func ringPath(dir, absLogDir, prefix, writer string) string {
 // is not a ring of that size. logDir is recorded in it, so that a ring
 // whose log folder is gone can be found and removed. It reports whether it
 // was made anew.
-func openRing(path, logDir string, size int) (r *ring, fresh bool, err error) {
+func openRing(path, logDir string, size int, log *slog.Logger) (r *ring, fresh bool, err error) {
 	if len(logDir) > maxRingDir {
 		return nil, false, fmt.Errorf("ring: log folder path longer than %d bytes", maxRingDir)
 	}
@@ -59,8 +60,17 @@ func openRing(path, logDir string, size int) (r *ring, fresh bool, err error) {
 	}
 	st, err := f.Stat()
 	if err == nil && st.Size() != int64(ringHeader+size) {
-		fresh = true
-		err = f.Truncate(int64(ringHeader + size))
+		var magic [len(ringMagic)]byte
+		if n, _ := f.ReadAt(magic[:], 0); n == len(magic) && string(magic[:]) == ringMagic && st.Size() > ringHeader {
+			// a ring of another size still holds what a killed process left:
+			// it keeps its size until a clean close removes it
+			log.Warn("the ring keeps the size it was made with until the log is closed cleanly", "ring", path,
+				"size", st.Size()-ringHeader, "asked", size)
+			size = int(st.Size() - ringHeader)
+		} else {
+			fresh = true
+			err = f.Truncate(int64(ringHeader + size))
+		}
 	}
 	var mem []byte
 	if err == nil {

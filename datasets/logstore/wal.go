@@ -102,9 +102,11 @@ type WAL[T any] struct {
 	lastSync   time.Time
 	closedSome bool // a segment was closed: convert it
 
-	wake chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	wake     chan struct{}
+	stop     chan struct{}
+	done     chan struct{} // loop ended
+	convWake chan struct{} // a segment was closed: convert it
+	convDone chan struct{} // converter ended
 
 	aborted  atomic.Bool // tests: stop as a killed process would, writing nothing more
 	appended atomic.Int64
@@ -162,7 +164,8 @@ func Open[T any](opt Options) (*WAL[T], int, error) {
 		opt.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	w := &WAL[T]{opt: opt, walDir: filepath.Join(opt.Dir, "wal"), live: map[string]bool{}, cur: &batch{},
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), lastSync: time.Now()}
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), lastSync: time.Now(),
+		convWake: make(chan struct{}, 1), convDone: make(chan struct{})}
 	w.cond = sync.NewCond(&w.mu)
 	if err := os.MkdirAll(w.walDir, 0o755); err != nil {
 		return nil, 0, fmt.Errorf("wal: %w", err)
@@ -174,6 +177,20 @@ func Open[T any](opt Options) (*WAL[T], int, error) {
 	}
 	recovered := 0
 	var next uint64 // past the highest position of a recovered record
+	if opt.SyncEvery > 0 {
+		// The ring is moved past what the segments hold before they are
+		// converted and removed: a crash in between must not replay it.
+		for _, seg := range segs {
+			end, err := w.lastPosition(seg)
+			if err != nil {
+				return nil, 0, err
+			}
+			next = max(next, end)
+		}
+		if err := w.mapRing(next); err != nil {
+			return nil, 0, err
+		}
+	}
 	for _, seg := range segs {
 		n, end, err := w.convert(seg)
 		if err != nil {
@@ -182,8 +199,8 @@ func Open[T any](opt Options) (*WAL[T], int, error) {
 		recovered += n
 		next = max(next, end)
 	}
-	if opt.SyncEvery > 0 {
-		n, err := w.openRing(next)
+	if w.ring != nil {
+		n, err := w.replayRing(next)
 		if err != nil {
 			return nil, recovered, err
 		}
@@ -192,77 +209,119 @@ func Open[T any](opt Options) (*WAL[T], int, error) {
 		w.pos = next
 	}
 	go w.loop()
+	go w.converter()
 	return w, recovered, nil
 }
 
-// openRing maps the ring and recovers the records a killed process left in
-// it that are not in a segment (at next or after), through a segment of
-// their own.
-func (w *WAL[T]) openRing(next uint64) (int, error) {
+// lastPosition is the position just past the highest one in segment name.
+func (w *WAL[T]) lastPosition(name string) (uint64, error) {
+	if _, _, _, _, ok := datasets.ParseLogFileName(name); !ok {
+		return 0, nil // an earlier version's segment: no positions
+	}
+	f, err := os.Open(w.segPath(name))
+	if err != nil {
+		return 0, fmt.Errorf("wal: %w", err)
+	}
+	defer f.Close()
+	var next uint64
+	err = eachFrame(f, false, func(pos uint64, _ []byte) error { next = max(next, pos+1); return nil })
+	return next, err
+}
+
+// mapRing maps the ring and moves its tail past the records that are
+// already in a segment (before next).
+func (w *WAL[T]) mapRing(next uint64) error {
 	dir := w.opt.RingDir
 	if dir == "" {
 		dir = defaultRingDir(w.walDir)
 	}
 	abs, err := filepath.Abs(w.opt.Dir)
 	if err != nil {
-		return 0, fmt.Errorf("wal: %w", err)
+		return fmt.Errorf("wal: %w", err)
 	}
 	removeOrphanRings(dir, func(p string) { w.opt.Log.Info("removed the ring of a log folder that no longer exists", "ring", p) })
-	r, fresh, err := openRing(ringPath(dir, abs, w.opt.Prefix, w.opt.Writer), abs, w.opt.RingBytes)
+	r, fresh, err := openRing(ringPath(dir, abs, w.opt.Prefix, w.opt.Writer), abs, w.opt.RingBytes, w.opt.Log)
 	if err != nil {
-		return 0, fmt.Errorf("wal: %w", err)
+		return fmt.Errorf("wal: %w", err)
 	}
 	w.ring = r
+	tail, head := r.tail(), r.head()
+	switch {
+	case fresh:
+		r.setHead(0)
+		r.setTail(0)
+	case head < tail || head-tail > r.size():
+		w.opt.Log.Warn("wal: ring header is inconsistent; starting a new ring", "ring", r.path)
+		r.setHead(0)
+		r.setTail(0)
+	default:
+		a, b := r.span(tail, head)
+		start, _ := frameRange(append(append([]byte(nil), a...), b...), next)
+		r.setTail(tail + uint64(start))
+	}
+	return nil
+}
+
+// replayRing writes the records a killed process left in the ring, that
+// are not in a segment (at next or after), to a segment of their own and
+// converts it.
+func (w *WAL[T]) replayRing(next uint64) (int, error) {
+	r := w.ring
+	tail, head := r.tail(), r.head()
 	n := 0
-	if !fresh {
-		tail, head := r.tail(), r.head()
-		if head < tail || head-tail > r.size() {
-			w.opt.Log.Warn("wal: ring header is inconsistent; starting a new ring", "ring", r.path)
-		} else if head > tail {
-			var frames []byte
-			a, b := r.span(tail, head)
-			frames = append(append(frames, a...), b...)
-			frames = framesFrom(frames, next)
-			if len(frames) > 0 {
-				if err := w.writeSegment(frames); err != nil {
-					return 0, err
-				}
-				name := w.segName
-				if err := w.closeSegment(); err != nil {
-					return 0, err
-				}
-				if n, _, err = w.convert(name); err != nil {
-					return 0, fmt.Errorf("wal: recover ring: %w", err)
-				}
+	if head > tail {
+		a, b := r.span(tail, head)
+		frames := append(append([]byte(nil), a...), b...)
+		start, end := frameRange(frames, next)
+		if end > start {
+			if err := w.writeSegment(frames[start:end]); err != nil {
+				return 0, err
+			}
+			name := w.segName
+			if err := w.closeSegment(); err != nil {
+				return 0, err
+			}
+			r.setTail(head) // in a segment now: a crash from here on must not replay them
+			var err error
+			if n, _, err = w.convert(name); err != nil {
+				return 0, fmt.Errorf("wal: recover ring: %w", err)
 			}
 		}
 	}
-	w.pos = max(next, r.head())
+	w.pos = max(next, head)
 	w.flushed = w.pos
 	r.setHead(w.pos)
 	r.setTail(w.pos)
 	return n, nil
 }
 
-// framesFrom returns the whole frames of frames whose position is next or
-// later (the earlier ones are already in a segment), up to the first torn
-// or corrupt one.
-func framesFrom(frames []byte, next uint64) []byte {
-	start, at := -1, 0
-	for at+frameHeader <= len(frames) {
-		n := int(binary.LittleEndian.Uint32(frames[at:]))
-		if n < 8 || at+8+n > len(frames) || crc32.Checksum(frames[at+8:at+8+n], crcTable) != binary.LittleEndian.Uint32(frames[at+4:]) {
+// frameRange returns where in frames the whole frames whose position is
+// next or later start and end (the earlier ones are already in a segment),
+// up to the first torn or corrupt frame or the first whose position is not
+// where it lies.
+func frameRange(frames []byte, next uint64) (start, end int) {
+	start = -1
+	var first uint64
+	for end+frameHeader <= len(frames) {
+		n := int(binary.LittleEndian.Uint32(frames[end:]))
+		if n < 8 || end+8+n > len(frames) || crc32.Checksum(frames[end+8:end+8+n], crcTable) != binary.LittleEndian.Uint32(frames[end+4:]) {
 			break
 		}
-		if start < 0 && binary.LittleEndian.Uint64(frames[at+8:]) >= next {
-			start = at
+		pos := binary.LittleEndian.Uint64(frames[end+8:])
+		if end == 0 {
+			first = pos
+		} else if pos != first+uint64(end) { // a stale frame of an earlier lap
+			break
 		}
-		at += 8 + n
+		if start < 0 && pos >= next {
+			start = end
+		}
+		end += 8 + n
 	}
 	if start < 0 {
-		return nil
+		return end, end
 	}
-	return frames[start:at]
+	return start, end
 }
 
 var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -478,8 +537,7 @@ const flushEvery = 5 * time.Millisecond
 
 // loop is the WAL's background work: writing the ring out (every
 // flushEvery, or when poked), fsyncing every SyncEvery, closing old
-// segments, checking that the open one is still where it was made, and
-// converting closed segments (once a second, or when one was closed).
+// segments and checking that the open one is still where it was made.
 func (w *WAL[T]) loop() {
 	defer close(w.done)
 	period := time.Second
@@ -488,7 +546,7 @@ func (w *WAL[T]) loop() {
 	}
 	tick := time.NewTicker(period)
 	defer tick.Stop()
-	var maintained, converted time.Time
+	var maintained time.Time
 	for {
 		stopping := false
 		select {
@@ -517,10 +575,30 @@ func (w *WAL[T]) loop() {
 		if stopping {
 			return
 		}
-		if closed || time.Since(converted) >= time.Second {
-			converted = time.Now()
-			w.noteErr(w.convertClosed())
+		if closed {
+			select {
+			case w.convWake <- struct{}{}:
+			default:
+			}
 		}
+	}
+}
+
+// converter turns closed segments into Parquet files, on its own goroutine:
+// converting a segment takes seconds, and the ring must go on being written
+// out (and fsynced) meanwhile.
+func (w *WAL[T]) converter() {
+	defer close(w.convDone)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-w.convWake:
+		case <-tick.C:
+		}
+		w.noteErr(w.convertClosed())
 	}
 }
 
@@ -539,6 +617,9 @@ func (w *WAL[T]) flushRing() {
 		buf = append(append(make([]byte, 0, len(a)+len(b)), a...), b...)
 	}
 	if err := w.writeSegment(buf); err != nil {
+		w.mu.Lock()
+		w.cond.Broadcast() // appends waiting for room see the failure and give up
+		w.mu.Unlock()
 		return // kept in the ring; tried again on the next tick
 	}
 	w.mu.Lock()
@@ -698,6 +779,7 @@ func (w *WAL[T]) Close() error {
 	w.mu.Unlock()
 	close(w.stop)
 	<-w.done // its last round wrote the ring out
+	<-w.convDone
 	w.commitMu.Lock()
 	if w.ring == nil {
 		w.commitQueued() // appends that queued before the close

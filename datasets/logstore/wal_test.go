@@ -27,6 +27,7 @@ func kill[T any](w *WAL[T]) {
 	w.aborted.Store(true)
 	close(w.stop)
 	<-w.done
+	<-w.convDone
 }
 
 func readAll(t *testing.T, dir string) []datasets.OutcomeRecord {
@@ -299,4 +300,39 @@ func TestRingsOfVanishedLogFoldersAreRemoved(t *testing.T) {
 	_, err = os.Stat(left[0])
 	assert.True(t, os.IsNotExist(err), "the orphan ring is removed")
 	require.NoError(t, w2.Close())
+}
+
+// A crash after the flusher wrote records to a segment but before it moved
+// the ring's tail leaves them in both: the next start recovers each once.
+func TestRecordsInBothASegmentAndTheRingAreRecoveredOnce(t *testing.T) {
+	dir := t.TempDir()
+	opt := Options{Dir: dir, Prefix: "outcomes", SyncEvery: time.Hour, RingDir: t.TempDir(), RingBytes: 1 << 16}
+	w, _, err := Open[datasets.OutcomeRecord](opt)
+	require.NoError(t, err)
+	start := w.ring.tail()
+	for i := 0; i < 20; i++ {
+		require.NoError(t, w.Append(rec(i)))
+	}
+	require.Eventually(t, func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.flushed == w.pos
+	}, 5*time.Second, time.Millisecond)
+	for i := 20; i < 30; i++ { // these stay in the ring only
+		require.NoError(t, w.Append(rec(i)))
+	}
+	kill(w)
+	w.ring.setTail(start) // as if the process died before moving the tail
+
+	w2, n, err := Open[datasets.OutcomeRecord](opt)
+	require.NoError(t, err)
+	assert.Equal(t, 30, n)
+	require.NoError(t, w2.Close())
+	got := readAll(t, dir)
+	require.Len(t, got, 30)
+	seen := map[string]bool{}
+	for _, r := range got {
+		assert.False(t, seen[r.DecisionID], "recovered twice: %s", r.DecisionID)
+		seen[r.DecisionID] = true
+	}
 }
