@@ -587,10 +587,8 @@ func (s *Server) Reload() error {
 		return err
 	}
 	s.store(rt)
-	// The replaced predictor (closed by store unless a request still uses
-	// it) and the loading's garbage go back to the system before the next
-	// reload can add more.
-	debug.FreeOSMemory()
+	// retire returns the replaced predictor's memory, and the loading's
+	// garbage with it, when the routing closes (here or with its last request)
 	if s.metrics != nil {
 		s.metrics.Reloads.WithLabelValues("ok").Inc()
 	}
