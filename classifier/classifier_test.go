@@ -8,8 +8,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"switchyard/classifier"
 	"switchyard/datasets/synthetic"
@@ -40,7 +42,7 @@ func randomModel(t testing.TB, models []string) *classifier.Model {
 		m.Emb[i] *= 10
 	}
 	// every weight takes part, so the parity test covers every path of the graph
-	for _, w := range [][]float32{m.W2, m.Ws, m.Prior} {
+	for _, w := range [][]float32{m.W2, m.Ws, m.Prior, m.Sparse[len(models):]} {
 		for i := range w {
 			w[i] = float32(rng.NormFloat64() * 0.3)
 		}
@@ -167,6 +169,31 @@ func TestONNXRoundTripKeepsWeightsAndMetadata(t *testing.T) {
 	assert.Equal(t, m.Meta.OutputTokens, got.Meta.OutputTokens)
 	assert.Equal(t, m.Meta.Validation, got.Meta.Validation)
 	assert.Equal(t, m.Meta.Version, got.Meta.Version)
+	assert.Equal(t, m.Fingerprint(), got.Fingerprint())
+}
+
+// Predictors exported before the sparse path have no "sparse" initializer:
+// they load with the path at zero and predict as they did.
+func TestPredictorWithoutSparsePathStillLoads(t *testing.T) {
+	m := randomModel(t, []string{"x", "y"})
+	clear(m.Sparse)
+	b, err := classifier.ExportONNX(m)
+	require.NoError(t, err)
+	var mp onnx.ModelProto
+	require.NoError(t, proto.Unmarshal(b, &mp))
+	kept := mp.Graph.Initializer[:0]
+	for _, init := range mp.Graph.Initializer {
+		if init.Name != "sparse" {
+			kept = append(kept, init)
+		}
+	}
+	require.Len(t, kept, len(mp.Graph.Initializer)-1)
+	mp.Graph.Initializer = kept
+	old, err := proto.Marshal(&mp)
+	require.NoError(t, err)
+	got, err := classifier.ParseONNX(old)
+	require.NoError(t, err)
+	assert.Equal(t, m.Sparse, got.Sparse)
 	assert.Equal(t, m.Fingerprint(), got.Fingerprint())
 }
 

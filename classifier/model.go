@@ -6,7 +6,9 @@
 // embeddings of the hashed n-gram ids, concatenated with the embedding of the
 // task label and the dense signals, one ReLU hidden layer, and one sigmoid
 // output per model, added to a fixed per-task prior logit (the smoothed mean
-// quality of each model on the task in the training data). The package holds the weights (Model), a pure-Go forward
+// quality of each model on the task in the training data) and to a sparse
+// linear path (one weight per n-gram id and model, on the ids scaled by
+// 1/√count: a logistic regression on the bag of n-grams). The package holds the weights (Model), a pure-Go forward
 // pass used by training and evaluation, the ONNX export and import, and two
 // implementations of one Scorer interface: ONNX Runtime and pure Go.
 package classifier
@@ -56,6 +58,7 @@ type Model struct {
 	B2     []float32 // len(Models)
 	Ws     []float32 // InputDim × len(Models): the wide (linear) path from the input straight to the logits
 	Prior  []float32 // Buckets × len(Models): logit offset per task-label id (row 0: no label), fixed before training
+	Sparse []float32 // Buckets × len(Models): the sparse linear path, weights of the n-gram ids scaled by 1/√count; row 0 stays zero
 	dim    int
 	hidden int
 	nout   int
@@ -84,6 +87,7 @@ func NewModel(spec features.Spec, models []string, embDim, hidden int) (*Model, 
 		W1:  make([]float32, in*hidden), B1: make([]float32, hidden),
 		W2: make([]float32, hidden*len(models)), B2: make([]float32, len(models)),
 		Ws: make([]float32, in*len(models)), Prior: make([]float32, spec.Buckets*len(models)),
+		Sparse: make([]float32, spec.Buckets*len(models)),
 	}
 	m.setDims()
 	return m, nil
@@ -105,6 +109,7 @@ func (m *Model) check() error {
 		{"w1", len(m.W1), in * m.hidden}, {"b1", len(m.B1), m.hidden},
 		{"w2", len(m.W2), m.hidden * m.nout}, {"b2", len(m.B2), m.nout},
 		{"ws", len(m.Ws), in * m.nout}, {"prior", len(m.Prior), m.Meta.FeatureSpec.Buckets * m.nout},
+		{"sparse", len(m.Sparse), m.Meta.FeatureSpec.Buckets * m.nout},
 	} {
 		if c.got != c.want || c.want == 0 {
 			return fmt.Errorf("weight %s has %d values, want %d", c.name, c.got, c.want)
@@ -204,10 +209,26 @@ func (m *Model) Forward(v *features.Vector, a *Activations) {
 			lg[j] += xi * w
 		}
 	}
+	if n > 0 {
+		scale := SparseScale(n)
+		for _, id := range v.IDs {
+			if id <= 0 {
+				continue
+			}
+			row := m.Sparse[int(id)*nout : int(id)*nout+nout]
+			for j, w := range row {
+				lg[j] += scale * w
+			}
+		}
+	}
 	for j, z := range lg {
 		a.Out[j] = Sigmoid(z)
 	}
 }
+
+// SparseScale is the value of each of n present n-gram ids in the sparse
+// linear path: 1/√n, so that the bag has unit length.
+func SparseScale(n int) float32 { return float32(1 / math.Sqrt(float64(n))) }
 
 // Sigmoid is the logistic function in float32.
 func Sigmoid(z float32) float32 {
@@ -231,7 +252,7 @@ func (m *Model) Fingerprint() string {
 	}
 	h.Write([]byte(m.Meta.FeatureSpecID))
 	var buf [4]byte
-	for _, w := range [][]float32{m.Emb, m.W1, m.B1, m.W2, m.B2, m.Ws, m.Prior} {
+	for _, w := range [][]float32{m.Emb, m.W1, m.B1, m.W2, m.B2, m.Ws, m.Prior, m.Sparse} {
 		for _, x := range w {
 			binary.LittleEndian.PutUint32(buf[:], math.Float32bits(x))
 			h.Write(buf[:])
@@ -253,6 +274,7 @@ func (m *Model) Init(rng *rand.Rand) {
 	clear(m.B1)
 	clear(m.B2)
 	clear(m.Ws) // the wide path starts at zero and grows where it helps
+	clear(m.Sparse)
 }
 
 func glorot(rng *rand.Rand, w []float32, fanIn, fanOut int) {

@@ -67,6 +67,7 @@ func ExportONNX(m *Model) ([]byte, error) {
 			floatTensor("b2", m.B2, nout),
 			floatTensor("ws", m.Ws, in, nout),
 			floatTensor("prior", m.Prior, buckets, nout),
+			floatTensor("sparse", m.Sparse, buckets, nout),
 			int64Tensor("axis1", []int64{1}, 1),
 			floatTensor("one", []float32{1}),
 			int64Tensor("zero_i", []int64{0}),
@@ -93,7 +94,15 @@ func ExportONNX(m *Model) ([]byte, error) {
 			node("Add", []string{"z_lin", "z_wide"}, "z_sum"),
 			node("Gather", []string{"prior", InputTask}, "z_prior", intAttr("axis", 0)),
 			node("Add", []string{"z_sum", "z_prior"}, "z_all"),
-			node("Add", []string{"z_all", "b2"}, "logits"),
+			// the sparse path: weights 1/√count on the present ids
+			node("Gather", []string{"sparse", InputIDs}, "sparse_rows", intAttr("axis", 0)),
+			node("Sqrt", []string{"count1"}, "count_sqrt"),
+			node("Div", []string{"present_f", "count_sqrt"}, "sparse_w"),
+			node("Unsqueeze", []string{"sparse_w", "axis1"}, "sparse_w3"),
+			node("MatMul", []string{"sparse_w3", "sparse_rows"}, "z_sparse3"),
+			node("Squeeze", []string{"z_sparse3", "axis1"}, "z_sparse"),
+			node("Add", []string{"z_all", "z_sparse"}, "z_all_sparse"),
+			node("Add", []string{"z_all_sparse", "b2"}, "logits"),
 			node("Sigmoid", []string{"logits"}, OutputQuality),
 		},
 	}
@@ -209,8 +218,13 @@ func ParseONNX(b []byte) (*Model, error) {
 	for _, w := range []struct {
 		name string
 		dst  *[]float32
-	}{{"embedding", &m.Emb}, {"w1", &m.W1}, {"b1", &m.B1}, {"w2", &m.W2}, {"b2", &m.B2}, {"ws", &m.Ws}, {"prior", &m.Prior}} {
+	}{{"embedding", &m.Emb}, {"w1", &m.W1}, {"b1", &m.B1}, {"w2", &m.W2}, {"b2", &m.B2}, {"ws", &m.Ws}, {"prior", &m.Prior}, {"sparse", &m.Sparse}} {
 		t, ok := inits[w.name]
+		if !ok && w.name == "sparse" {
+			// predictors exported before the sparse path: it is zero
+			*w.dst = make([]float32, m.Meta.FeatureSpec.Buckets*len(m.Meta.Models))
+			continue
+		}
 		if !ok {
 			return nil, fmt.Errorf("initializer %q missing", w.name)
 		}

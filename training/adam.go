@@ -103,6 +103,13 @@ func (st *state) step(obj Objective, ex []Example, batch []int, rng *rand.Rand) 
 			st.drop.TaskID, st.drop.Dense = e.Vec.TaskID, e.Vec.Dense
 			vec = &st.drop
 		}
+		if st.set.TaskDropout > 0 && vec.TaskID > 0 && rng.Float64() < st.set.TaskDropout {
+			if vec != &st.drop {
+				st.drop.IDs, st.drop.Dense = append(st.drop.IDs[:0], e.Vec.IDs...), e.Vec.Dense
+			}
+			st.drop.TaskID = 0 // trained as a prompt without label too
+			vec = &st.drop
+		}
 		m.Forward(vec, a)
 		seen := false
 		for j, p := range a.Out {
@@ -171,8 +178,8 @@ func (st *state) step(obj Objective, ex []Example, batch []int, rng *rand.Rand) 
 				}
 			}
 		}
-		if e.Vec.TaskID > 0 {
-			st.addRow(e.Vec.TaskID, st.dx[d:2*d], 1)
+		if vec.TaskID > 0 {
+			st.addRow(vec.TaskID, st.dx[d:2*d], 1)
 		}
 	}
 	st.apply()

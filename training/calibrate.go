@@ -33,8 +33,6 @@ func calibrate(m *classifier.Model, val []Example) {
 			}
 		}
 	}
-	hidden := len(m.B1)
-	in := classifier.InputDim(m.Meta.EmbeddingDim)
 	for j, o := range per {
 		if len(o) < 50 {
 			continue
@@ -43,15 +41,43 @@ func calibrate(m *classifier.Model, val []Example) {
 		if math.IsNaN(sa) || math.IsNaN(sb) || sa <= 0 || plattLoss(o, sa, sb) >= plattLoss(o, 1, 0) {
 			continue
 		}
-		fa := float32(sa)
-		for k := 0; k < hidden; k++ {
-			m.W2[k*nout+j] *= fa
-		}
-		for k := 0; k < in; k++ {
-			m.Ws[k*nout+j] *= fa
-		}
-		m.B2[j] = m.B2[j]*fa + float32(sb)
+		scaleLogit(m, j, sa, sb)
 	}
+}
+
+// calibrateParts is calibrate on the out-of-fold predictions that chose the
+// blend b: Platt scaling per model of the blended logits, folded into m
+// (whose weights already carry the blend).
+func calibrateParts(m *classifier.Model, oof []parts, b *Blend) {
+	for j := range m.Meta.Models {
+		o := make([]plattObs, len(oof))
+		for i, p := range oof {
+			z := float64(p.prior[j]) + b.Network*float64(p.network[j]) + b.Linear*float64(p.linear[j])
+			o[i] = plattObs{z, float64(p.labels[j]), 1}
+		}
+		if len(o) < 50 {
+			continue
+		}
+		sa, sb := fitPlatt(o, plattShrink)
+		if math.IsNaN(sa) || math.IsNaN(sb) || sa <= 0 || plattLoss(o, sa, sb) >= plattLoss(o, 1, 0) {
+			continue
+		}
+		scaleLogit(m, j, sa, sb)
+	}
+}
+
+// scaleLogit replaces model j's logit z by a·z + b in m's weights: every
+// term that adds to it (prior, network, wide and sparse paths, bias) is
+// scaled by a, and b joins the bias.
+func scaleLogit(m *classifier.Model, j int, a, b float64) {
+	nout := len(m.Meta.Models)
+	fa := float32(a)
+	for _, w := range [][]float32{m.W2, m.Ws, m.Prior, m.Sparse} {
+		for k := j; k < len(w); k += nout {
+			w[k] *= fa
+		}
+	}
+	m.B2[j] = m.B2[j]*fa + float32(b)
 }
 
 // plattObs is one validation observation of a model: its logit, label and

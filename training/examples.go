@@ -120,11 +120,16 @@ func fingerprint(ex []Example, models []string) string {
 // deterministic split by a hash of its id and a salt. The same id and salt
 // always land on the same side, whatever else is in the data.
 func InHoldout(promptID, salt string, share float64) bool {
+	return float64(promptHash(promptID, salt)%1_000_000) < share*1_000_000
+}
+
+// promptHash is the salted hash of a prompt id that splits data by prompt.
+func promptHash(promptID, salt string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(salt))
 	h.Write([]byte{0})
 	h.Write([]byte(promptID))
-	return float64(h.Sum64()%1_000_000) < share*1_000_000
+	return h.Sum64()
 }
 
 // Split divides examples into a training and a held-out part with InHoldout.

@@ -105,7 +105,11 @@ func (t *Trainer) Fit(ctx context.Context, ds *datasets.Dataset, job Job) (*clas
 	if len(train) == 0 {
 		return nil, nil, fmt.Errorf("fit: all %d prompts fell in the validation split", len(ex))
 	}
-	m, res, err := t.Train(ctx, job.Spec, models, train, val)
+	tt := *t
+	if tt.Costs == nil {
+		tt.Costs = meanCosts(cat, allOutcomes, models)
+	}
+	m, res, err := tt.Train(ctx, job.Spec, models, train, val)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -126,6 +130,43 @@ func (t *Trainer) Fit(ctx context.Context, ds *datasets.Dataset, job Job) (*clas
 	m.Meta.CreatedAt = now().UTC().Truncate(time.Second)
 	m.Meta.Version = m.Fingerprint()
 	return m, res, nil
+}
+
+// meanCosts is each model's mean cost per request over its outcomes that
+// carry one; a model without any is priced from the catalogue at the mean
+// input tokens of all outcomes and its own mean output tokens.
+func meanCosts(cat *datasets.Catalogue, outcomes []datasets.OutcomeRecord, models []string) []float64 {
+	col := make(map[string]int, len(models))
+	for j, m := range models {
+		col[m] = j
+	}
+	type acc struct{ cost, priced, out, n float64 }
+	per := make([]acc, len(models))
+	var in, nin float64
+	for _, o := range outcomes {
+		if o.InputTokens > 0 {
+			in, nin = in+float64(o.InputTokens), nin+1
+		}
+		j, ok := col[o.Model]
+		if !ok {
+			continue
+		}
+		a := &per[j]
+		a.out, a.n = a.out+float64(o.OutputTokens), a.n+1
+		if o.CostUSD > 0 {
+			a.cost, a.priced = a.cost+o.CostUSD, a.priced+1
+		}
+	}
+	costs := make([]float64, len(models))
+	for j, a := range per {
+		if a.priced > 0 {
+			costs[j] = a.cost / a.priced
+			continue
+		}
+		price, _ := cat.Lookup(models[j])
+		costs[j] = price.CostUSD(in/max(nin, 1), a.out/max(a.n, 1))
+	}
+	return costs
 }
 
 func modelsWithOutcomes(cat *datasets.Catalogue, outcomes []datasets.OutcomeRecord) []string {
@@ -159,6 +200,7 @@ type Manifest struct {
 	TrainExamples    int                           `json:"train_examples"`
 	ValLoss          float64                       `json:"validation_loss"`
 	TrainSeconds     float64                       `json:"train_seconds"`
+	Blend            *Blend                        `json:"blend,omitempty"` // how network and sparse linear path were blended; absent: the network alone
 }
 
 // Artifact file names inside an output folder.
@@ -180,7 +222,7 @@ func WriteArtifacts(dir string, m *classifier.Model, res *Result, s Settings) er
 		FeatureSpecID: m.Meta.FeatureSpecID, FeatureSpec: m.Meta.FeatureSpec, DataFingerprint: m.Meta.DataFingerprint,
 		CreatedAt: m.Meta.CreatedAt, Validation: m.Meta.Validation, OutputTokens: m.Meta.OutputTokens, Settings: s,
 		Epochs: res.Epochs, BestEpoch: res.BestEpoch, TrainExamples: res.Examples, ValLoss: res.ValLoss,
-		TrainSeconds: res.Duration.Seconds(),
+		TrainSeconds: res.Duration.Seconds(), Blend: res.Blend,
 	}
 	b, err := json.MarshalIndent(man, "", "  ")
 	if err != nil {

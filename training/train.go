@@ -25,13 +25,29 @@ type Settings struct {
 	PriorStrength float64 // pseudo-observations of the overall mean mixed into each task's prior
 	NoCalibration bool    // skip Platt scaling of each output on the validation examples
 	IDDropout     float64 // share of n-gram ids dropped at random from each training example (regularises the bag)
-	Optimizer     Adam
+	// TaskDropout is the share of labelled training examples whose task
+	// label is hidden at random (each epoch), so that the predictor also
+	// learns to route prompts that arrive without one.
+	TaskDropout float64
+	Optimizer   Adam
+	// TuneFolds is the number of folds of the training part whose
+	// out-of-fold routing AIQ chooses the blend of the network and the
+	// sparse linear path (needs per-model costs, see Trainer.Costs). 0:
+	// automatic, 5 folds up to 5,000 training examples (each inner model
+	// then sees 80% of a small set) and 3 above (67% of a large set trains
+	// a model close to the final one, at less cost); 1: no blend, the
+	// network alone.
+	TuneFolds    int
+	LinearEpochs int     // passes of the sparse linear path's AdaGrad
+	LinearRate   float64 // its learning rate
+	LinearL2     float64 // its L2 penalty
 }
 
 // DefaultSettings are sensible settings for a few thousand to a few hundred
 // thousand prompts.
 func DefaultSettings() Settings {
 	return Settings{Seed: 1, EmbeddingDim: 16, Hidden: 64, Epochs: 30, BatchSize: 64, L2: 1e-6, Patience: 3, PriorStrength: 20,
+		TaskDropout: 0.5, LinearEpochs: 5, LinearRate: 0.05, LinearL2: 1e-6,
 		Optimizer: Adam{LearningRate: 3e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-8}}
 }
 
@@ -47,8 +63,14 @@ func (s Settings) validate() error {
 		return fmt.Errorf("settings: l2 %v must be non-negative", s.L2)
 	case s.IDDropout < 0 || s.IDDropout >= 1 || math.IsNaN(s.IDDropout):
 		return fmt.Errorf("settings: id dropout %v must be in [0,1)", s.IDDropout)
+	case s.TaskDropout < 0 || s.TaskDropout > 1 || math.IsNaN(s.TaskDropout):
+		return fmt.Errorf("settings: task dropout %v must be in [0,1]", s.TaskDropout)
 	case s.Patience < 1:
 		return fmt.Errorf("settings: patience %d must be positive", s.Patience)
+	case s.TuneFolds < 0:
+		return fmt.Errorf("settings: tune folds %d must not be negative", s.TuneFolds)
+	case s.TuneFolds != 1 && (s.LinearEpochs < 1 || !(s.LinearRate > 0) || s.LinearL2 < 0 || math.IsNaN(s.LinearL2)):
+		return fmt.Errorf("settings: linear path epochs %d, rate %v and l2 %v: want epochs ≥ 1, rate > 0, l2 ≥ 0", s.LinearEpochs, s.LinearRate, s.LinearL2)
 	}
 	return s.Optimizer.validate()
 }
@@ -89,6 +111,7 @@ type Result struct {
 	TrainLoss    float64                       // at the best epoch
 	ValLoss      float64                       // at the best epoch
 	PriorValLoss float64                       // validation loss of the per-task prior alone (epoch 0)
+	Blend        *Blend                        // the blend of network and linear path chosen by tuning; nil: the network alone
 	Validation   map[string]classifier.Metrics // per model, on the validation examples
 	Duration     time.Duration
 	Examples     int // training examples
@@ -100,12 +123,20 @@ type Result struct {
 type Trainer struct {
 	Settings  Settings
 	Objective Objective
-	Progress  Progress     // may be nil
-	Log       *slog.Logger // may be nil
+	// Costs are the expected cost of a request to each model, in output
+	// order: the prices the blend is judged at. Without them Train uses the
+	// network alone; Fit derives them from the outcomes when nil.
+	Costs    []float64
+	Progress Progress     // may be nil
+	Log      *slog.Logger // may be nil
 }
 
 // Train fits a model for the named models on train, early-stopping on val
-// (which may be empty: then it runs all epochs and reports no metrics).
+// (which may be empty: then it runs all epochs and reports no metrics). With
+// Settings.TuneFolds other than 1 and Costs, it also fits the sparse linear path and
+// blends it with the network by out-of-fold routing AIQ (see Blend), and
+// calibrates on the out-of-fold predictions; otherwise the network is used
+// alone and calibrated on val.
 func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string, train, val []Example) (*classifier.Model, *Result, error) {
 	s := t.Settings
 	if err := s.validate(); err != nil {
@@ -114,15 +145,62 @@ func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string
 	if len(train) == 0 {
 		return nil, nil, errors.New("train: no training examples")
 	}
-	obj := t.Objective
-	if obj == nil {
-		obj = WeightedBCE{}
-	}
 	for i, e := range append(train[:len(train):len(train)], val...) {
 		if len(e.Labels) != len(models) || len(e.Weights) != len(models) {
 			return nil, nil, fmt.Errorf("train: example %d (%s) has %d labels and %d weights for %d models",
 				i, e.PromptID, len(e.Labels), len(e.Weights), len(models))
 		}
+	}
+	if t.Costs != nil && len(t.Costs) != len(models) {
+		return nil, nil, fmt.Errorf("train: %d costs for %d models", len(t.Costs), len(models))
+	}
+	start := time.Now()
+	m, res, err := t.fitNetwork(ctx, spec, models, train, val, t.Progress)
+	if err != nil {
+		return nil, nil, err
+	}
+	calibrated := s.NoCalibration
+	if s.TuneFolds != 1 && t.Costs != nil {
+		b, oof, err := t.tuneBlend(ctx, spec, models, train, val)
+		if err != nil {
+			return nil, nil, err
+		}
+		if b != nil {
+			lp, err := fitLinearPath(ctx, m, train, s)
+			if err != nil {
+				return nil, nil, err
+			}
+			applyBlend(m, lp, b)
+			res.Blend = b
+			if !calibrated {
+				calibrateParts(m, oof, b)
+				calibrated = true
+			}
+			if t.Log != nil {
+				t.Log.Info("blend", "network", b.Network, "linear", b.Linear, "out_of_fold_aiq", b.AIQ[blendKey(b.Network, b.Linear)], "examples", b.Examples)
+			}
+		}
+	}
+	if len(val) > 0 && !calibrated {
+		calibrate(m, val)
+	}
+	res.Duration = time.Since(start)
+	res.PerSecond = float64(res.Epochs*len(train)) / res.Duration.Seconds()
+	if len(val) > 0 {
+		res.Validation = Evaluate(m, val)
+	}
+	m.Meta.Validation = res.Validation
+	return m, res, nil
+}
+
+// fitNetwork trains the network on train with the per-task prior fixed,
+// keeping the weights of the epoch with the lowest loss on val (all epochs
+// when val is empty). The sparse path stays zero; nothing is calibrated.
+func (t *Trainer) fitNetwork(ctx context.Context, spec features.Spec, models []string, train, val []Example, progress Progress) (*classifier.Model, *Result, error) {
+	s := t.Settings
+	obj := t.Objective
+	if obj == nil {
+		obj = WeightedBCE{}
 	}
 	m, err := classifier.NewModel(spec, models, s.EmbeddingDim, s.Hidden)
 	if err != nil {
@@ -143,7 +221,6 @@ func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string
 	for i := range order {
 		order[i] = i
 	}
-	start := time.Now()
 	stale := 0
 	for epoch := 1; epoch <= s.Epochs; epoch++ {
 		if err := ctx.Err(); err != nil {
@@ -170,10 +247,10 @@ func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string
 		} else {
 			stale++
 		}
-		if t.Progress != nil {
-			t.Progress.Epoch(epoch, s.Epochs, trainLoss, valLoss, improved)
+		if progress != nil {
+			progress.Epoch(epoch, s.Epochs, trainLoss, valLoss, improved)
 		}
-		if t.Log != nil {
+		if t.Log != nil && progress != nil {
 			t.Log.Debug("epoch", "epoch", epoch, "train_loss", trainLoss, "val_loss", valLoss)
 		}
 		if len(val) > 0 && stale >= s.Patience {
@@ -181,15 +258,6 @@ func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string
 		}
 	}
 	copyWeights(m, best)
-	if len(val) > 0 && !s.NoCalibration {
-		calibrate(m, val)
-	}
-	res.Duration = time.Since(start)
-	res.PerSecond = float64(res.Epochs*len(train)) / res.Duration.Seconds()
-	if len(val) > 0 {
-		res.Validation = Evaluate(m, val)
-	}
-	m.Meta.Validation = res.Validation
 	return m, res, nil
 }
 
@@ -221,6 +289,7 @@ func cloneWeights(m *classifier.Model) *classifier.Model {
 	c.B2 = append([]float32(nil), m.B2...)
 	c.Ws = append([]float32(nil), m.Ws...)
 	c.Prior = append([]float32(nil), m.Prior...)
+	c.Sparse = append([]float32(nil), m.Sparse...)
 	return &c
 }
 
@@ -232,6 +301,7 @@ func copyWeights(dst, src *classifier.Model) {
 	copy(dst.B2, src.B2)
 	copy(dst.Ws, src.Ws)
 	copy(dst.Prior, src.Prior)
+	copy(dst.Sparse, src.Sparse)
 }
 
 // SetTaskPrior fills m's per-task prior logits from the training examples:

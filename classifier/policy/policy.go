@@ -76,14 +76,7 @@ func ChooseTradeoff(opts []Option, lambda, bar, maxCost float64) (Choice, error)
 	if err != nil {
 		return Choice{}, err
 	}
-	sort.SliceStable(allowed, func(a, b int) bool {
-		oa, ob := opts[allowed[a]], opts[allowed[b]]
-		ua, ub := oa.PredictedQuality-lambda*oa.ExpectedCostUSD, ob.PredictedQuality-lambda*ob.ExpectedCostUSD
-		if ua != ub {
-			return ua > ub
-		}
-		return oa.ExpectedCostUSD < ob.ExpectedCostUSD
-	})
+	sort.SliceStable(allowed, func(a, b int) bool { return tradeoffBefore(opts[allowed[a]], opts[allowed[b]], lambda) })
 	return Choice{Index: allowed[0], Cleared: opts[allowed[0]].PredictedQuality >= bar, Fallbacks: allowed[1:], Propensity: 1}, nil
 }
 
@@ -116,6 +109,45 @@ func (r Rule) choose(opts []Option, maxCost float64) (Choice, error) {
 		return ChooseTradeoff(opts, *r.Lambda, r.QualityBar, maxCost)
 	}
 	return Choose(opts, r.QualityBar, maxCost)
+}
+
+// Pick returns the index of the option that Choose would choose with no
+// cost cap, found in one pass without ranking the fallbacks or allocating:
+// for evaluation and training, which route the same prompts under many
+// settings of the rule.
+func (r Rule) Pick(opts []Option) (int, error) {
+	if r.Lambda != nil && (math.IsNaN(*r.Lambda) || *r.Lambda < 0) {
+		return 0, fmt.Errorf("lambda %v must be a non-negative number", *r.Lambda)
+	}
+	best := -1
+	for i, o := range opts {
+		if o.Fits() && (best < 0 || r.before(o, opts[best])) {
+			best = i
+		}
+	}
+	if best < 0 { // nothing fits: Choose knows what the rule does then
+		c, err := r.Choose(opts, 0)
+		return c.Index, err
+	}
+	return best, nil
+}
+
+// before reports whether the rule ranks a before b.
+func (r Rule) before(a, b Option) bool {
+	if r.Lambda != nil {
+		return tradeoffBefore(a, b, *r.Lambda)
+	}
+	return better(a, b, r.QualityBar)
+}
+
+// tradeoffBefore reports whether a ranks before b in the trade-off form of
+// the rule: higher quality − lambda × cost, then cheaper.
+func tradeoffBefore(a, b Option, lambda float64) bool {
+	ua, ub := a.PredictedQuality-lambda*a.ExpectedCostUSD, b.PredictedQuality-lambda*b.ExpectedCostUSD
+	if ua != ub {
+		return ua > ub
+	}
+	return a.ExpectedCostUSD < b.ExpectedCostUSD
 }
 
 // String names the setting, e.g. "bar=0.80" or "lambda=250".

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"math/rand"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -148,4 +149,34 @@ func TestThousandsGroupsDigits(t *testing.T) {
 	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 262145: "262,145", 1000000: "1,000,000", -12345: "-12,345"} {
 		assert.Equal(t, want, thousands(n))
 	}
+}
+
+func TestPickIsWhatChooseChoosesChoice(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for trial := 0; trial < 2000; trial++ {
+		opts := make([]Option, 1+rng.Intn(6))
+		for i := range opts {
+			// coarse values so that ties happen
+			opts[i] = Option{PredictedQuality: float64(rng.Intn(5)) / 4, ExpectedCostUSD: float64(1 + rng.Intn(3))}
+			if rng.Intn(8) == 0 {
+				opts[i].ContextWindow, opts[i].TokensNeeded = 10, 20 // does not fit
+			}
+		}
+		r := Rule{QualityBar: float64(rng.Intn(5)) / 4}
+		if rng.Intn(2) == 0 {
+			l := float64(rng.Intn(4)) / 8
+			r.Lambda = &l
+		}
+		c, cerr := r.Choose(opts, 0)
+		got, perr := r.Pick(opts)
+		if cerr != nil {
+			require.Error(t, perr, "trial %d", trial)
+			continue
+		}
+		require.NoError(t, perr)
+		require.Equal(t, c.Index, got, "trial %d: %+v under %s", trial, opts, r)
+	}
+	bad := -1.0
+	_, err := Rule{Lambda: &bad}.Pick([]Option{{}})
+	assert.ErrorContains(t, err, "lambda")
 }

@@ -31,10 +31,16 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	lambdas := fs.Int("lambdas", 60, "number of λ settings in the cost-quality trade-off sweep")
 	k := fs.Int("knn", 25, "neighbours of the k-nearest-neighbours baseline")
 	taskLabels := fs.String("task-labels", "use", "which prompts' task labels the routers see: use (all), train-only (the training part's; the test part has none), ignore (none)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
 	lf := registerLearnFlags(fs)
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	defer stopProfile()
 	labels, err := eval.ParseTaskLabels(*taskLabels)
 	if err != nil {
 		return fmt.Errorf("eval: --%w", err)
@@ -99,11 +105,12 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // evalConfig is the evaluation `eval` and `quality` run: the learned router
 // trained with settings s, and the baselines.
 func evalConfig(s training.Settings, spec features.Spec, knn int) eval.Config {
-	return eval.Config{TestShare: 0.2, Folds: 1, Salt: "eval", Lambdas: 60,
+	c := eval.Config{TestShare: 0.2, Folds: 1, Salt: "eval", Lambdas: 60,
 		Learned: &eval.Learned{Trainer: training.Trainer{Settings: s}, Spec: spec},
 		Baselines: []eval.Predictor{&eval.PerTask{}, &eval.KNN{K: knn},
 			&eval.Logistic{Epochs: 5, LR: 0.05, L2: 1e-6, Seed: s.Seed}},
 	}
+	return c
 }
 
 func printEval(w io.Writer, rep *eval.Report) {

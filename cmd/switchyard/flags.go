@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 
 	"switchyard/datasets"
 	"switchyard/features"
@@ -16,25 +18,27 @@ import (
 type learnFlags struct {
 	seed                                 *int64
 	epochs, dim, hidden, batch, patience *int
-	buckets, charMax                     *int
-	lr, l2, drop                         *float64
+	buckets, charMax, tuneFolds          *int
+	lr, l2, drop, taskDrop               *float64
 }
 
 func registerLearnFlags(fs *flag.FlagSet) *learnFlags {
 	def := training.DefaultSettings()
 	spec := features.DefaultSpec()
 	return &learnFlags{
-		seed:     fs.Int64("seed", def.Seed, "random seed: the same data and seed give the same model"),
-		epochs:   fs.Int("epochs", def.Epochs, "maximum epochs"),
-		dim:      fs.Int("dim", def.EmbeddingDim, "embedding width"),
-		hidden:   fs.Int("hidden", def.Hidden, "hidden layer width"),
-		batch:    fs.Int("batch", def.BatchSize, "mini-batch size"),
-		patience: fs.Int("patience", def.Patience, "epochs without validation improvement before stopping"),
-		lr:       fs.Float64("lr", def.Optimizer.LearningRate, "Adam learning rate"),
-		l2:       fs.Float64("l2", def.L2, "L2 penalty on weights"),
-		drop:     fs.Float64("id-dropout", def.IDDropout, "share of n-gram ids dropped at random from each training example"),
-		buckets:  fs.Int("buckets", spec.Buckets, "size of the hashed n-gram id space"),
-		charMax:  fs.Int("char-ngrams", spec.CharNgramMax, "character n-grams of orders 3 (or 2) to N within words; 0: none"),
+		seed:      fs.Int64("seed", def.Seed, "random seed: the same data and seed give the same model"),
+		epochs:    fs.Int("epochs", def.Epochs, "maximum epochs"),
+		dim:       fs.Int("dim", def.EmbeddingDim, "embedding width"),
+		hidden:    fs.Int("hidden", def.Hidden, "hidden layer width"),
+		batch:     fs.Int("batch", def.BatchSize, "mini-batch size"),
+		patience:  fs.Int("patience", def.Patience, "epochs without validation improvement before stopping"),
+		lr:        fs.Float64("lr", def.Optimizer.LearningRate, "Adam learning rate"),
+		l2:        fs.Float64("l2", def.L2, "L2 penalty on weights"),
+		drop:      fs.Float64("id-dropout", def.IDDropout, "share of n-gram ids dropped at random from each training example"),
+		taskDrop:  fs.Float64("task-dropout", def.TaskDropout, "share of labelled training examples whose task label is hidden at random, so prompts without one route well too"),
+		tuneFolds: fs.Int("tune-folds", def.TuneFolds, "folds of the training part whose out-of-fold routing AIQ chooses the blend of network and sparse linear path (0: 5 up to 5,000 training prompts, 3 above; 1: no blend, the network alone)"),
+		buckets:   fs.Int("buckets", spec.Buckets, "size of the hashed n-gram id space"),
+		charMax:   fs.Int("char-ngrams", spec.CharNgramMax, "character n-grams of orders 3 (or 2) to N within words; 0: none"),
 	}
 }
 
@@ -42,6 +46,7 @@ func (f *learnFlags) settings() training.Settings {
 	s := training.DefaultSettings()
 	s.Seed, s.Epochs, s.EmbeddingDim, s.Hidden, s.BatchSize, s.Patience = *f.seed, *f.epochs, *f.dim, *f.hidden, *f.batch, *f.patience
 	s.Optimizer.LearningRate, s.L2, s.IDDropout = *f.lr, *f.l2, *f.drop
+	s.TaskDropout, s.TuneFolds = *f.taskDrop, *f.tuneFolds
 	return s
 }
 
@@ -81,4 +86,21 @@ func readFullInformation(bench, data string, stderr io.Writer) (*datasets.Datase
 		fmt.Fprintln(stderr, rep.String())
 	}
 	return ds, err
+}
+
+// startCPUProfile writes a CPU profile (pprof) of the run to path until the
+// returned function is called; an empty path profiles nothing.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

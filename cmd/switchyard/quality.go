@@ -38,10 +38,16 @@ func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	root := fs.String("data-root", filepath.Join("..", "shared", "data"), "folder of the benchmark-table folders (mmlu-pro/, alpaca-eval/)")
 	folds := fs.Int("folds", 5, "folds of the cross-validation")
 	knn := fs.Int("knn", 25, "neighbours of the k-nearest-neighbours baseline")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
 	lf := registerLearnFlags(fs)
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return fmt.Errorf("quality: %w", err)
+	}
+	defer stopProfile()
 	if *folds < 2 {
 		return fmt.Errorf("quality: --folds must be at least 2 (paired differences need folds)")
 	}

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -115,16 +114,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *memLimit > 0 {
 		debug.SetMemoryLimit(*memLimit << 20)
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return fmt.Errorf("serve: %w", err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("serve: cpu profile: %w", err)
-		}
-		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
+	defer stopProfile()
 	log := newLogger(stderr, *debugLog)
 	apiKeys, adminKey, err := readKeys(*keysFile, *adminFile)
 	if err != nil {

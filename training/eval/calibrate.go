@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"switchyard/classifier/policy"
+	"switchyard/training/frontier"
 )
 
 // Target is what a calibration must meet on validation data. Exactly one of
@@ -108,9 +109,9 @@ func Calibrate(b *Bench, router *policy.Router, prompts []int, knob string, t Ta
 	var rules []policy.Rule
 	switch knob {
 	case "bar":
-		rules = ruleSweep(sweepBars(), 0, nil)
+		rules = frontier.Sweep(sweepBars(), 0, nil)
 	case "lambda":
-		rules = ruleSweep(nil, 200, costs)
+		rules = frontier.Sweep(nil, 200, costs)
 	default:
 		return nil, fmt.Errorf("calibrate: knob %q: want bar or lambda", knob)
 	}
@@ -118,11 +119,11 @@ func Calibrate(b *Bench, router *policy.Router, prompts []int, knob string, t Ta
 	for _, r := range rules {
 		s := Setting{Rule: r, Shares: map[string]float64{}}
 		for k, i := range prompts {
-			c, err := r.Choose(opts[k], 0)
+			c, err := r.Pick(opts[k])
 			if err != nil {
 				return nil, fmt.Errorf("calibrate: %w", err)
 			}
-			j := cols[k][c.Index]
+			j := cols[k][c]
 			s.CostPer1K += b.Cost[i][j]
 			s.Quality += b.Quality[i][j]
 			s.Shares[b.Models[j]]++

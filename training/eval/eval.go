@@ -14,6 +14,7 @@ import (
 
 	"switchyard/classifier/policy"
 	"switchyard/training"
+	"switchyard/training/frontier"
 )
 
 // Config sets up an evaluation run.
@@ -93,17 +94,17 @@ func DefaultBars() []float64 {
 
 // RouterResult is one router's curve and figures on one test part.
 type RouterResult struct {
-	Name              string   `json:"name"`
-	Kind              string   `json:"kind"` // learned, baseline, single, mixing, oracle
-	Points            []Point  `json:"points"`
-	Envelope          []Point  `json:"envelope"`
-	AIQ               float64  `json:"aiq"`
-	QualityAtBestCost float64  `json:"quality_at_best_single_cost"`
-	CostFor95         *float64 `json:"cost_for_95pct_of_best,omitempty"`  // fraction of the best single model's cost
-	CostFor100        *float64 `json:"cost_for_100pct_of_best,omitempty"` // nil: never reached
-	APGR              *float64 `json:"apgr,omitempty"`
-	CPT50             *float64 `json:"cpt50,omitempty"`
-	CPT80             *float64 `json:"cpt80,omitempty"`
+	Name              string           `json:"name"`
+	Kind              string           `json:"kind"` // learned, baseline, single, mixing, oracle
+	Points            []frontier.Point `json:"points"`
+	Envelope          []frontier.Point `json:"envelope"`
+	AIQ               float64          `json:"aiq"`
+	QualityAtBestCost float64          `json:"quality_at_best_single_cost"`
+	CostFor95         *float64         `json:"cost_for_95pct_of_best,omitempty"`  // fraction of the best single model's cost
+	CostFor100        *float64         `json:"cost_for_100pct_of_best,omitempty"` // nil: never reached
+	APGR              *float64         `json:"apgr,omitempty"`
+	CPT50             *float64         `json:"cpt50,omitempty"`
+	CPT80             *float64         `json:"cpt80,omitempty"`
 }
 
 // Calibration is one model's calibration on the test part.
@@ -300,7 +301,7 @@ func runFold(ctx context.Context, b *Bench, cfg Config, k int, train, test []int
 	f.BestSingle = b.Models[best]
 	sc := scorer{b: b, fold: f, best: best, strong: strong, weak: order[0], singleQ: singleQ, singleCost: singleCost, out: cfg.Decisions}
 
-	rules := ruleSweep(cfg.Bars, cfg.Lambdas, expCost)
+	rules := frontier.Sweep(cfg.Bars, cfg.Lambdas, expCost)
 	predictors := append([]Predictor{cfg.Learned}, cfg.Baselines...)
 	for _, p := range predictors {
 		if err := p.Fit(ctx, b, train); err != nil {
@@ -312,7 +313,7 @@ func runFold(ctx context.Context, b *Bench, cfg Config, k int, train, test []int
 			kind = "learned"
 			calibrate(f, b, preds, test)
 		}
-		var pts []Point
+		var pts []frontier.Point
 		for _, r := range rules {
 			pt, err := sc.route(p.Name()+"/"+r.String(), test, func(k int) []policy.Option {
 				return options(b.Models, preds[k], expCost[k])
@@ -326,9 +327,9 @@ func runFold(ctx context.Context, b *Bench, cfg Config, k int, train, test []int
 	}
 
 	// single models, and random mixing between them
-	var singles []Point
+	var singles []frontier.Point
 	for j, m := range b.Models {
-		pt := Point{Setting: "single/" + m, Cost: singleCost[j], Quality: singleQ[j]}
+		pt := frontier.Point{Setting: "single/" + m, Cost: singleCost[j], Quality: singleQ[j]}
 		if j == strong {
 			pt.StrongShare = 1
 		}
@@ -336,17 +337,17 @@ func runFold(ctx context.Context, b *Bench, cfg Config, k int, train, test []int
 			return nil, err
 		}
 		singles = append(singles, pt)
-		f.Routers = append(f.Routers, sc.result(m, "single", []Point{pt}))
+		f.Routers = append(f.Routers, sc.result(m, "single", []frontier.Point{pt}))
 	}
 	f.Routers = append(f.Routers, sc.result("random-mixing", "mixing", singles))
 
 	// the oracle knows every answer's quality and cost
-	var oracle []Point
+	var oracle []frontier.Point
 	trueCost := make([][]float64, len(test))
 	for k, i := range test {
 		trueCost[k] = b.Cost[i]
 	}
-	for _, r := range ruleSweep(nil, max(cfg.Lambdas, 20), trueCost) {
+	for _, r := range frontier.Sweep(nil, max(cfg.Lambdas, 20), trueCost) {
 		pt, err := sc.route("oracle/"+r.String(), test, func(k int) []policy.Option {
 			return options(b.Models, b.Quality[test[k]], b.Cost[test[k]])
 		}, r)
@@ -367,43 +368,6 @@ func options(models []string, q, c []float64) []policy.Option {
 	return opts
 }
 
-// ruleSweep returns the bar settings and lambda settings log-spaced so that
-// λ·cost spans from negligible to dominant over the given costs.
-func ruleSweep(bars []float64, lambdas int, costs [][]float64) []policy.Rule {
-	var out []policy.Rule
-	for _, b := range bars {
-		out = append(out, policy.Rule{QualityBar: b})
-	}
-	if lambdas <= 0 {
-		return out
-	}
-	lo, hi := math.Inf(1), 0.0
-	for _, row := range costs {
-		for _, c := range row {
-			if c > 0 {
-				lo, hi = math.Min(lo, c), math.Max(hi, c)
-			}
-		}
-	}
-	if hi == 0 {
-		return out
-	}
-	zero := 0.0
-	out = append(out, policy.Rule{Lambda: &zero})
-	a, z := math.Log(1e-3/hi), math.Log(10/lo)
-	for i := 0; i < lambdas; i++ {
-		l := math.Exp(a + (z-a)*float64(i)/float64(max(1, lambdas-1)))
-		l = roundSig(l)
-		out = append(out, policy.Rule{Lambda: &l})
-	}
-	return out
-}
-
-func roundSig(x float64) float64 {
-	v, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'g', 4, 64), 64)
-	return v
-}
-
 // scorer routes test prompts and measures the result against the ground truth.
 type scorer struct {
 	b                   *Bench
@@ -413,16 +377,16 @@ type scorer struct {
 	out                 io.Writer
 }
 
-func (s *scorer) route(setting string, test []int, opts func(k int) []policy.Option, r policy.Rule) (Point, error) {
+func (s *scorer) route(setting string, test []int, opts func(k int) []policy.Option, r policy.Rule) (frontier.Point, error) {
 	choice := make([]int, len(test))
 	for k := range test {
-		c, err := r.Choose(opts(k), 0)
+		c, err := r.Pick(opts(k))
 		if err != nil {
-			return Point{}, fmt.Errorf("eval: %s: %w", setting, err)
+			return frontier.Point{}, fmt.Errorf("eval: %s: %w", setting, err)
 		}
-		choice[k] = c.Index
+		choice[k] = c
 	}
-	pt := Point{Setting: setting}
+	pt := frontier.Point{Setting: setting}
 	for k, i := range test {
 		pt.Cost += s.b.Cost[i][choice[k]]
 		pt.Quality += s.b.Quality[i][choice[k]]
@@ -456,23 +420,23 @@ func csvField(s string) string {
 	return s
 }
 
-func (s *scorer) result(name, kind string, pts []Point) RouterResult {
-	env := Envelope(pts)
+func (s *scorer) result(name, kind string, pts []frontier.Point) RouterResult {
+	env := frontier.Envelope(pts)
 	r := RouterResult{Name: name, Kind: kind, Points: pts, Envelope: env}
-	r.AIQ = AIQ(env, s.fold.CostRange[0], s.fold.CostRange[1])
+	r.AIQ = frontier.AIQ(env, s.fold.CostRange[0], s.fold.CostRange[1])
 	cb, qb := s.singleCost[s.best], s.singleQ[s.best]
-	r.QualityAtBestCost = QualityAt(env, cb)
-	if c, ok := CostToReach(env, 0.95*qb); ok {
+	r.QualityAtBestCost = frontier.QualityAt(env, cb)
+	if c, ok := frontier.CostToReach(env, 0.95*qb); ok {
 		v := c / cb
 		r.CostFor95 = &v
 	}
-	if c, ok := CostToReach(env, qb); ok {
+	if c, ok := frontier.CostToReach(env, qb); ok {
 		v := c / cb
 		r.CostFor100 = &v
 	}
 	if len(s.b.Models) == 2 {
-		pgr := PGRCurve(pts, s.singleQ[s.weak], s.singleQ[s.strong])
-		a, c50, c80 := APGR(pgr), CPT(pgr, 0.5), CPT(pgr, 0.8)
+		pgr := frontier.PGRCurve(pts, s.singleQ[s.weak], s.singleQ[s.strong])
+		a, c50, c80 := frontier.APGR(pgr), frontier.CPT(pgr, 0.5), frontier.CPT(pgr, 0.8)
 		r.APGR, r.CPT50, r.CPT80 = &a, &c50, &c80
 	}
 	return r

@@ -49,7 +49,16 @@ func (l *Learned) Fit(ctx context.Context, b *Bench, train []int) error {
 		ex[k] = training.Example{PromptID: b.PromptIDs[i], Vec: b.Vecs[i], Labels: lab, Weights: w}
 	}
 	tr, val := training.Split(ex, "validation", 0.1)
-	m, _, err := l.Trainer.Train(ctx, l.Spec, b.Models, tr, val)
+	t := l.Trainer
+	if t.Costs == nil { // the blend is judged at the prices the router will see
+		t.Costs = make([]float64, len(b.Models))
+		for _, row := range b.ExpectedCosts(train, train) {
+			for j, c := range row {
+				t.Costs[j] += c / float64(len(train))
+			}
+		}
+	}
+	m, _, err := t.Train(ctx, l.Spec, b.Models, tr, val)
 	if err != nil {
 		return fmt.Errorf("learned: %w", err)
 	}
@@ -213,19 +222,22 @@ func (n *KNN) Predict(b *Bench, test []int) [][]float64 {
 				sim[p.doc] += x.w * p.w
 			}
 		}
+		// the K best by similarity, then document order (a total order, so
+		// the neighbours are the same however they are found)
 		cand = cand[:0]
+		before := func(a, b nb) bool { return a.s > b.s || (a.s == b.s && a.doc < b.doc) }
 		for _, d := range touched {
-			cand = append(cand, nb{d, sim[d]})
+			c := nb{d, sim[d]}
 			sim[d] = 0
-		}
-		sort.Slice(cand, func(x, y int) bool {
-			if cand[x].s != cand[y].s {
-				return cand[x].s > cand[y].s
+			if len(cand) == n.K && !before(c, cand[n.K-1]) {
+				continue
 			}
-			return cand[x].doc < cand[y].doc
-		})
-		if len(cand) > n.K {
-			cand = cand[:n.K]
+			at := sort.Search(len(cand), func(x int) bool { return before(c, cand[x]) })
+			if len(cand) < n.K {
+				cand = append(cand, nb{})
+			}
+			copy(cand[at+1:], cand[at:len(cand)-1])
+			cand[at] = c
 		}
 		row := make([]float64, len(b.Models))
 		if len(cand) == 0 {
