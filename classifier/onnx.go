@@ -47,8 +47,30 @@ func ExportONNX(m *Model) ([]byte, error) {
 	val, _ := json.Marshal(m.Meta.Validation)
 	d, hid, nout := int64(m.dim), int64(m.hidden), int64(m.nout)
 	buckets := int64(m.Meta.FeatureSpec.Buckets)
-	in := int64(InputDim(m.dim))
 
+	// The n-gram embeddings and the sparse path share one table, gathered
+	// once: row id is [Emb[id] | Sparse[id]], k = d + nout wide. One matrix
+	// product weighs the gathered rows twice, by 1/count (the bag mean) and
+	// by 1/√count (the sparse path), and the input of the layers is
+	//   x = [mean of rows (k) | rows/√count (k) | task's row (k) | dense]
+	// with zero rows in w1 and ws wherever a part is not used, and the
+	// identity from the sparse path's sum to the logits in ws.
+	k := d + nout
+	table := make([]float32, buckets*k)
+	for r := int64(0); r < buckets; r++ {
+		copy(table[r*k:r*k+d], m.Emb[r*d:r*d+d])
+		copy(table[r*k+d:r*k+k], m.Sparse[r*nout:r*nout+nout])
+	}
+	inX := 3*k + int64(features.NumDense)
+	w1 := make([]float32, inX*hid)
+	ws := make([]float32, inX*nout)
+	for _, part := range xParts(d, nout) {
+		copy(w1[part.at*hid:(part.at+part.rows)*hid], m.W1[part.from*hid:(part.from+part.rows)*hid])
+		copy(ws[part.at*nout:(part.at+part.rows)*nout], m.Ws[part.from*nout:(part.from+part.rows)*nout])
+	}
+	for j := int64(0); j < nout; j++ {
+		ws[(k+d+j)*nout+j] = 1 // the sparse path's sum goes straight to logit j
+	}
 	g := &onnx.GraphProto{
 		Name: "switchyard_predictor",
 		Input: []*onnx.ValueInfoProto{
@@ -60,32 +82,34 @@ func ExportONNX(m *Model) ([]byte, error) {
 			valueInfo(OutputQuality, onnx.TensorProto_FLOAT, dimParam("batch"), dimValue(nout)),
 		},
 		Initializer: []*onnx.TensorProto{
-			floatTensor("embedding", m.Emb, buckets, d),
-			floatTensor("w1", m.W1, in, hid),
+			floatTensor("embedding", table, buckets, k),
+			floatTensor("w1", w1, inX, hid),
 			floatTensor("b1", m.B1, hid),
 			floatTensor("w2", m.W2, hid, nout),
 			floatTensor("b2", m.B2, nout),
-			floatTensor("ws", m.Ws, in, nout),
+			floatTensor("ws", ws, inX, nout),
 			floatTensor("prior", m.Prior, buckets, nout),
-			floatTensor("sparse", m.Sparse, buckets, nout),
 			int64Tensor("axis1", []int64{1}, 1),
+			int64Tensor("axis2", []int64{2}, 1),
+			int64Tensor("flat", []int64{-1, 2 * k}, 2),
 			floatTensor("one", []float32{1}),
 			int64Tensor("zero_i", []int64{0}),
 		},
 		Node: []*onnx.NodeProto{
-			// the bag mean as one matrix product: weights 1/count on the
-			// present ids (0 is padding), times the gathered rows
-			node("Gather", []string{"embedding", InputIDs}, "bag_rows", intAttr("axis", 0)),
+			node("Gather", []string{"embedding", InputIDs}, "rows", intAttr("axis", 0)),
 			node("Greater", []string{InputIDs, "zero_i"}, "present"),
 			node("Cast", []string{"present"}, "present_f", intAttr("to", int64(onnx.TensorProto_FLOAT))),
-			node("ReduceSum", []string{"present_f", "axis1"}, "count", intAttr("keepdims", 1)),
+			node("Unsqueeze", []string{"present_f", "axis1"}, "present3"),
+			node("ReduceSum", []string{"present3", "axis2"}, "count", intAttr("keepdims", 1)),
 			node("Max", []string{"count", "one"}, "count1"),
-			node("Div", []string{"present_f", "count1"}, "bag_w"),
-			node("Unsqueeze", []string{"bag_w", "axis1"}, "bag_w3"),
-			node("MatMul", []string{"bag_w3", "bag_rows"}, "bag3"),
-			node("Squeeze", []string{"bag3", "axis1"}, "bag"),
+			node("Div", []string{"present3", "count1"}, "mean_w"),
+			node("Sqrt", []string{"count1"}, "count_sqrt"),
+			node("Div", []string{"present3", "count_sqrt"}, "sparse_w"),
+			node("Concat", []string{"mean_w", "sparse_w"}, "weights", intAttr("axis", 1)),
+			node("MatMul", []string{"weights", "rows"}, "sums"),
+			node("Reshape", []string{"sums", "flat"}, "sums_flat"),
 			node("Gather", []string{"embedding", InputTask}, "task_vec", intAttr("axis", 0)),
-			node("Concat", []string{"bag", "task_vec", InputDense}, "x", intAttr("axis", 1)),
+			node("Concat", []string{"sums_flat", "task_vec", InputDense}, "x", intAttr("axis", 1)),
 			node("MatMul", []string{"x", "w1"}, "h_lin"),
 			node("Add", []string{"h_lin", "b1"}, "h_pre"),
 			node("Relu", []string{"h_pre"}, "h"),
@@ -94,15 +118,7 @@ func ExportONNX(m *Model) ([]byte, error) {
 			node("Add", []string{"z_lin", "z_wide"}, "z_sum"),
 			node("Gather", []string{"prior", InputTask}, "z_prior", intAttr("axis", 0)),
 			node("Add", []string{"z_sum", "z_prior"}, "z_all"),
-			// the sparse path: weights 1/√count on the present ids
-			node("Gather", []string{"sparse", InputIDs}, "sparse_rows", intAttr("axis", 0)),
-			node("Sqrt", []string{"count1"}, "count_sqrt"),
-			node("Div", []string{"present_f", "count_sqrt"}, "sparse_w"),
-			node("Unsqueeze", []string{"sparse_w", "axis1"}, "sparse_w3"),
-			node("MatMul", []string{"sparse_w3", "sparse_rows"}, "z_sparse3"),
-			node("Squeeze", []string{"z_sparse3", "axis1"}, "z_sparse"),
-			node("Add", []string{"z_all", "z_sparse"}, "z_all_sparse"),
-			node("Add", []string{"z_all_sparse", "b2"}, "logits"),
+			node("Add", []string{"z_all", "b2"}, "logits"),
 			node("Sigmoid", []string{"logits"}, OutputQuality),
 		},
 	}
@@ -218,13 +234,8 @@ func ParseONNX(b []byte) (*Model, error) {
 	for _, w := range []struct {
 		name string
 		dst  *[]float32
-	}{{"embedding", &m.Emb}, {"w1", &m.W1}, {"b1", &m.B1}, {"w2", &m.W2}, {"b2", &m.B2}, {"ws", &m.Ws}, {"prior", &m.Prior}, {"sparse", &m.Sparse}} {
+	}{{"embedding", &m.Emb}, {"w1", &m.W1}, {"b1", &m.B1}, {"w2", &m.W2}, {"b2", &m.B2}, {"ws", &m.Ws}, {"prior", &m.Prior}} {
 		t, ok := inits[w.name]
-		if !ok && w.name == "sparse" {
-			// predictors exported before the sparse path: it is zero
-			*w.dst = make([]float32, m.Meta.FeatureSpec.Buckets*len(m.Meta.Models))
-			continue
-		}
 		if !ok {
 			return nil, fmt.Errorf("initializer %q missing", w.name)
 		}
@@ -234,10 +245,61 @@ func ParseONNX(b []byte) (*Model, error) {
 		}
 		*w.dst = vals
 	}
+	if err := m.splitSharedTable(); err != nil {
+		return nil, err
+	}
 	if err := m.check(); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// xPart is a run of rows of the exported layers' input that comes from
+// rows of the model's own input (see ExportONNX).
+type xPart struct{ at, from, rows int64 }
+
+// xParts maps the exported input [mean (k) | sparse sum (k) | task row (k)
+// | dense] with k = d + nout onto the model's [bag (d) | task (d) | dense].
+func xParts(d, nout int64) []xPart {
+	k := d + nout
+	return []xPart{{0, 0, d}, {2 * k, d, d}, {3 * k, 2 * d, int64(features.NumDense)}}
+}
+
+// splitSharedTable undoes the export's layout: the table's columns go back
+// to the embeddings and the sparse path, the layers' rows to their places.
+// A predictor exported before the sparse path has an embedding table of
+// width d and layers on the model's own input: its sparse path is zero.
+func (m *Model) splitSharedTable() error {
+	m.setDims()
+	d, nout := int64(m.dim), int64(m.nout)
+	buckets := int64(m.Meta.FeatureSpec.Buckets)
+	hid := int64(m.hidden)
+	switch int64(len(m.Emb)) {
+	case buckets * d:
+		m.Sparse = make([]float32, buckets*nout)
+		return nil
+	case buckets * (d + nout):
+	default:
+		return fmt.Errorf("weight embedding has %d values, want %d × %d or %d × %d", len(m.Emb), buckets, d, buckets, d+nout)
+	}
+	k := d + nout
+	inX := 3*k + int64(features.NumDense)
+	if int64(len(m.W1)) != inX*hid || int64(len(m.Ws)) != inX*nout {
+		return fmt.Errorf("weights w1 (%d values) and ws (%d) do not match a shared table of width %d", len(m.W1), len(m.Ws), k)
+	}
+	emb, sparse := make([]float32, buckets*d), make([]float32, buckets*nout)
+	for r := int64(0); r < buckets; r++ {
+		copy(emb[r*d:r*d+d], m.Emb[r*k:r*k+d])
+		copy(sparse[r*nout:r*nout+nout], m.Emb[r*k+d:r*k+k])
+	}
+	in := int64(InputDim(m.dim))
+	w1, ws := make([]float32, in*hid), make([]float32, in*nout)
+	for _, p := range xParts(d, nout) {
+		copy(w1[p.from*hid:(p.from+p.rows)*hid], m.W1[p.at*hid:(p.at+p.rows)*hid])
+		copy(ws[p.from*nout:(p.from+p.rows)*nout], m.Ws[p.at*nout:(p.at+p.rows)*nout])
+	}
+	m.Emb, m.Sparse, m.W1, m.Ws = emb, sparse, w1, ws
+	return nil
 }
 
 func floatsOf(t *onnx.TensorProto) ([]float32, error) {
