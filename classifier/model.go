@@ -209,7 +209,7 @@ func (m *Model) Forward(v *features.Vector, a *Activations) {
 			lg[j] += xi * w
 		}
 	}
-	if n > 0 {
+	if n > 0 && len(m.Sparse) > 0 { // nil while the network alone trains
 		scale := SparseScale(n)
 		for _, id := range v.IDs {
 			if id <= 0 {

@@ -167,7 +167,7 @@ func chooseBlend(oof []parts, costs []float64) *Blend {
 	b := &Blend{AIQ: map[string]float64{}, Examples: len(oof)}
 	best := 0
 	for c, v := range aiq {
-		b.AIQ[blendKey(cands[c].net, cands[c].lin)] = v
+		b.AIQ[BlendKey(cands[c].net, cands[c].lin)] = v
 		if v > aiq[best] {
 			best = c
 		}
@@ -256,8 +256,11 @@ func applyBlend(m *classifier.Model, lp *linearPath, b *Blend) {
 	}
 }
 
-// blendKey names a candidate in Blend.AIQ.
-func blendKey(network, linear float64) string { return fmt.Sprintf("%g,%g", network, linear) }
+// BlendKey names a candidate in Blend.AIQ.
+func BlendKey(network, linear float64) string { return fmt.Sprintf("%g,%g", network, linear) }
+
+// Chosen is the out-of-fold AIQ of the chosen blend.
+func (b *Blend) Chosen() float64 { return b.AIQ[BlendKey(b.Network, b.Linear)] }
 
 // fullInformation reports whether every model was observed on e.
 func fullInformation(e *Example) bool {

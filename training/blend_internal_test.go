@@ -58,9 +58,9 @@ func TestBlendIsChosenByOutOfFoldRoutingAIQ(t *testing.T) {
 	b := res.Blend
 	assert.Len(t, b.AIQ, len(blendGrid)*len(blendGrid))
 	for _, v := range b.AIQ {
-		assert.LessOrEqual(t, v, b.AIQ[blendKey(b.Network, b.Linear)], "the chosen blend has the highest out-of-fold AIQ")
+		assert.LessOrEqual(t, v, b.Chosen(), "the chosen blend has the highest out-of-fold AIQ")
 	}
-	assert.Greater(t, b.AIQ[blendKey(b.Network, b.Linear)], b.AIQ[blendKey(0, 0)], "the words carry the signal: the prior alone routes worse")
+	assert.Greater(t, b.Chosen(), b.AIQ[BlendKey(0, 0)], "the words carry the signal: the prior alone routes worse")
 	assert.Equal(t, len(train), b.Examples)
 
 	// the words are learned: alpha prompts predicted good on the cheap model, beta prompts not

@@ -114,8 +114,8 @@ type Result struct {
 	Blend        *Blend                        // the blend of network and linear path chosen by tuning; nil: the network alone
 	Validation   map[string]classifier.Metrics // per model, on the validation examples
 	Duration     time.Duration
-	Examples     int // training examples
-	PerSecond    float64
+	Examples     int     // training examples
+	PerSecond    float64 // training examples per second of the network's epochs
 }
 
 // Trainer fits a classifier.Model. It is configured, not stateful: Train may
@@ -177,7 +177,7 @@ func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string
 				calibrated = true
 			}
 			if t.Log != nil {
-				t.Log.Info("blend", "network", b.Network, "linear", b.Linear, "out_of_fold_aiq", b.AIQ[blendKey(b.Network, b.Linear)], "examples", b.Examples)
+				t.Log.Info("blend", "network", b.Network, "linear", b.Linear, "out_of_fold_aiq", b.Chosen(), "examples", b.Examples)
 			}
 		}
 	}
@@ -185,7 +185,6 @@ func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string
 		calibrate(m, val)
 	}
 	res.Duration = time.Since(start)
-	res.PerSecond = float64(res.Epochs*len(train)) / res.Duration.Seconds()
 	if len(val) > 0 {
 		res.Validation = Evaluate(m, val)
 	}
@@ -209,6 +208,11 @@ func (t *Trainer) fitNetwork(ctx context.Context, spec features.Spec, models []s
 	rng := rand.New(rand.NewSource(s.Seed))
 	m.Init(rng)
 	SetTaskPrior(m, train, s.PriorStrength)
+	// the sparse path stays out of the network's training (Forward skips a
+	// nil one); it is fitted on its own and blended afterwards
+	sparse := m.Sparse
+	m.Sparse = nil
+	defer func() { m.Sparse = sparse }()
 	st := newState(m, s)
 	best := cloneWeights(m)
 	res := &Result{Examples: len(train), BestEpoch: 0, ValLoss: math.Inf(1)}
@@ -221,6 +225,7 @@ func (t *Trainer) fitNetwork(ctx context.Context, spec features.Spec, models []s
 	for i := range order {
 		order[i] = i
 	}
+	start := time.Now()
 	stale := 0
 	for epoch := 1; epoch <= s.Epochs; epoch++ {
 		if err := ctx.Err(); err != nil {
@@ -258,6 +263,7 @@ func (t *Trainer) fitNetwork(ctx context.Context, spec features.Spec, models []s
 		}
 	}
 	copyWeights(m, best)
+	res.PerSecond = float64(res.Epochs*len(train)) / time.Since(start).Seconds()
 	return m, res, nil
 }
 

@@ -86,6 +86,10 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "trained on %d prompts (%d held out for validation) in %d epochs (best %d), %.0f examples/s\n",
 		res.Examples, totalN(res), res.Epochs, res.BestEpoch, res.PerSecond)
 	fmt.Fprintf(stdout, "validation loss %.4f (the per-task prior alone: %.4f)\n", res.ValLoss, res.PriorValLoss)
+	if b := res.Blend; b != nil {
+		fmt.Fprintf(stdout, "blend: prior + %g × network + %g × sparse linear path, by out-of-fold routing AIQ on %d examples: %.4f (network alone %.4f, linear path alone %.4f, prior alone %.4f)\n",
+			b.Network, b.Linear, b.Examples, b.Chosen(), b.AIQ[training.BlendKey(1, 0)], b.AIQ[training.BlendKey(0, 1)], b.AIQ[training.BlendKey(0, 0)])
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "model\tval AUC\tval Brier\tval mean quality\tval n\texp. output tokens\t")
 	for _, name := range m.Meta.Models {
