@@ -171,3 +171,38 @@ func mean(xs []float64) float64 {
 	}
 	return s / math.Max(1, float64(len(xs)))
 }
+
+// Graded quality (a judge's score in [0,1]) trains like 0/1 quality: the
+// predictions come out at the graded level of each kind of prompt, and the
+// blend and the calibration keep them there.
+func TestGradedQualityIsLearnedAtItsLevel(t *testing.T) {
+	spec, ex := blendData(t, 1200, 5)
+	for i := range ex { // alpha prompts score 0.3 on the cheap model, beta prompts 0.05; the dear one 0.6
+		ex[i].Labels[0] = 0.05
+		if ex[i].PromptID[0] == 'a' {
+			ex[i].Labels[0] = 0.3
+		}
+		ex[i].Labels[1] = 0.6
+	}
+	train, val := Split(ex, "validation", 0.2)
+	s := DefaultSettings()
+	s.EmbeddingDim, s.Hidden, s.Epochs = 8, 8, 8
+	m, res, err := (&Trainer{Settings: s, Costs: []float64{1, 10}}).Train(context.Background(), spec, []string{"cheap", "dear"}, train, val)
+	require.NoError(t, err)
+	require.NotNil(t, res.Blend)
+	var a classifier.Activations
+	var alpha, beta, dear []float64
+	for i := range val {
+		m.Forward(&val[i].Vec, &a)
+		dear = append(dear, float64(a.Out[1]))
+		if val[i].PromptID[0] == 'a' {
+			alpha = append(alpha, float64(a.Out[0]))
+		} else {
+			beta = append(beta, float64(a.Out[0]))
+		}
+	}
+	t.Logf("mean predictions: alpha %.3f, beta %.3f, dear %.3f", mean(alpha), mean(beta), mean(dear))
+	assert.InDelta(t, 0.3, mean(alpha), 0.05)
+	assert.InDelta(t, 0.05, mean(beta), 0.05)
+	assert.InDelta(t, 0.6, mean(dear), 0.05)
+}

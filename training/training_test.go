@@ -50,6 +50,8 @@ func TestFitLearnsEveryModelOnSyntheticData(t *testing.T) {
 		assert.Greater(t, v.N, 100)
 	}
 	assert.Equal(t, res.Validation, m.Meta.Validation)
+	require.NotNil(t, res.Blend, "full-information data: the blend is tuned on the outcomes' costs")
+	assert.GreaterOrEqual(t, res.Blend.Chosen(), res.Blend.AIQ[training.BlendKey(1, 0)], "never below the network alone out of fold")
 	assert.Len(t, m.Meta.OutputTokens, len(ds.Catalogue.Models))
 	for name, tok := range m.Meta.OutputTokens {
 		assert.Greater(t, tok, 1.0, name)
