@@ -1,6 +1,7 @@
 package classifier_test
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand"
 	"os"
@@ -175,7 +176,7 @@ func TestONNXRoundTripKeepsWeightsAndMetadata(t *testing.T) {
 
 // Predictors exported before the sparse path have an embedding table of
 // the embedding width and layers on the network's own input: they load with
-// the sparse path at zero and predict as they did.
+// the sparse path at zero and every other weight as it was.
 func TestPredictorWithoutSparsePathStillLoads(t *testing.T) {
 	m := randomModel(t, []string{"x", "y"})
 	clear(m.Sparse)
@@ -200,6 +201,31 @@ func TestPredictorWithoutSparsePathStillLoads(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, slices.Equal(m.Sparse, got.Sparse), "the sparse path is zero")
 	require.Equal(t, m.Fingerprint(), got.Fingerprint(), "every weight as it was")
+}
+
+// The export's shared layout is checked when read: a ws whose identity
+// block was changed would make ONNX Runtime and the pure-Go pass disagree.
+func TestParseONNXRefusesAnAlteredSharedLayout(t *testing.T) {
+	m := randomModel(t, []string{"x", "y"})
+	b, err := classifier.ExportONNX(m)
+	require.NoError(t, err)
+	var mp onnx.ModelProto
+	require.NoError(t, proto.Unmarshal(b, &mp))
+	for _, init := range mp.Graph.Initializer {
+		if init.Name == "ws" {
+			vals := make([]float32, len(init.RawData)/4)
+			for i := range vals {
+				vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(init.RawData[4*i:]))
+			}
+			d, nout := m.Meta.EmbeddingDim, 2
+			vals[(d+nout+d)*nout] = 0.5 // the identity's first entry
+			init.RawData, init.FloatData = nil, vals
+		}
+	}
+	b, err = proto.Marshal(&mp)
+	require.NoError(t, err)
+	_, err = classifier.ParseONNX(b)
+	require.ErrorContains(t, err, "weight ws")
 }
 
 func TestReadONNXRejectsBrokenFiles(t *testing.T) {

@@ -227,7 +227,8 @@ func (m *Model) Forward(v *features.Vector, a *Activations) {
 }
 
 // SparseScale is the value of each of n present n-gram ids in the sparse
-// linear path: 1/√n, so that the bag has unit length.
+// linear path: 1/√n (unit length when the ids are distinct; a repeated
+// n-gram counts each time).
 func SparseScale(n int) float32 { return float32(1 / math.Sqrt(float64(n))) }
 
 // Sigmoid is the logistic function in float32.

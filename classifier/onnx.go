@@ -292,6 +292,31 @@ func (m *Model) splitSharedTable() error {
 		copy(emb[r*d:r*d+d], m.Emb[r*k:r*k+d])
 		copy(sparse[r*nout:r*nout+nout], m.Emb[r*k+d:r*k+k])
 	}
+	// the rows the export leaves at zero, and the identity, must be as it
+	// wrote them: the pure-Go forward pass does not read them, ONNX Runtime does
+	used := make([]bool, inX)
+	for _, p := range xParts(d, nout) {
+		for r := p.at; r < p.at+p.rows; r++ {
+			used[r] = true
+		}
+	}
+	for r := int64(0); r < inX; r++ {
+		identity := r >= k+d && r < 2*k
+		for c := int64(0); c < hid && !used[r]; c++ {
+			if m.W1[r*hid+c] != 0 {
+				return fmt.Errorf("weight w1: row %d is not zero as the export writes it", r)
+			}
+		}
+		for j := int64(0); j < nout && !used[r]; j++ {
+			want := float32(0)
+			if identity && r-k-d == j {
+				want = 1
+			}
+			if m.Ws[r*nout+j] != want {
+				return fmt.Errorf("weight ws: row %d is not the export's (the sparse path's identity, or zero)", r)
+			}
+		}
+	}
 	in := int64(InputDim(m.dim))
 	w1, ws := make([]float32, in*hid), make([]float32, in*nout)
 	for _, p := range xParts(d, nout) {

@@ -22,7 +22,10 @@ type Blend struct {
 	Linear  float64 `json:"linear"`
 	// AIQ is the out-of-fold AIQ of each candidate, keyed "network,linear".
 	AIQ map[string]float64 `json:"out_of_fold_aiq,omitempty"`
-	// Examples is the number of out-of-fold examples that judged the candidates.
+	// Examples is the number of held-out prompts that judged the
+	// candidates. When training has task labels and task dropout, each
+	// labelled prompt is routed twice, with and without its label, so that
+	// the blend and its calibration serve both kinds of traffic.
 	Examples int `json:"examples"`
 }
 
@@ -39,7 +42,8 @@ const minTuneExamples = 100
 // network and the linear path each add to it.
 type parts struct {
 	prior, network, linear []float32
-	labels                 []float32
+	labels, weights        []float32
+	unlabelledCopy         bool // a labelled prompt routed again without its label
 }
 
 // tuneBlend fits the network and the linear path on all but one of
@@ -63,8 +67,8 @@ func (t *Trainer) tuneBlend(ctx context.Context, spec features.Spec, models []st
 			full++
 		}
 	}
-	if full < minTuneExamples {
-		return nil, nil, nil
+	if full < minTuneExamples || !spread(t.Costs) {
+		return nil, nil, nil // nothing to judge by: no frontier, or too few prompts on it
 	}
 	held := make([][]parts, k)
 	errs := make([]error, k)
@@ -88,6 +92,12 @@ func (t *Trainer) tuneBlend(ctx context.Context, spec features.Spec, models []st
 		oof = append(oof, held[f]...)
 	}
 	b := chooseBlend(oof, t.Costs)
+	b.Examples = 0
+	for _, p := range oof {
+		if !p.unlabelledCopy {
+			b.Examples++
+		}
+	}
 	return b, oof, nil
 }
 
@@ -123,9 +133,10 @@ func (t *Trainer) outOfFold(ctx context.Context, spec features.Spec, models []st
 		if v.TaskID > 0 && t.Settings.TaskDropout > 0 {
 			tasks = append(tasks, 0) // judged with and without its label
 		}
-		for _, task := range tasks {
+		for k, task := range tasks {
 			v.TaskID = task
-			p := parts{prior: make([]float32, nout), network: make([]float32, nout), linear: make([]float32, nout), labels: out[i].Labels}
+			p := parts{prior: make([]float32, nout), network: make([]float32, nout), linear: make([]float32, nout),
+				labels: out[i].Labels, weights: out[i].Weights, unlabelledCopy: k > 0}
 			copy(p.prior, net.Prior[int(task)*nout:int(task)*nout+nout])
 			net.Forward(&v, &a)
 			lp.logits(net, &v, task, p.linear)
@@ -227,13 +238,16 @@ func routingAIQ(oof []parts, net, lin float64, costs []float64) float64 {
 	return frontier.AIQ(frontier.Envelope(pts), lo, hi)
 }
 
-// applyBlend folds the blend and the linear path into m's weights, so the
+// applyBlend folds the blend and the linear path (nil: none) into m's weights, so the
 // exported graph is unchanged: the network's output layer and wide path are
 // scaled by b.Network, and the linear path's sparse, dense and bias weights,
 // scaled by b.Linear, join the sparse path, the wide path's dense rows and
 // the output bias.
 func applyBlend(m *classifier.Model, lp *linearPath, b *Blend) {
 	nout := len(m.Meta.Models)
+	if lp == nil { // a blend without the linear path
+		lp = &linearPath{sparse: make([]float32, len(m.Sparse)), dense: make([]float32, features.NumDense*nout), bias: make([]float32, nout), nout: nout}
+	}
 	a := float32(b.Network)
 	for i := range m.W2 {
 		m.W2[i] *= a
@@ -254,6 +268,16 @@ func applyBlend(m *classifier.Model, lp *linearPath, b *Blend) {
 			m.Ws[(denseRow+d)*nout+j] += l * lp.dense[d*nout+j]
 		}
 	}
+}
+
+// spread reports whether the costs differ: a frontier needs a cheapest and
+// a dearest model.
+func spread(costs []float64) bool {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, c := range costs {
+		lo, hi = math.Min(lo, c), math.Max(hi, c)
+	}
+	return hi > lo
 }
 
 // BlendKey names a candidate in Blend.AIQ.

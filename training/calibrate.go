@@ -53,7 +53,7 @@ func calibrateParts(m *classifier.Model, oof []parts, b *Blend) {
 		o := make([]plattObs, len(oof))
 		for i, p := range oof {
 			z := float64(p.prior[j]) + b.Network*float64(p.network[j]) + b.Linear*float64(p.linear[j])
-			o[i] = plattObs{z, float64(p.labels[j]), 1}
+			o[i] = plattObs{z, float64(p.labels[j]), float64(p.weights[j])}
 		}
 		if len(o) < 50 {
 			continue

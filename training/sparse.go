@@ -23,8 +23,9 @@ type linearPath struct {
 
 // fitLinearPath fits the linear path by AdaGrad on the weighted
 // cross-entropy (labels in [0,1]), with an L2 penalty on the weights, for
-// s.LinearEpochs passes in an order drawn from s.Seed. prior gives each
-// example's prior logits (m.Prior's row of its task).
+// s.LinearEpochs passes in an order drawn from s.Seed, on top of each
+// example's prior logits (m.Prior's row of its task; row 0 when task
+// dropout hides the label).
 func fitLinearPath(ctx context.Context, m *classifier.Model, ex []Example, s Settings) (*linearPath, error) {
 	nout := len(m.Meta.Models)
 	buckets := m.Meta.FeatureSpec.Buckets

@@ -109,7 +109,7 @@ type Result struct {
 	Epochs       int                           // epochs run
 	BestEpoch    int                           // epoch whose weights were kept
 	TrainLoss    float64                       // at the best epoch
-	ValLoss      float64                       // at the best epoch
+	ValLoss      float64                       // of the returned model (after blend and calibration)
 	PriorValLoss float64                       // validation loss of the per-task prior alone (epoch 0)
 	Blend        *Blend                        // the blend of network and linear path chosen by tuning; nil: the network alone
 	Validation   map[string]classifier.Metrics // per model, on the validation examples
@@ -133,10 +133,11 @@ type Trainer struct {
 
 // Train fits a model for the named models on train, early-stopping on val
 // (which may be empty: then it runs all epochs and reports no metrics). With
-// Settings.TuneFolds other than 1 and Costs, it also fits the sparse linear path and
-// blends it with the network by out-of-fold routing AIQ (see Blend), and
-// calibrates on the out-of-fold predictions; otherwise the network is used
-// alone and calibrated on val.
+// Settings.TuneFolds other than 1, Costs that differ between models and at
+// least 100 full-information training examples (every model observed), it
+// also fits the sparse linear path, blends it with the network by
+// out-of-fold routing AIQ (see Blend) and calibrates on the out-of-fold
+// predictions; otherwise the network is used alone and calibrated on val.
 func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string, train, val []Example) (*classifier.Model, *Result, error) {
 	s := t.Settings
 	if err := s.validate(); err != nil {
@@ -166,9 +167,11 @@ func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string
 			return nil, nil, err
 		}
 		if b != nil {
-			lp, err := fitLinearPath(ctx, m, train, s)
-			if err != nil {
-				return nil, nil, err
+			var lp *linearPath
+			if b.Linear != 0 {
+				if lp, err = fitLinearPath(ctx, m, train, s); err != nil {
+					return nil, nil, err
+				}
 			}
 			applyBlend(m, lp, b)
 			res.Blend = b
@@ -186,6 +189,11 @@ func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string
 	}
 	res.Duration = time.Since(start)
 	if len(val) > 0 {
+		obj := t.Objective
+		if obj == nil {
+			obj = WeightedBCE{}
+		}
+		res.ValLoss = Loss(m, obj, val) // of the model returned: blended and calibrated
 		res.Validation = Evaluate(m, val)
 	}
 	m.Meta.Validation = res.Validation

@@ -121,11 +121,15 @@ func (r Rule) Pick(opts []Option) (int, error) {
 	}
 	best := -1
 	for i, o := range opts {
+		if math.IsNaN(o.PredictedQuality) || math.IsNaN(o.ExpectedCostUSD) {
+			best = -1 // no order to scan by: Choose's ranking decides
+			break
+		}
 		if o.Fits() && (best < 0 || r.before(o, opts[best])) {
 			best = i
 		}
 	}
-	if best < 0 { // nothing fits: Choose knows what the rule does then
+	if best < 0 { // nothing fits, or a NaN: Choose knows what the rule does then
 		c, err := r.Choose(opts, 0)
 		return c.Index, err
 	}

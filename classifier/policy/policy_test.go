@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"math"
 	"math/rand"
 	"testing"
 
@@ -158,6 +159,9 @@ func TestPickIsWhatChooseChoosesChoice(t *testing.T) {
 		for i := range opts {
 			// coarse values so that ties happen
 			opts[i] = Option{PredictedQuality: float64(rng.Intn(5)) / 4, ExpectedCostUSD: float64(1 + rng.Intn(3))}
+			if rng.Intn(20) == 0 {
+				opts[i].PredictedQuality = math.NaN() // a diverged predictor
+			}
 			if rng.Intn(8) == 0 {
 				opts[i].ContextWindow, opts[i].TokensNeeded = 10, 20 // does not fit
 			}
