@@ -34,14 +34,7 @@ func calibrate(m *classifier.Model, val []Example) {
 		}
 	}
 	for j, o := range per {
-		if len(o) < 50 {
-			continue
-		}
-		sa, sb := fitPlatt(o, plattShrink)
-		if math.IsNaN(sa) || math.IsNaN(sb) || sa <= 0 || plattLoss(o, sa, sb) >= plattLoss(o, 1, 0) {
-			continue
-		}
-		scaleLogit(m, j, sa, sb)
+		plattScale(m, j, o)
 	}
 }
 
@@ -55,15 +48,22 @@ func calibrateParts(m *classifier.Model, oof []parts, b *Blend) {
 			z := float64(p.prior[j]) + b.Network*float64(p.network[j]) + b.Linear*float64(p.linear[j])
 			o[i] = plattObs{z, float64(p.labels[j]), float64(p.weights[j])}
 		}
-		if len(o) < 50 {
-			continue
-		}
-		sa, sb := fitPlatt(o, plattShrink)
-		if math.IsNaN(sa) || math.IsNaN(sb) || sa <= 0 || plattLoss(o, sa, sb) >= plattLoss(o, 1, 0) {
-			continue
-		}
-		scaleLogit(m, j, sa, sb)
+		plattScale(m, j, o)
 	}
+}
+
+// plattScale fits Platt scaling of model j on its observations and folds
+// it into m, unless there are fewer than 50 or the fit does not lower
+// their loss.
+func plattScale(m *classifier.Model, j int, o []plattObs) {
+	if len(o) < 50 {
+		return
+	}
+	sa, sb := fitPlatt(o, plattShrink)
+	if math.IsNaN(sa) || math.IsNaN(sb) || sa <= 0 || plattLoss(o, sa, sb) >= plattLoss(o, 1, 0) {
+		return
+	}
+	scaleLogit(m, j, sa, sb)
 }
 
 // scaleLogit replaces model j's logit z by a·z + b in m's weights: every
