@@ -96,7 +96,7 @@ func benchHandler(b *testing.B, cfg serving.Config) http.Handler {
 	m.Init(rand.New(rand.NewSource(1)))
 	path := filepath.Join(b.TempDir(), "p.onnx")
 	require.NoError(b, classifier.WriteONNX(path, m))
-	router, sc, err := serving.LoadRouter(serving.LoadOptions{ModelPath: path, Catalogue: cat, Policy: policy.Config{Name: "bench", QualityBar: 0.8}})
+	router, sc, err := policy.LoadRouter(policy.LoadOptions{ModelPath: path, Catalogue: cat, Policy: policy.Config{Name: "bench", QualityBar: 0.8}})
 	require.NoError(b, err)
 	b.Cleanup(func() { sc.Close() })
 	dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(b.TempDir()), slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -45,7 +45,7 @@ func BenchmarkHTTP(b *testing.B) {
 	m.Meta.Version = "bench"
 	path := filepath.Join(b.TempDir(), "p.onnx")
 	require.NoError(b, classifier.WriteONNX(path, m))
-	router, sc, err := serving.LoadRouter(serving.LoadOptions{ModelPath: path, Catalogue: cat, Scorer: serving.ScorerONNX,
+	router, sc, err := policy.LoadRouter(policy.LoadOptions{ModelPath: path, Catalogue: cat, Scorer: policy.ScorerONNX,
 		Policy: policy.Config{Name: "bench", QualityBar: 0.8}})
 	require.NoError(b, err)
 	defer sc.Close()

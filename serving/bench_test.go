@@ -46,8 +46,8 @@ func BenchmarkDecision(b *testing.B) {
 	m.Meta.Version = "bench"
 	path := filepath.Join(b.TempDir(), "p.onnx")
 	require.NoError(b, classifier.WriteONNX(path, m))
-	for _, scorer := range []string{serving.ScorerONNX, serving.ScorerGo} {
-		r, sc, err := serving.LoadRouter(serving.LoadOptions{ModelPath: path, Catalogue: cat, Scorer: scorer,
+	for _, scorer := range []string{policy.ScorerONNX, policy.ScorerGo} {
+		r, sc, err := policy.LoadRouter(policy.LoadOptions{ModelPath: path, Catalogue: cat, Scorer: scorer,
 			Policy: policy.Config{Name: "bench", QualityBar: 0.8}})
 		require.NoError(b, err)
 		for _, size := range []int{100, 1 << 10, 4 << 10, 32 << 10} {

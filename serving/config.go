@@ -150,7 +150,7 @@ func UnitDraw(salt, unit string) float64 {
 // ReadConfig reads and validates a configuration file, loading every
 // predictor; relative paths are relative to the file's folder. Nothing is
 // returned unless everything is valid.
-func ReadConfig(path string, opts LoadOptions) (*Routing, error) {
+func ReadConfig(path string, opts policy.LoadOptions) (*Routing, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
@@ -180,7 +180,7 @@ func ReadConfig(path string, opts LoadOptions) (*Routing, error) {
 }
 
 // BuildRouting validates fc and loads its predictors.
-func BuildRouting(fc FileConfig, opts LoadOptions) (*Routing, error) {
+func BuildRouting(fc FileConfig, opts policy.LoadOptions) (*Routing, error) {
 	if fc.Catalogue == "" {
 		return nil, errors.New("catalogue is empty")
 	}
@@ -207,7 +207,7 @@ func BuildRouting(fc FileConfig, opts LoadOptions) (*Routing, error) {
 		}
 		o := opts
 		o.ModelPath, o.Catalogue, o.Policy = p.Predictor, cat, p.Config
-		router, sc, err := LoadRouter(o)
+		router, sc, err := policy.LoadRouter(o)
 		if err != nil {
 			return nil, fmt.Errorf("policy %q: %w", p.Name, err)
 		}

@@ -59,7 +59,7 @@ func writeConfig(t *testing.T, mutate func(*serving.FileConfig)) (string, *servi
 
 func TestExperimentsAssignUnitsDeterministically(t *testing.T) {
 	path, _ := writeConfig(t, nil)
-	rt, err := serving.ReadConfig(path, serving.LoadOptions{Scorer: serving.ScorerGo})
+	rt, err := serving.ReadConfig(path, policy.LoadOptions{Scorer: policy.ScorerGo})
 	require.NoError(t, err)
 	defer rt.Close()
 	logs := t.TempDir()
@@ -119,7 +119,7 @@ func TestExperimentsAssignUnitsDeterministically(t *testing.T) {
 	assert.Equal(t, int64(counts["treatment"]), got["treatment"])
 
 	// the same assignment on another replica
-	rt2, err := serving.ReadConfig(path, serving.LoadOptions{Scorer: serving.ScorerGo})
+	rt2, err := serving.ReadConfig(path, policy.LoadOptions{Scorer: policy.ScorerGo})
 	require.NoError(t, err)
 	defer rt2.Close()
 	for user, arm := range armOf {
@@ -157,7 +157,7 @@ func TestInvalidConfigurationsAreRejectedWithTheReason(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			path, _ := writeConfig(t, c.mutate)
-			_, err := serving.ReadConfig(path, serving.LoadOptions{Scorer: serving.ScorerGo})
+			_, err := serving.ReadConfig(path, policy.LoadOptions{Scorer: policy.ScorerGo})
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), c.want)
 		})
@@ -165,7 +165,7 @@ func TestInvalidConfigurationsAreRejectedWithTheReason(t *testing.T) {
 	path, _ := writeConfig(t, nil)
 	b, _ := os.ReadFile(path)
 	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(string(b), `"salt"`, `"sault"`, 1)), 0o644))
-	_, err := serving.ReadConfig(path, serving.LoadOptions{Scorer: serving.ScorerGo})
+	_, err := serving.ReadConfig(path, policy.LoadOptions{Scorer: policy.ScorerGo})
 	require.ErrorContains(t, err, "sault")
 }
 
@@ -174,7 +174,7 @@ func TestInvalidConfigurationsAreRejectedWithTheReason(t *testing.T) {
 func TestInvalidReloadUnderLoadFailsNoRequest(t *testing.T) {
 	path, _ := writeConfig(t, nil)
 	load := func() (*serving.Routing, error) {
-		return serving.ReadConfig(path, serving.LoadOptions{Scorer: serving.ScorerGo})
+		return serving.ReadConfig(path, policy.LoadOptions{Scorer: policy.ScorerGo})
 	}
 	rt, err := load()
 	require.NoError(t, err)
@@ -229,7 +229,7 @@ func TestInvalidReloadUnderLoadFailsNoRequest(t *testing.T) {
 
 func TestShadowOutcomesAreStoredAsShadow(t *testing.T) {
 	path, _ := writeConfig(t, func(c *serving.FileConfig) { c.DefaultPolicy = "thrifty"; c.Experiments = nil })
-	rt, err := serving.ReadConfig(path, serving.LoadOptions{Scorer: serving.ScorerGo})
+	rt, err := serving.ReadConfig(path, policy.LoadOptions{Scorer: policy.ScorerGo})
 	require.NoError(t, err)
 	defer rt.Close()
 	logs := t.TempDir()
@@ -284,7 +284,7 @@ func TestREADMEConfigurationExampleIsValid(t *testing.T) {
 	for i := range fc.Policies {
 		fc.Policies[i].Predictor = filepath.Join(filepath.Dir(path), real.Policies[0].Predictor)
 	}
-	rt, err := serving.BuildRouting(fc, serving.LoadOptions{Scorer: serving.ScorerGo})
+	rt, err := serving.BuildRouting(fc, policy.LoadOptions{Scorer: policy.ScorerGo})
 	require.NoError(t, err)
 	rt.Close()
 }
@@ -300,7 +300,7 @@ func TestReviewedEdgeCases(t *testing.T) {
 			Rollout: &serving.RolloutSpec{Treatment: "treatment", Control: "control", Stages: []float64{0.5, 1}, MinOutcomes: 1000,
 				Guardrails: []serving.Guardrail{{Metric: serving.MetricQuality, Tolerance: 0.05}}}}}}
 	load := func() (*serving.Routing, error) {
-		return serving.BuildRouting(fc, serving.LoadOptions{Scorer: serving.ScorerGo})
+		return serving.BuildRouting(fc, policy.LoadOptions{Scorer: policy.ScorerGo})
 	}
 	rt, err := load()
 	require.NoError(t, err)

@@ -118,7 +118,7 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // refused rather than acknowledged, /readyz says degraded, and writing
 // resumes when the folder comes back.
 func TestUnwritableLogFolderDegradesAndRecovers(t *testing.T) {
-	f := startServer(t, serving.DefaultConfig(), serving.ScorerGo)
+	f := startServer(t, serving.DefaultConfig(), policy.ScorerGo)
 	_, out := post(t, f.url+"/v1/route", `{"prompt":"first"}`)
 	id := out["decision_id"].(string)
 
@@ -162,7 +162,7 @@ func TestLoadWithReloadsLosesNothing(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(modelPath, raw, 0o644))
 	load := func() (*serving.Routing, error) {
-		r, _, err := serving.LoadRouter(serving.LoadOptions{ModelPath: modelPath, Catalogue: cat, Scorer: serving.ScorerONNX,
+		r, _, err := policy.LoadRouter(policy.LoadOptions{ModelPath: modelPath, Catalogue: cat, Scorer: policy.ScorerONNX,
 			Policy: policy.Config{Name: "p", QualityBar: 0.6}})
 		if err != nil {
 			return nil, err
@@ -260,7 +260,7 @@ loop:
 func TestAuthAndAdminKeys(t *testing.T) {
 	cfg := serving.DefaultConfig()
 	cfg.APIKeys = []string{"client-a", "client-b"}
-	f := startServer(t, cfg, serving.ScorerGo)
+	f := startServer(t, cfg, policy.ScorerGo)
 	sendAs := func(path, auth string) int {
 		req, _ := http.NewRequest(http.MethodPost, f.url+path, strings.NewReader(`{"prompt":"x"}`))
 		if auth != "" {
@@ -292,7 +292,7 @@ func TestAuthAndAdminKeys(t *testing.T) {
 func TestOverloadIsShedWith429(t *testing.T) {
 	cfg := serving.DefaultConfig()
 	cfg.MaxInFlight = 1
-	f := startServer(t, cfg, serving.ScorerGo)
+	f := startServer(t, cfg, policy.ScorerGo)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	codes := map[int]int{}
@@ -326,7 +326,7 @@ func TestOverloadIsShedWith429(t *testing.T) {
 }
 
 func TestMetricsAndTracePassthrough(t *testing.T) {
-	f := startServer(t, serving.DefaultConfig(), serving.ScorerGo)
+	f := startServer(t, serving.DefaultConfig(), policy.ScorerGo)
 	req, _ := http.NewRequest(http.MethodPost, f.url+"/v1/route", strings.NewReader(`{"prompt":"hello"}`))
 	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	req.Header.Set("traceparent", tp)

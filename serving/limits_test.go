@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"switchyard/classifier/policy"
 	"switchyard/serving"
 )
 
@@ -37,7 +38,7 @@ func TestRequestSizeLimitsNameTheLimit(t *testing.T) {
 	cfg.MaxBodyBytes = 8 << 20
 	cfg.MaxMessages = 20_000
 	cfg.MaxTextBytes = 1 << 20
-	f := startServer(t, cfg, serving.ScorerGo)
+	f := startServer(t, cfg, policy.ScorerGo)
 	cases := []struct {
 		name, body string
 		code       int
@@ -62,7 +63,7 @@ func TestRequestSizeLimitsNameTheLimit(t *testing.T) {
 // The decision log keeps the whole conversation of a many-message request
 // (assembled in linear time).
 func TestManyMessagesAreLoggedWhole(t *testing.T) {
-	f := startServer(t, serving.DefaultConfig(), serving.ScorerGo)
+	f := startServer(t, serving.DefaultConfig(), policy.ScorerGo)
 	code, out := post(t, f.url+"/v1/route", messagesBody(5000, "turn"))
 	require.Equal(t, http.StatusOK, code, out)
 	require.NoError(t, f.dlog.Close(t.Context()))
@@ -72,7 +73,7 @@ func TestManyMessagesAreLoggedWhole(t *testing.T) {
 }
 
 func TestFeedbackRefusesImplausibleValues(t *testing.T) {
-	f := startServer(t, serving.DefaultConfig(), serving.ScorerGo)
+	f := startServer(t, serving.DefaultConfig(), policy.ScorerGo)
 	_, out := post(t, f.url+"/v1/route", `{"prompt":"hello"}`)
 	id := out["decision_id"].(string)
 	cases := []struct{ name, body, field string }{
@@ -101,7 +102,7 @@ func TestFeedbackRefusesImplausibleValues(t *testing.T) {
 }
 
 func TestMethodNotAllowedSaysWhatIsAllowed(t *testing.T) {
-	f := startServer(t, serving.DefaultConfig(), serving.ScorerGo)
+	f := startServer(t, serving.DefaultConfig(), policy.ScorerGo)
 	for path, allow := range map[string]string{"/v1/route": "POST", "/route": "POST", "/v1/feedback": "POST", "/readyz": "GET", "/v1/models": "GET"} {
 		method := http.MethodGet
 		if allow == "GET" {
@@ -122,7 +123,7 @@ func TestAccessLogHasALinePerRequest(t *testing.T) {
 	cfg := serving.DefaultConfig()
 	cfg.AccessLog = true
 	cfg.APIKeys = []string{"k"}
-	f := startServerWith(t, cfg, serving.ScorerGo, slog.New(slog.NewJSONHandler(&buf, nil)))
+	f := startServerWith(t, cfg, policy.ScorerGo, slog.New(slog.NewJSONHandler(&buf, nil)))
 	do := func(path, body string, key bool) {
 		req, _ := http.NewRequest(http.MethodPost, f.url+path, strings.NewReader(body))
 		if key {
@@ -158,7 +159,7 @@ func TestAccessLogHasALinePerRequest(t *testing.T) {
 // model whose window holds it, no fallback names a model it does not fit,
 // and a prompt that fits no candidate gets a 400 that says so.
 func TestRouteRespectsContextWindows(t *testing.T) {
-	f := startServer(t, serving.DefaultConfig(), serving.ScorerGo)
+	f := startServer(t, serving.DefaultConfig(), policy.ScorerGo)
 	big := strings.Repeat("long context ", (1<<20)/13)
 	code, out := post(t, f.url+"/v1/route", `{"prompt":"`+big+`","quality_bar":0}`)
 	require.Equal(t, http.StatusOK, code, out)

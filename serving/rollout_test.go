@@ -68,7 +68,7 @@ func (rw *rolloutWorld) run(t *testing.T, seed int64, treatmentBar float64, maxR
 			Arms: []serving.ArmSpec{{Name: "control", Policy: "control"}, {Name: "treatment", Policy: "candidate"}},
 			Rollout: &serving.RolloutSpec{Treatment: "treatment", Control: "control", Stages: []float64{0.1, 0.25, 0.5, 1}, MinOutcomes: 80,
 				Guardrails: []serving.Guardrail{{Metric: serving.MetricQuality, Tolerance: 0.05}, {Metric: serving.MetricErrorRate, Tolerance: 0.02}}}}}}
-	rt, err := serving.BuildRouting(fc, serving.LoadOptions{Scorer: serving.ScorerGo})
+	rt, err := serving.BuildRouting(fc, policy.LoadOptions{Scorer: policy.ScorerGo})
 	require.NoError(t, err)
 	defer rt.Close()
 	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: t.TempDir(), Prefix: "outcomes"})

@@ -73,7 +73,7 @@ func startServerWith(t *testing.T, cfg serving.Config, scorer string, log *slog.
 	t.Helper()
 	cat := synthetic.DefaultCatalogue()
 	f := &fixture{cat: cat, model: writeModel(t, cat), logs: t.TempDir()}
-	router, sc, err := serving.LoadRouter(serving.LoadOptions{ModelPath: f.model, Catalogue: cat, Scorer: scorer,
+	router, sc, err := policy.LoadRouter(policy.LoadOptions{ModelPath: f.model, Catalogue: cat, Scorer: scorer,
 		Policy: policy.Config{Name: "test", Version: "7", QualityBar: 0.6}})
 	require.NoError(t, err)
 	t.Cleanup(func() { sc.Close() })
@@ -132,7 +132,7 @@ func post(t *testing.T, url, body string) (int, map[string]any) {
 }
 
 func TestRouteReturnsADecisionForEveryCandidate(t *testing.T) {
-	f := startServer(t, serving.DefaultConfig(), serving.ScorerONNX)
+	f := startServer(t, serving.DefaultConfig(), policy.ScorerONNX)
 	for _, path := range []string{"/v1/route", "/route"} {
 		code, out := post(t, f.url+path, `{"prompt":"Classify this ticket: I was charged twice.","request_id":"r-1"}`)
 		require.Equal(t, http.StatusOK, code, out)
@@ -156,7 +156,7 @@ func TestRouteReturnsADecisionForEveryCandidate(t *testing.T) {
 }
 
 func TestRouteHonoursRequestOptions(t *testing.T) {
-	f := startServer(t, serving.DefaultConfig(), serving.ScorerGo)
+	f := startServer(t, serving.DefaultConfig(), policy.ScorerGo)
 	code, out := post(t, f.url+"/v1/route", `{"messages":[{"role":"system","content":"be brief"},
 		{"role":"user","content":[{"type":"text","text":"Summarise this"},{"type":"image_url"}]}],
 		"candidates":["mini","opus-class"],"quality_bar":0.0,"task":"summarization","model":"gpt-x","temperature":0.2}`)
@@ -171,7 +171,7 @@ func TestRouteHonoursRequestOptions(t *testing.T) {
 }
 
 func TestRouteRejectsBadInputNamingTheField(t *testing.T) {
-	f := startServer(t, serving.DefaultConfig(), serving.ScorerGo)
+	f := startServer(t, serving.DefaultConfig(), policy.ScorerGo)
 	cases := []struct {
 		name, body, field, msg string
 	}{
@@ -208,7 +208,7 @@ func TestRouteRejectsBadInputNamingTheField(t *testing.T) {
 func TestRouteAnswers413AboveTheBodyLimit(t *testing.T) {
 	cfg := serving.DefaultConfig()
 	cfg.MaxBodyBytes = 1 << 10
-	f := startServer(t, cfg, serving.ScorerGo)
+	f := startServer(t, cfg, policy.ScorerGo)
 	code, out := post(t, f.url+"/v1/route", `{"prompt":"`+strings.Repeat("a", 2<<10)+`"}`)
 	assert.Equal(t, http.StatusRequestEntityTooLarge, code, out)
 	code, _ = post(t, f.url+"/v1/route", `{"prompt":"`+strings.Repeat("a", 900)+`"}`)
@@ -216,7 +216,7 @@ func TestRouteAnswers413AboveTheBodyLimit(t *testing.T) {
 }
 
 func TestRouteHandlesHugeAndBinaryPrompts(t *testing.T) {
-	f := startServer(t, serving.DefaultConfig(), serving.ScorerONNX)
+	f := startServer(t, serving.DefaultConfig(), policy.ScorerONNX)
 	huge, _ := json.Marshal(map[string]string{"prompt": strings.Repeat("lorem ipsum dolor ", 1<<16)})
 	code, out := post(t, f.url+"/v1/route", string(huge))
 	assert.Equal(t, http.StatusOK, code, out)
@@ -226,7 +226,7 @@ func TestRouteHandlesHugeAndBinaryPrompts(t *testing.T) {
 }
 
 func TestHealthReadyAndModels(t *testing.T) {
-	f := startServer(t, serving.DefaultConfig(), serving.ScorerGo)
+	f := startServer(t, serving.DefaultConfig(), policy.ScorerGo)
 	resp, err := http.Get(f.url + "/healthz")
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -265,7 +265,7 @@ func TestEveryDecisionIsWrittenToTheDecisionLog(t *testing.T) {
 	for _, keep := range []bool{true, false} {
 		cfg := serving.DefaultConfig()
 		cfg.KeepPrompts = keep
-		f := startServer(t, cfg, serving.ScorerONNX)
+		f := startServer(t, cfg, policy.ScorerONNX)
 		ids := map[string]string{}
 		for i := 0; i < 25; i++ {
 			prompt := "Write a haiku about routers, take " + strings.Repeat("!", i)
@@ -310,8 +310,8 @@ func TestGoAndONNXScorersDecideAlike(t *testing.T) {
 	cat := synthetic.DefaultCatalogue()
 	path := writeModel(t, cat)
 	var routers []*policy.Router
-	for _, s := range []string{serving.ScorerONNX, serving.ScorerGo} {
-		r, sc, err := serving.LoadRouter(serving.LoadOptions{ModelPath: path, Catalogue: cat, Scorer: s,
+	for _, s := range []string{policy.ScorerONNX, policy.ScorerGo} {
+		r, sc, err := policy.LoadRouter(policy.LoadOptions{ModelPath: path, Catalogue: cat, Scorer: s,
 			Policy: policy.Config{Name: "p", QualityBar: 0.7}})
 		require.NoError(t, err)
 		defer sc.Close()
@@ -335,25 +335,25 @@ func TestGoAndONNXScorersDecideAlike(t *testing.T) {
 func TestLoadRouterRejectsBrokenInputs(t *testing.T) {
 	cat := synthetic.DefaultCatalogue()
 	path := writeModel(t, cat)
-	_, _, err := serving.LoadRouter(serving.LoadOptions{ModelPath: filepath.Join(t.TempDir(), "none.onnx"), Catalogue: cat, Policy: policy.Config{Name: "p"}})
+	_, _, err := policy.LoadRouter(policy.LoadOptions{ModelPath: filepath.Join(t.TempDir(), "none.onnx"), Catalogue: cat, Policy: policy.Config{Name: "p"}})
 	require.Error(t, err)
 
 	small, err := datasets.NewCatalogue(cat.Models[:2])
 	require.NoError(t, err)
-	_, _, err = serving.LoadRouter(serving.LoadOptions{ModelPath: path, Catalogue: small, Scorer: serving.ScorerGo, Policy: policy.Config{Name: "p"}})
+	_, _, err = policy.LoadRouter(policy.LoadOptions{ModelPath: path, Catalogue: small, Scorer: policy.ScorerGo, Policy: policy.Config{Name: "p"}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "not in the catalogue")
 
-	_, _, err = serving.LoadRouter(serving.LoadOptions{ModelPath: path, Catalogue: cat, Scorer: "tpu", Policy: policy.Config{Name: "p"}})
+	_, _, err = policy.LoadRouter(policy.LoadOptions{ModelPath: path, Catalogue: cat, Scorer: "tpu", Policy: policy.Config{Name: "p"}})
 	require.ErrorContains(t, err, "unknown scorer")
 
-	_, _, err = serving.LoadRouter(serving.LoadOptions{ModelPath: path, Catalogue: cat, Scorer: serving.ScorerGo,
+	_, _, err = policy.LoadRouter(policy.LoadOptions{ModelPath: path, Catalogue: cat, Scorer: policy.ScorerGo,
 		Policy: policy.Config{Name: "p", Candidates: []string{"nope"}}})
 	require.ErrorContains(t, err, `"nope"`)
 }
 
 func TestFeedbackIsStoredOnceAndValidated(t *testing.T) {
-	f := startServer(t, serving.DefaultConfig(), serving.ScorerGo)
+	f := startServer(t, serving.DefaultConfig(), policy.ScorerGo)
 	code, out := post(t, f.url+"/v1/route", `{"prompt":"Tag this ticket: refund please"}`)
 	require.Equal(t, http.StatusOK, code)
 	id, model := out["decision_id"].(string), out["model"].(string)
@@ -402,7 +402,7 @@ func TestFeedbackIsStoredOnceAndValidated(t *testing.T) {
 }
 
 func TestConcurrentFeedbackForOneDecisionIsStoredOnce(t *testing.T) {
-	f := startServer(t, serving.DefaultConfig(), serving.ScorerGo)
+	f := startServer(t, serving.DefaultConfig(), policy.ScorerGo)
 	_, out := post(t, f.url+"/v1/route", `{"prompt":"x"}`)
 	id := out["decision_id"].(string)
 	var wg sync.WaitGroup

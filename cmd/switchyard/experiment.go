@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"switchyard/classifier/policy"
 	"switchyard/datasets"
 	"switchyard/experiments"
 	"switchyard/experiments/abtest"
@@ -30,14 +31,14 @@ func runExperiment(_ context.Context, args []string, stdout, stderr io.Writer) e
 	name := fs.String("experiment", "", "experiment to analyse (default: the configuration's first)")
 	control := fs.String("control", "", "control arm (default: the experiment's first arm)")
 	out := fs.String("out", "experiment-out", "folder for report.json and arms.png")
-	scorer := fs.String("scorer", serving.ScorerGo, "scorer of the policies for the off-policy estimates: go or onnx")
+	scorer := fs.String("scorer", policy.ScorerGo, "scorer of the policies for the off-policy estimates: go or onnx")
 	if err := parse(fs, args[1:], false); err != nil {
 		return err
 	}
 	if err := required(fs, "logs", "config"); err != nil {
 		return err
 	}
-	rt, err := serving.ReadConfig(*config, serving.LoadOptions{Scorer: *scorer})
+	rt, err := serving.ReadConfig(*config, policy.LoadOptions{Scorer: *scorer})
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func (f *routerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.policyFile, "policy-file", "", "policy JSON (from 'switchyard calibrate'): predictor, catalogue, bar or lambda, candidates; replaces the flags below")
 	fs.StringVar(&f.model, "model", "", "ONNX predictor written by 'switchyard train'")
 	fs.StringVar(&f.catalogue, "catalogue", "", "model catalogue CSV (prices)")
-	fs.StringVar(&f.scorer, "scorer", serving.ScorerONNX, "scorer: onnx (ONNX Runtime) or go (pure-Go forward pass)")
+	fs.StringVar(&f.scorer, "scorer", policy.ScorerONNX, "scorer: onnx (ONNX Runtime) or go (pure-Go forward pass)")
 	fs.StringVar(&f.ortLib, "ort-lib", "", "ONNX Runtime shared library (default: $SWITCHYARD_ORT_LIB, else .ort/libonnxruntime.so.1)")
 	fs.StringVar(&f.policyName, "policy", "default", "policy name recorded with every decision")
 	fs.StringVar(&f.candidates, "candidates", "", "comma-separated default candidates (default: every model the predictor scores)")
@@ -73,7 +73,7 @@ func (f *routerFlags) loadWith(onFallback func()) (*policy.Router, *datasets.Cat
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	r, sc, err := serving.LoadRouter(serving.LoadOptions{
+	r, sc, err := policy.LoadRouter(policy.LoadOptions{
 		ModelPath: pf.Predictor, Catalogue: cat, Scorer: f.scorer, RuntimeLib: f.ortLib, Policy: pf.Config, OnFallback: onFallback,
 	})
 	if err != nil {
@@ -153,7 +153,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return errors.New("serve: give --config, or --policy-file, or --model and --catalogue")
 		}
 		reload = func() (*serving.Routing, error) {
-			return serving.ReadConfig(*configFile, serving.LoadOptions{Scorer: rf.scorer, RuntimeLib: rf.ortLib, OnFallback: onFallback})
+			return serving.ReadConfig(*configFile, policy.LoadOptions{Scorer: rf.scorer, RuntimeLib: rf.ortLib, OnFallback: onFallback})
 		}
 	} else {
 		reload = func() (*serving.Routing, error) {

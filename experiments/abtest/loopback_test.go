@@ -54,7 +54,7 @@ func TestExperimentThroughTheServerCoversTheTrueDifference(t *testing.T) {
 		},
 		Experiments: []serving.ExperimentSpec{{Name: "bar", Unit: serving.UnitUser, Salt: "s",
 			Arms: []serving.ArmSpec{{Name: "control", Policy: "control", Weight: 0.5}, {Name: "cheap", Policy: "cheap", Weight: 0.5}}}}}
-	rt, err := serving.BuildRouting(fc, serving.LoadOptions{Scorer: serving.ScorerGo})
+	rt, err := serving.BuildRouting(fc, policy.LoadOptions{Scorer: policy.ScorerGo})
 	require.NoError(t, err)
 	defer rt.Close()
 	logs := t.TempDir()

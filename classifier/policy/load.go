@@ -1,11 +1,10 @@
-package serving
+package policy
 
 import (
 	"fmt"
 	"os"
 
 	"switchyard/classifier"
-	"switchyard/classifier/policy"
 	"switchyard/datasets"
 	"switchyard/features"
 )
@@ -22,7 +21,7 @@ type LoadOptions struct {
 	Catalogue  *datasets.Catalogue
 	Scorer     string // ScorerONNX (default) or ScorerGo
 	RuntimeLib string // ONNX Runtime library; see classifier.FindRuntimeLibrary
-	Policy     policy.Config
+	Policy     Config
 	// OnFallback is called for every scoring answered by the pure-Go scorer
 	// after ONNX Runtime failed (for a metric); may be nil.
 	OnFallback func()
@@ -31,7 +30,7 @@ type LoadOptions struct {
 // LoadRouter reads a predictor and builds a router over it. The ONNX file is
 // checked completely (metadata, weights, feature spec) before anything is
 // returned; with ScorerONNX it is also loaded into ONNX Runtime.
-func LoadRouter(opts LoadOptions) (*policy.Router, classifier.Scorer, error) {
+func LoadRouter(opts LoadOptions) (*Router, classifier.Scorer, error) {
 	raw, err := os.ReadFile(opts.ModelPath)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load predictor: %w", err)
@@ -68,7 +67,7 @@ func LoadRouter(opts LoadOptions) (*policy.Router, classifier.Scorer, error) {
 	default:
 		return nil, nil, fmt.Errorf("unknown scorer %q (want %s or %s)", opts.Scorer, ScorerONNX, ScorerGo)
 	}
-	r, err := policy.NewRouter(ext, sc, m.Meta, opts.Catalogue, opts.Policy)
+	r, err := NewRouter(ext, sc, m.Meta, opts.Catalogue, opts.Policy)
 	if err != nil {
 		sc.Close()
 		return nil, nil, err
