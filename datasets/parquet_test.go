@@ -319,10 +319,10 @@ func TestCheckSchemaAcceptsUnannotatedStringsAndInts(t *testing.T) {
 		`column "t" has type INT64 (INT(64,true)), want INT64 (TIMESTAMP(isAdjustedToUTC=true,unit=MICROS))`)
 }
 
-// TestSchemasMatchGolden pins the Parquet schema of each log. The README
+// TestSchemasMatchGolden pins the Parquet schema of each log. docs/formats.md
 // documents these schemas; run `go test ./datasets -run Golden -update` after a
 // deliberate change, bump SchemaVersion if old files no longer read, and
-// update the README.
+// update docs/formats.md.
 func TestSchemasMatchGolden(t *testing.T) {
 	var b strings.Builder
 	for _, s := range []struct {
@@ -369,12 +369,12 @@ func FuzzReadParquet(f *testing.F) {
 	})
 }
 
-// TestREADMEDocumentsTheSchemas keeps the README's schema section in step
-// with the golden file.
-func TestREADMEDocumentsTheSchemas(t *testing.T) {
+// TestFormatsDocumentsTheSchemas keeps the Parquet schema section of
+// docs/formats.md in step with the golden file.
+func TestFormatsDocumentsTheSchemas(t *testing.T) {
 	golden, err := os.ReadFile(filepath.Join("testdata", "schemas.golden"))
 	require.NoError(t, err)
-	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "formats.md"))
 	require.NoError(t, err)
-	assert.Contains(t, string(readme), string(golden), "README.md's Parquet schema section differs from testdata/schemas.golden")
+	assert.Contains(t, string(doc), string(golden), "docs/formats.md's Parquet schema section differs from testdata/schemas.golden")
 }
