@@ -6,6 +6,9 @@
 #   make bench  benchmarks: the hot path, the server process under load
 #               (pinned apart from its load generator), training, eval
 #   make quality  the routing-quality table on ../shared/data
+#   make lint   gofmt, go vet, staticcheck and a go mod tidy check
+#   make fuzz   every fuzz target, FUZZTIME each (30s unless set)
+#   make onnx-proto  regenerate classifier/onnxpb from its onnx.proto3
 
 GO        ?= go
 BIN       := bin/switchyard
@@ -20,10 +23,12 @@ SEED      ?= 1
 PROMPTS   ?= 6000
 BENCH     ?= .
 DATA      ?= $(CURDIR)/../shared/data/mmlu-pro
+TOOLS     := $(CURDIR)/bin/tools
+STATICCHECK_VER := v0.8.2
 
 export SWITCHYARD_ORT_LIB := $(ORT_LIB)
 
-.PHONY: all build ort test bench run clean fuzz quality
+.PHONY: all build ort test bench run clean fuzz quality lint onnx-proto
 
 all: build
 
@@ -59,6 +64,36 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRoute$$' -fuzztime $(FUZZTIME) ./serving
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePromptLine$$' -fuzztime $(FUZZTIME) ./datasets
 	$(GO) test -run '^$$' -fuzz '^FuzzImportLongCSV$$' -fuzztime $(FUZZTIME) ./datasets
+	$(GO) test -run '^$$' -fuzz '^FuzzImportLongJSONL$$' -fuzztime $(FUZZTIME) ./datasets
+	$(GO) test -run '^$$' -fuzz '^FuzzReadParquet$$' -fuzztime $(FUZZTIME) ./datasets
+	$(GO) test -run '^$$' -fuzz '^FuzzEvaluate$$' -fuzztime $(FUZZTIME) ./experiments/ope
+
+# gofmt, go vet, staticcheck (built by go run at a pinned version, so only Go
+# is needed) and a check that go.mod and go.sum are tidy; go mod tidy -diff
+# prints what it would change and leaves the files as they are.
+lint:
+	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "gofmt -l: not formatted (run gofmt -w):" >&2; echo "$$files" >&2; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VER) ./...
+	$(GO) mod tidy -diff
+
+# classifier/onnxpb holds Go types for ONNX's protobuf messages, generated
+# from onnx/onnx.proto3 of onnx/onnx v1.22.0 (commit
+# 2bb50465112feca9003e1ed654d77f01ff1415ca), which is committed beside them.
+# To move to another ONNX release, replace classifier/onnxpb/onnx.proto3 and
+# run make onnx-proto, which runs
+#   protoc -I classifier/onnxpb --plugin=protoc-gen-go=bin/tools/protoc-gen-go \
+#     --go_out=classifier/onnxpb --go_opt=paths=source_relative \
+#     --go_opt=Monnx.proto3=switchyard/classifier/onnxpb onnx.proto3
+# with protoc-gen-go built at the google.golang.org/protobuf version in go.mod.
+# protoc is Debian's protobuf-compiler (apt-get install -y protobuf-compiler).
+# Builds and tests use the committed code and need neither.
+onnx-proto:
+	@command -v protoc >/dev/null || { echo "protoc is needed: apt-get install -y protobuf-compiler" >&2; exit 1; }
+	$(GO) build -o $(TOOLS)/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	protoc -I classifier/onnxpb --plugin=protoc-gen-go=$(TOOLS)/protoc-gen-go \
+		--go_out=classifier/onnxpb --go_opt=paths=source_relative \
+		--go_opt=Monnx.proto3=switchyard/classifier/onnxpb onnx.proto3
 
 bench: ort
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./...

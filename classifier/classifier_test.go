@@ -10,12 +10,12 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
 	"switchyard/classifier"
+	"switchyard/classifier/onnxpb"
 	"switchyard/datasets/synthetic"
 	"switchyard/features"
 )
@@ -182,10 +182,10 @@ func TestPredictorWithoutSparsePathStillLoads(t *testing.T) {
 	clear(m.Sparse)
 	b, err := classifier.ExportONNX(m)
 	require.NoError(t, err)
-	var mp onnx.ModelProto
+	var mp onnxpb.ModelProto
 	require.NoError(t, proto.Unmarshal(b, &mp))
 	in := int64(classifier.InputDim(m.Meta.EmbeddingDim))
-	old := map[string]*onnx.TensorProto{
+	old := map[string]*onnxpb.TensorProto{
 		"embedding": {Dims: []int64{int64(m.Meta.FeatureSpec.Buckets), int64(m.Meta.EmbeddingDim)}, FloatData: m.Emb},
 		"w1":        {Dims: []int64{in, int64(m.Meta.Hidden)}, FloatData: m.W1},
 		"ws":        {Dims: []int64{in, 2}, FloatData: m.Ws},
@@ -209,7 +209,7 @@ func TestParseONNXRefusesAnAlteredSharedLayout(t *testing.T) {
 	m := randomModel(t, []string{"x", "y"})
 	b, err := classifier.ExportONNX(m)
 	require.NoError(t, err)
-	var mp onnx.ModelProto
+	var mp onnxpb.ModelProto
 	require.NoError(t, proto.Unmarshal(b, &mp))
 	for _, init := range mp.Graph.Initializer {
 		if init.Name == "ws" {

@@ -11,9 +11,9 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
 
+	"switchyard/classifier/onnxpb"
 	"switchyard/features"
 )
 
@@ -71,17 +71,17 @@ func ExportONNX(m *Model) ([]byte, error) {
 	for j := int64(0); j < nout; j++ {
 		ws[(k+d+j)*nout+j] = 1 // the sparse path's sum goes straight to logit j
 	}
-	g := &onnx.GraphProto{
+	g := &onnxpb.GraphProto{
 		Name: "switchyard_predictor",
-		Input: []*onnx.ValueInfoProto{
-			valueInfo(InputIDs, onnx.TensorProto_INT64, dimParam("batch"), dimParam("n")),
-			valueInfo(InputTask, onnx.TensorProto_INT64, dimParam("batch")),
-			valueInfo(InputDense, onnx.TensorProto_FLOAT, dimParam("batch"), dimValue(int64(features.NumDense))),
+		Input: []*onnxpb.ValueInfoProto{
+			valueInfo(InputIDs, onnxpb.TensorProto_INT64, dimParam("batch"), dimParam("n")),
+			valueInfo(InputTask, onnxpb.TensorProto_INT64, dimParam("batch")),
+			valueInfo(InputDense, onnxpb.TensorProto_FLOAT, dimParam("batch"), dimValue(int64(features.NumDense))),
 		},
-		Output: []*onnx.ValueInfoProto{
-			valueInfo(OutputQuality, onnx.TensorProto_FLOAT, dimParam("batch"), dimValue(nout)),
+		Output: []*onnxpb.ValueInfoProto{
+			valueInfo(OutputQuality, onnxpb.TensorProto_FLOAT, dimParam("batch"), dimValue(nout)),
 		},
-		Initializer: []*onnx.TensorProto{
+		Initializer: []*onnxpb.TensorProto{
 			floatTensor("embedding", table, buckets, k),
 			floatTensor("w1", w1, inX, hid),
 			floatTensor("b1", m.B1, hid),
@@ -95,10 +95,10 @@ func ExportONNX(m *Model) ([]byte, error) {
 			floatTensor("one", []float32{1}),
 			int64Tensor("zero_i", []int64{0}),
 		},
-		Node: []*onnx.NodeProto{
+		Node: []*onnxpb.NodeProto{
 			node("Gather", []string{"embedding", InputIDs}, "rows", intAttr("axis", 0)),
 			node("Greater", []string{InputIDs, "zero_i"}, "present"),
-			node("Cast", []string{"present"}, "present_f", intAttr("to", int64(onnx.TensorProto_FLOAT))),
+			node("Cast", []string{"present"}, "present_f", intAttr("to", int64(onnxpb.TensorProto_FLOAT))),
 			node("Unsqueeze", []string{"present_f", "axis1"}, "present3"),
 			node("ReduceSum", []string{"present3", "axis2"}, "count", intAttr("keepdims", 1)),
 			node("Max", []string{"count", "one"}, "count1"),
@@ -122,14 +122,14 @@ func ExportONNX(m *Model) ([]byte, error) {
 			node("Sigmoid", []string{"logits"}, OutputQuality),
 		},
 	}
-	mp := &onnx.ModelProto{
+	mp := &onnxpb.ModelProto{
 		IrVersion:       irVersion,
-		OpsetImport:     []*onnx.OperatorSetIdProto{{Domain: "", Version: OpsetVersion}},
+		OpsetImport:     []*onnxpb.OperatorSetIdProto{{Domain: "", Version: OpsetVersion}},
 		ProducerName:    "switchyard",
 		ProducerVersion: m.Meta.Version,
 		DocString:       "Switchyard routing predictor: expected quality of each model for a request",
 		Graph:           g,
-		MetadataProps: []*onnx.StringStringEntryProto{
+		MetadataProps: []*onnxpb.StringStringEntryProto{
 			{Key: metaKey, Value: string(meta)},
 			{Key: "switchyard.models", Value: string(models)},
 			{Key: "switchyard.feature_spec_id", Value: m.Meta.FeatureSpecID},
@@ -201,7 +201,7 @@ func ReadONNX(path string) (*Model, error) {
 
 // ParseONNX is ReadONNX on bytes.
 func ParseONNX(b []byte) (*Model, error) {
-	var mp onnx.ModelProto
+	var mp onnxpb.ModelProto
 	if err := proto.Unmarshal(b, &mp); err != nil {
 		return nil, fmt.Errorf("not a valid ONNX file (truncated or corrupt?): %w", err)
 	}
@@ -227,7 +227,7 @@ func ParseONNX(b []byte) (*Model, error) {
 	if got := m.Meta.FeatureSpec.ID(); got != m.Meta.FeatureSpecID {
 		return nil, fmt.Errorf("metadata: feature spec id %s does not match its spec (%s)", m.Meta.FeatureSpecID, got)
 	}
-	inits := map[string]*onnx.TensorProto{}
+	inits := map[string]*onnxpb.TensorProto{}
 	for _, t := range mp.Graph.Initializer {
 		inits[t.Name] = t
 	}
@@ -327,8 +327,8 @@ func (m *Model) splitSharedTable() error {
 	return nil
 }
 
-func floatsOf(t *onnx.TensorProto) ([]float32, error) {
-	if t.DataType != int32(onnx.TensorProto_FLOAT) {
+func floatsOf(t *onnxpb.TensorProto) ([]float32, error) {
+	if t.DataType != int32(onnxpb.TensorProto_FLOAT) {
 		return nil, fmt.Errorf("data type %d, want float", t.DataType)
 	}
 	n := int64(1)
@@ -361,40 +361,40 @@ func floatsOf(t *onnx.TensorProto) ([]float32, error) {
 // tensor data does.
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
-func floatTensor(name string, vals []float32, dims ...int64) *onnx.TensorProto {
+func floatTensor(name string, vals []float32, dims ...int64) *onnxpb.TensorProto {
 	raw := make([]byte, 4*len(vals))
 	for i, v := range vals {
 		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
 	}
-	return &onnx.TensorProto{Name: name, Dims: dims, DataType: int32(onnx.TensorProto_FLOAT), RawData: raw}
+	return &onnxpb.TensorProto{Name: name, Dims: dims, DataType: int32(onnxpb.TensorProto_FLOAT), RawData: raw}
 }
 
-func int64Tensor(name string, vals []int64, dims ...int64) *onnx.TensorProto {
-	return &onnx.TensorProto{Name: name, Dims: dims, DataType: int32(onnx.TensorProto_INT64), Int64Data: vals}
+func int64Tensor(name string, vals []int64, dims ...int64) *onnxpb.TensorProto {
+	return &onnxpb.TensorProto{Name: name, Dims: dims, DataType: int32(onnxpb.TensorProto_INT64), Int64Data: vals}
 }
 
-func node(op string, inputs []string, output string, attrs ...*onnx.AttributeProto) *onnx.NodeProto {
-	return &onnx.NodeProto{OpType: op, Name: output + "_" + op, Input: inputs, Output: []string{output}, Attribute: attrs}
+func node(op string, inputs []string, output string, attrs ...*onnxpb.AttributeProto) *onnxpb.NodeProto {
+	return &onnxpb.NodeProto{OpType: op, Name: output + "_" + op, Input: inputs, Output: []string{output}, Attribute: attrs}
 }
 
-func intAttr(name string, v int64) *onnx.AttributeProto {
-	return &onnx.AttributeProto{Name: name, Type: onnx.AttributeProto_INT, I: v}
+func intAttr(name string, v int64) *onnxpb.AttributeProto {
+	return &onnxpb.AttributeProto{Name: name, Type: onnxpb.AttributeProto_INT, I: v}
 }
 
-func dimParam(name string) *onnx.TensorShapeProto_Dimension {
-	return &onnx.TensorShapeProto_Dimension{Value: &onnx.TensorShapeProto_Dimension_DimParam{DimParam: name}}
+func dimParam(name string) *onnxpb.TensorShapeProto_Dimension {
+	return &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: name}}
 }
 
-func dimValue(v int64) *onnx.TensorShapeProto_Dimension {
-	return &onnx.TensorShapeProto_Dimension{Value: &onnx.TensorShapeProto_Dimension_DimValue{DimValue: v}}
+func dimValue(v int64) *onnxpb.TensorShapeProto_Dimension {
+	return &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: v}}
 }
 
-func valueInfo(name string, elem onnx.TensorProto_DataType, dims ...*onnx.TensorShapeProto_Dimension) *onnx.ValueInfoProto {
-	return &onnx.ValueInfoProto{
+func valueInfo(name string, elem onnxpb.TensorProto_DataType, dims ...*onnxpb.TensorShapeProto_Dimension) *onnxpb.ValueInfoProto {
+	return &onnxpb.ValueInfoProto{
 		Name: name,
-		Type: &onnx.TypeProto{Value: &onnx.TypeProto_TensorType{TensorType: &onnx.TypeProto_Tensor{
+		Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
 			ElemType: int32(elem),
-			Shape:    &onnx.TensorShapeProto{Dim: dims},
+			Shape:    &onnxpb.TensorShapeProto{Dim: dims},
 		}}},
 	}
 }
