@@ -3,14 +3,11 @@ package serving
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,16 +16,17 @@ import (
 	"switchyard/classifier"
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
+	"switchyard/experiments/rollout"
 )
 
 // FileConfig is the server's configuration file: named, versioned policies
 // and the experiments that split traffic between them. See the README for
 // a complete example.
 type FileConfig struct {
-	Catalogue     string           `json:"catalogue"`      // model catalogue CSV
-	DefaultPolicy string           `json:"default_policy"` // serves requests no experiment takes
-	Policies      []PolicySpec     `json:"policies"`
-	Experiments   []ExperimentSpec `json:"experiments"`
+	Catalogue     string                   `json:"catalogue"`      // model catalogue CSV
+	DefaultPolicy string                   `json:"default_policy"` // serves requests no experiment takes
+	Policies      []PolicySpec             `json:"policies"`
+	Experiments   []rollout.ExperimentSpec `json:"experiments"`
 }
 
 // PolicySpec is one policy of the configuration: the routing policy's
@@ -39,32 +37,6 @@ type PolicySpec struct {
 	Shadow    string `json:"shadow,omitempty"`
 }
 
-// Unit keys an experiment can assign by.
-const (
-	UnitUser    = "user"
-	UnitTenant  = "tenant"
-	UnitSession = "session"
-	UnitRequest = "request"
-)
-
-// ExperimentSpec is an experiment of the configuration.
-type ExperimentSpec struct {
-	Name string    `json:"name"`
-	Unit string    `json:"unit"` // user, tenant, session or request
-	Salt string    `json:"salt"`
-	Arms []ArmSpec `json:"arms"`
-	// Rollout, when set, decides the split instead of the weights: the
-	// treatment's share grows stage by stage and falls to 0 on a breach.
-	Rollout *RolloutSpec `json:"rollout,omitempty"`
-}
-
-// ArmSpec is one arm: a policy and its share of the units.
-type ArmSpec struct {
-	Name   string  `json:"name"`
-	Policy string  `json:"policy"`
-	Weight float64 `json:"weight"`
-}
-
 // Routing is a validated configuration, ready to serve: a router per
 // policy and the experiments. The server swaps it atomically on reload.
 type Routing struct {
@@ -72,7 +44,7 @@ type Routing struct {
 	Default     *policy.Router
 	Policies    map[string]*policy.Router
 	Shadows     map[string]string // policy name -> shadow model
-	Experiments []*Experiment
+	Experiments []*rollout.Experiment
 	scorers     []classifier.Scorer
 	closers     []io.Closer
 
@@ -113,38 +85,6 @@ func (r *Routing) Close() error {
 		}
 	})
 	return errors.Join(errs...)
-}
-
-// Experiment is a running experiment with its live per-arm counts.
-type Experiment struct {
-	Spec   ExperimentSpec
-	bounds []float64 // cumulative weights
-	counts []atomic.Int64
-	ro     *rollout
-}
-
-// Arm assigns a unit to an arm: a hash of the salt and the unit, so a unit
-// stays in its arm across requests, restarts and replicas.
-func (e *Experiment) Arm(unit string) int {
-	u := UnitDraw(e.Spec.Salt, unit)
-	if e.ro != nil {
-		return e.ro.arm(u)
-	}
-	for i, b := range e.bounds {
-		if u < b {
-			return i
-		}
-	}
-	return len(e.bounds) - 1
-}
-
-// UnitDraw is the uniform number in [0,1) a unit gets under a salt.
-func UnitDraw(salt, unit string) float64 {
-	h := fnv.New64a()
-	h.Write([]byte(salt))
-	h.Write([]byte{0})
-	h.Write([]byte(unit))
-	return Draw(binary.LittleEndian.Uint64(h.Sum(nil)), "")
 }
 
 // ReadConfig reads and validates a configuration file, loading every
@@ -229,7 +169,7 @@ func BuildRouting(fc FileConfig, opts policy.LoadOptions) (*Routing, error) {
 	}
 	names := map[string]bool{}
 	for _, e := range fc.Experiments {
-		x, err := newExperiment(e, r.Policies)
+		x, err := rollout.NewExperiment(e, func(name string) bool { return r.Policies[name] != nil })
 		if err != nil {
 			return nil, err
 		}
@@ -243,59 +183,14 @@ func BuildRouting(fc FileConfig, opts policy.LoadOptions) (*Routing, error) {
 	return r, nil
 }
 
-func newExperiment(e ExperimentSpec, policies map[string]*policy.Router) (*Experiment, error) {
-	switch {
-	case e.Name == "":
-		return nil, errors.New("an experiment has no name")
-	case e.Salt == "":
-		return nil, fmt.Errorf("experiment %q: salt is empty", e.Name)
-	case len(e.Arms) < 2:
-		return nil, fmt.Errorf("experiment %q: needs at least two arms", e.Name)
-	}
-	switch e.Unit {
-	case UnitUser, UnitTenant, UnitSession, UnitRequest:
-	default:
-		return nil, fmt.Errorf("experiment %q: unit %q is not one of user, tenant, session, request", e.Name, e.Unit)
-	}
-	x := &Experiment{Spec: e, counts: make([]atomic.Int64, len(e.Arms))}
-	var sum float64
-	arms := map[string]bool{}
-	for _, a := range e.Arms {
-		if a.Name == "" || arms[a.Name] {
-			return nil, fmt.Errorf("experiment %q: arm names must be present and distinct (%q)", e.Name, a.Name)
-		}
-		arms[a.Name] = true
-		if policies[a.Policy] == nil {
-			return nil, fmt.Errorf("experiment %q: arm %q names policy %q, which is not defined", e.Name, a.Name, a.Policy)
-		}
-		if math.IsNaN(a.Weight) || a.Weight < 0 {
-			return nil, fmt.Errorf("experiment %q: arm %q: weight %v must be non-negative", e.Name, a.Name, a.Weight)
-		}
-		sum += a.Weight
-		x.bounds = append(x.bounds, sum)
-	}
-	if e.Rollout != nil {
-		ro, err := newRollout(*e.Rollout, e.Arms)
-		if err != nil {
-			return nil, fmt.Errorf("experiment %q: %w", e.Name, err)
-		}
-		x.ro = ro
-		return x, nil // the rollout decides the split
-	}
-	if math.Abs(sum-1) > 1e-9 {
-		return nil, fmt.Errorf("experiment %q: arm weights sum to %v, not 1", e.Name, sum)
-	}
-	return x, nil
-}
-
 // unitOf returns the request's value of an experiment's unit key.
 func unitOf(unit string, req *RouteRequest, decisionID string) string {
 	switch unit {
-	case UnitUser:
+	case rollout.UnitUser:
 		return req.User
-	case UnitTenant:
+	case rollout.UnitTenant:
 		return req.Tenant
-	case UnitSession:
+	case rollout.UnitSession:
 		return req.Session
 	default:
 		if req.RequestID != "" {
@@ -310,7 +205,7 @@ func unitOf(unit string, req *RouteRequest, decisionID string) string {
 // picked is the outcome of pick.
 type picked struct {
 	router  *policy.Router
-	exp     *Experiment
+	exp     *rollout.Experiment
 	arm     int
 	unit    string
 	shadow  string
@@ -324,8 +219,7 @@ func (r *Routing) pick(req *RouteRequest, decisionID string) picked {
 		if u == "" {
 			continue
 		}
-		i := x.Arm(u)
-		x.counts[i].Add(1)
+		i := x.Assign(u)
 		a := x.Spec.Arms[i]
 		return picked{router: r.Policies[a.Policy], exp: x, arm: i, unit: u, shadow: r.Shadows[a.Policy], expName: x.Spec.Name, armName: a.Name}
 	}
@@ -334,20 +228,15 @@ func (r *Routing) pick(req *RouteRequest, decisionID string) picked {
 }
 
 // watch logs every rollout transition.
-func (r *Routing) watch(log func(exp string, t Transition)) {
+func (r *Routing) watch(log func(exp string, t rollout.Transition)) {
 	for _, x := range r.Experiments {
-		if x.ro != nil {
-			name := x.Spec.Name
-			x.ro.mu.Lock()
-			x.ro.logf = func(t Transition) { log(name, t) }
-			x.ro.mu.Unlock()
-		}
+		x.Watch(log)
 	}
 }
 
-// UnitHash is what the decision log keeps of an experiment unit: a prefix
+// unitHash is what the decision log keeps of an experiment unit: a prefix
 // of its SHA-256, enough to count units without storing who they are.
-func UnitHash(unit string) string {
+func unitHash(unit string) string {
 	if unit == "" {
 		return ""
 	}
@@ -355,37 +244,11 @@ func UnitHash(unit string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// ExperimentState is one experiment in GET /v1/experiments.
-type ExperimentState struct {
-	Name    string        `json:"name"`
-	Unit    string        `json:"unit"`
-	State   string        `json:"state"`
-	Arms    []ArmState    `json:"arms"`
-	Rollout *RolloutState `json:"rollout,omitempty"`
-}
-
-// ArmState is an arm with its live count of decisions.
-type ArmState struct {
-	Name          string  `json:"name"`
-	Policy        string  `json:"policy"`
-	PolicyVersion string  `json:"policy_version"`
-	Weight        float64 `json:"weight"`
-	Decisions     int64   `json:"decisions"`
-}
-
-func (r *Routing) experimentStates() []ExperimentState {
-	out := make([]ExperimentState, 0, len(r.Experiments))
+func (r *Routing) experimentStates() []rollout.ExperimentState {
+	out := make([]rollout.ExperimentState, 0, len(r.Experiments))
+	version := func(p string) string { return r.Policies[p].Config().Version }
 	for _, x := range r.Experiments {
-		st := ExperimentState{Name: x.Spec.Name, Unit: x.Spec.Unit, State: "running"}
-		if x.ro != nil {
-			rs := x.ro.state()
-			st.Rollout, st.State = &rs, rs.State
-		}
-		for i, a := range x.Spec.Arms {
-			st.Arms = append(st.Arms, ArmState{Name: a.Name, Policy: a.Policy, PolicyVersion: r.Policies[a.Policy].Config().Version,
-				Weight: a.Weight, Decisions: x.counts[i].Load()})
-		}
-		out = append(out, st)
+		out = append(out, x.State(version))
 	}
 	return out
 }

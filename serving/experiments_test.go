@@ -21,6 +21,7 @@ import (
 	"switchyard/datasets"
 	"switchyard/datasets/logstore"
 	"switchyard/datasets/synthetic"
+	"switchyard/experiments/rollout"
 	"switchyard/serving"
 )
 
@@ -107,7 +108,7 @@ func TestExperimentsAssignUnitsDeterministically(t *testing.T) {
 
 	// live counts
 	var ex struct {
-		Experiments []serving.ExperimentState `json:"experiments"`
+		Experiments []rollout.ExperimentState `json:"experiments"`
 	}
 	require.Equal(t, http.StatusOK, getJSON(t, ts.URL+"/v1/experiments", &ex))
 	require.Len(t, ex.Experiments, 1)
@@ -295,10 +296,10 @@ func TestReviewedEdgeCases(t *testing.T) {
 	fc := serving.FileConfig{Catalogue: filepath.Join(rw.dir, "catalogue.csv"), DefaultPolicy: "a",
 		Policies: []serving.PolicySpec{{Config: policy.Config{Name: "a", QualityBar: 0.9}, Predictor: filepath.Join(rw.dir, "p.onnx")},
 			{Config: policy.Config{Name: "b", QualityBar: 0.2}, Predictor: filepath.Join(rw.dir, "p.onnx")}},
-		Experiments: []serving.ExperimentSpec{{Name: "r", Unit: serving.UnitUser, Salt: "s",
-			Arms: []serving.ArmSpec{{Name: "control", Policy: "a"}, {Name: "treatment", Policy: "b"}},
-			Rollout: &serving.RolloutSpec{Treatment: "treatment", Control: "control", Stages: []float64{0.5, 1}, MinOutcomes: 1000,
-				Guardrails: []serving.Guardrail{{Metric: serving.MetricQuality, Tolerance: 0.05}}}}}}
+		Experiments: []rollout.ExperimentSpec{{Name: "r", Unit: rollout.UnitUser, Salt: "s",
+			Arms: []rollout.ArmSpec{{Name: "control", Policy: "a"}, {Name: "treatment", Policy: "b"}},
+			Rollout: &rollout.Spec{Treatment: "treatment", Control: "control", Stages: []float64{0.5, 1}, MinOutcomes: 1000,
+				Guardrails: []rollout.Guardrail{{Metric: rollout.MetricQuality, Tolerance: 0.05}}}}}}
 	load := func() (*serving.Routing, error) {
 		return serving.BuildRouting(fc, policy.LoadOptions{Scorer: policy.ScorerGo})
 	}
@@ -322,9 +323,9 @@ func TestReviewedEdgeCases(t *testing.T) {
 		}
 		post(t, ts.URL+"/v1/feedback", fmt.Sprintf(`{"decision_id":%q,"quality":%v}`, out["decision_id"], q))
 	}
-	state := func() serving.ExperimentState {
+	state := func() rollout.ExperimentState {
 		var ex struct {
-			Experiments []serving.ExperimentState `json:"experiments"`
+			Experiments []rollout.ExperimentState `json:"experiments"`
 		}
 		getJSON(t, ts.URL+"/v1/experiments", &ex)
 		return ex.Experiments[0]

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"switchyard/datasets"
+	"switchyard/experiments/rollout"
 )
 
 // FeedbackRequest is the body of POST /v1/feedback: what the gateway
@@ -76,14 +77,14 @@ type idKey [2]uint64
 type answer struct{ quality, costUSD float64 }
 
 type expArm struct {
-	exp *Experiment
+	exp *rollout.Experiment
 	arm int
 }
 
 // indexed is what claim returns about a decision.
 type indexed struct {
 	model string
-	exp   *Experiment // the experiment the decision was in, if any
+	exp   *rollout.Experiment // the experiment the decision was in, if any
 	arm   int
 }
 
@@ -100,7 +101,7 @@ func (x *decisionIndex) key(id string) idKey {
 func (x *decisionIndex) add(id, model string) { x.addIn(id, model, nil, 0) }
 
 // addIn remembers a decision made in an arm of an experiment.
-func (x *decisionIndex) addIn(id, model string, exp *Experiment, arm int) {
+func (x *decisionIndex) addIn(id, model string, exp *rollout.Experiment, arm int) {
 	k := x.key(id)
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -312,8 +313,8 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 		r.Observe(model)
 	}
 	s.countFeedback(model, "stored")
-	if !fb.Shadow && entry.exp != nil && entry.exp.ro != nil {
-		entry.exp.ro.observe(entry.arm, rec.Quality, rec.CostUSD, rec.Error != "")
+	if !fb.Shadow && entry.exp != nil {
+		entry.exp.Observe(entry.arm, rec.Quality, rec.CostUSD, rec.Error != "")
 	}
 	if m := s.metrics; m != nil {
 		m.RealisedQuality.WithLabelValues(model).Observe(rec.Quality)

@@ -11,11 +11,12 @@ import (
 
 	"switchyard/datasets"
 	"switchyard/datasets/synthetic"
+	"switchyard/experiments/rollout"
 )
 
 func TestDecisionIndexRemembersTheMostRecentAndForgetsTheRest(t *testing.T) {
 	x := newDecisionIndex(100)
-	exp := &Experiment{}
+	exp := &rollout.Experiment{}
 	for i := range 250 {
 		if i%2 == 0 {
 			x.addIn(fmt.Sprintf("d%d", i), fmt.Sprintf("m%d", i%3), exp, i%4)

@@ -19,6 +19,7 @@ import (
 	"switchyard/datasets"
 	"switchyard/datasets/logstore"
 	"switchyard/datasets/synthetic"
+	"switchyard/experiments/rollout"
 	"switchyard/features"
 	"switchyard/serving"
 	"switchyard/training"
@@ -57,17 +58,17 @@ func newRolloutWorld(t *testing.T) *rolloutWorld {
 // run serves a rollout of treatmentBar against a control at bar 0.9 on
 // loopback until it completes, reverts or maxRequests are sent, and
 // returns the final experiment state and the largest treatment share.
-func (rw *rolloutWorld) run(t *testing.T, seed int64, treatmentBar float64, maxRequests int) (serving.ExperimentState, float64) {
+func (rw *rolloutWorld) run(t *testing.T, seed int64, treatmentBar float64, maxRequests int) (rollout.ExperimentState, float64) {
 	t.Helper()
 	fc := serving.FileConfig{Catalogue: filepath.Join(rw.dir, "catalogue.csv"), DefaultPolicy: "control",
 		Policies: []serving.PolicySpec{
 			{Config: policy.Config{Name: "control", Version: "1", QualityBar: 0.9}, Predictor: filepath.Join(rw.dir, "p.onnx")},
 			{Config: policy.Config{Name: "candidate", Version: "1", QualityBar: treatmentBar}, Predictor: filepath.Join(rw.dir, "p.onnx")},
 		},
-		Experiments: []serving.ExperimentSpec{{Name: "rollout", Unit: serving.UnitUser, Salt: fmt.Sprint("salt-", seed),
-			Arms: []serving.ArmSpec{{Name: "control", Policy: "control"}, {Name: "treatment", Policy: "candidate"}},
-			Rollout: &serving.RolloutSpec{Treatment: "treatment", Control: "control", Stages: []float64{0.1, 0.25, 0.5, 1}, MinOutcomes: 80,
-				Guardrails: []serving.Guardrail{{Metric: serving.MetricQuality, Tolerance: 0.05}, {Metric: serving.MetricErrorRate, Tolerance: 0.02}}}}}}
+		Experiments: []rollout.ExperimentSpec{{Name: "rollout", Unit: rollout.UnitUser, Salt: fmt.Sprint("salt-", seed),
+			Arms: []rollout.ArmSpec{{Name: "control", Policy: "control"}, {Name: "treatment", Policy: "candidate"}},
+			Rollout: &rollout.Spec{Treatment: "treatment", Control: "control", Stages: []float64{0.1, 0.25, 0.5, 1}, MinOutcomes: 80,
+				Guardrails: []rollout.Guardrail{{Metric: rollout.MetricQuality, Tolerance: 0.05}, {Metric: rollout.MetricErrorRate, Tolerance: 0.02}}}}}}
 	rt, err := serving.BuildRouting(fc, policy.LoadOptions{Scorer: policy.ScorerGo})
 	require.NoError(t, err)
 	defer rt.Close()
@@ -80,7 +81,7 @@ func (rw *rolloutWorld) run(t *testing.T, seed int64, treatmentBar float64, maxR
 	defer ts.Close()
 	rng := rand.New(rand.NewSource(seed))
 	maxShare := 0.0
-	var st serving.ExperimentState
+	var st rollout.ExperimentState
 	for i := 0; i < maxRequests; i++ {
 		p := rw.prompts[rng.Intn(len(rw.prompts))]
 		body, _ := json.Marshal(map[string]string{"prompt": p.Prompt, "task": p.Task, "user": fmt.Sprint("u", rng.Intn(5000))})
@@ -96,7 +97,7 @@ func (rw *rolloutWorld) run(t *testing.T, seed int64, treatmentBar float64, maxR
 		resp.Body.Close()
 		if i%100 == 99 || i == maxRequests-1 {
 			var ex struct {
-				Experiments []serving.ExperimentState `json:"experiments"`
+				Experiments []rollout.ExperimentState `json:"experiments"`
 			}
 			getJSON(t, ts.URL+"/v1/experiments", &ex)
 			st = ex.Experiments[0]

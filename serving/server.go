@@ -7,16 +7,13 @@ package serving
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"net/http"
-	"reflect"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -31,6 +28,7 @@ import (
 
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
+	"switchyard/experiments/rollout"
 )
 
 // Config holds the server's settings.
@@ -181,16 +179,13 @@ func (s *Server) store(rt *Routing) {
 	if old := s.routing.Load(); old != nil {
 		for _, x := range rt.Experiments {
 			for _, o := range old.Experiments {
-				if o.Spec.Name == x.Spec.Name && reflect.DeepEqual(o.Spec, x.Spec) {
-					x.ro = o.ro
-					for i := range x.counts {
-						x.counts[i].Store(o.counts[i].Load())
-					}
+				if x.Resume(o) {
+					break
 				}
 			}
 		}
 	}
-	rt.watch(func(exp string, t Transition) {
+	rt.watch(func(exp string, t rollout.Transition) {
 		s.log.Warn("rollout transition", "experiment", exp, "from", t.From, "to", t.To, "reason", t.Reason)
 	})
 	rt.acquire() // the server's own reference, while it is current
@@ -306,7 +301,7 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	id := s.newDecisionID()
-	pr.Draw = Draw(s.cfg.ExploreSeed, id)
+	pr.Draw = datasets.Draw(s.cfg.ExploreSeed, id) // a decision reproduces
 	pk := rt.pick(body, id)
 	router, exp, arm, unit, shadow := pk.router, pk.expName, pk.armName, pk.unit, pk.shadow
 	decideStart := time.Now()
@@ -345,7 +340,7 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 	// decision survives a killed process.
 	if s.sink != nil {
 		rec := DecisionRecord(id, start, body, d, s.cfg.KeepPrompts)
-		rec.Experiment, rec.Arm, rec.UnitHash = exp, arm, UnitHash(unit)
+		rec.Experiment, rec.Arm, rec.UnitHash = exp, arm, unitHash(unit)
 		s.sink.Log(rec)
 	}
 	noteDecision(w, id)
@@ -465,23 +460,6 @@ func DecisionRecord(id string, at time.Time, body *RouteRequest, d policy.Decisi
 	return rec
 }
 
-// Draw is the uniform number in [0,1) that exploration uses for a decision:
-// a hash of the seed and the decision id, so a decision reproduces.
-func Draw(seed uint64, decisionID string) float64 {
-	h := fnv.New64a()
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], seed)
-	h.Write(b[:])
-	h.Write([]byte(decisionID))
-	x := h.Sum64() // FNV mixes the last bytes into the low bits only: finish with splitmix64
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return float64(x>>11) / (1 << 53)
-}
-
 func (s *Server) newDecisionID() string {
 	n := s.counter.Add(1)
 	return s.instance + "-" + strconv.FormatUint(n, 36)
@@ -531,8 +509,8 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) handleExperiments(w http.ResponseWriter, _ *http.Request) {
 	out := struct {
-		Experiments []ExperimentState `json:"experiments"`
-	}{Experiments: []ExperimentState{}}
+		Experiments []rollout.ExperimentState `json:"experiments"`
+	}{Experiments: []rollout.ExperimentState{}}
 	if rt := s.routing.Load(); rt != nil {
 		out.Experiments = rt.experimentStates()
 	}

@@ -6,12 +6,10 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"math"
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -421,19 +419,4 @@ func TestConcurrentFeedbackForOneDecisionIsStoredOnce(t *testing.T) {
 	_, outcomes, err := datasets.ReadLogDir(f.logs)
 	require.NoError(t, err)
 	assert.Len(t, outcomes, 1)
-}
-
-func TestDrawsAreUniformAcrossSequentialDecisionIDs(t *testing.T) {
-	const n = 20000
-	var bins [10]int
-	for i := 0; i < n; i++ {
-		u := serving.Draw(1, "inst-"+strconv.FormatUint(uint64(i), 36))
-		require.True(t, u >= 0 && u < 1)
-		bins[int(u*10)]++
-	}
-	for k, c := range bins {
-		assert.InDelta(t, n/10, c, 4*math.Sqrt(n*0.1*0.9), "bin %d", k)
-	}
-	assert.Equal(t, serving.Draw(7, "x"), serving.Draw(7, "x"))
-	assert.NotEqual(t, serving.Draw(7, "x"), serving.Draw(8, "x"))
 }

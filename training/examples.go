@@ -10,7 +10,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"sort"
 
@@ -124,13 +123,7 @@ func InHoldout(promptID, salt string, share float64) bool {
 }
 
 // promptHash is the salted hash of a prompt id that splits data by prompt.
-func promptHash(promptID, salt string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(salt))
-	h.Write([]byte{0})
-	h.Write([]byte(promptID))
-	return h.Sum64()
-}
+func promptHash(promptID, salt string) uint64 { return datasets.SaltedHash(salt, promptID) }
 
 // Split divides examples into a training and a held-out part with InHoldout.
 func Split(ex []Example, salt string, share float64) (train, holdout []Example) {

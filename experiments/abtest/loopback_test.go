@@ -22,6 +22,7 @@ import (
 	"switchyard/datasets/logstore"
 	"switchyard/datasets/synthetic"
 	"switchyard/experiments/abtest"
+	"switchyard/experiments/rollout"
 	"switchyard/features"
 	"switchyard/serving"
 	"switchyard/training"
@@ -52,8 +53,8 @@ func TestExperimentThroughTheServerCoversTheTrueDifference(t *testing.T) {
 			{Config: policy.Config{Name: "control", Version: "1", QualityBar: 0.9, Exploration: eps}, Predictor: filepath.Join(dir, "p.onnx")},
 			{Config: policy.Config{Name: "cheap", Version: "1", QualityBar: 0.5, Exploration: eps}, Predictor: filepath.Join(dir, "p.onnx")},
 		},
-		Experiments: []serving.ExperimentSpec{{Name: "bar", Unit: serving.UnitUser, Salt: "s",
-			Arms: []serving.ArmSpec{{Name: "control", Policy: "control", Weight: 0.5}, {Name: "cheap", Policy: "cheap", Weight: 0.5}}}}}
+		Experiments: []rollout.ExperimentSpec{{Name: "bar", Unit: rollout.UnitUser, Salt: "s",
+			Arms: []rollout.ArmSpec{{Name: "control", Policy: "control", Weight: 0.5}, {Name: "cheap", Policy: "cheap", Weight: 0.5}}}}}
 	rt, err := serving.BuildRouting(fc, policy.LoadOptions{Scorer: policy.ScorerGo})
 	require.NoError(t, err)
 	defer rt.Close()

@@ -3,7 +3,6 @@ package eval
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"math"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"gonum.org/v1/gonum/stat/distuv"
 
 	"switchyard/classifier/policy"
+	"switchyard/datasets"
 	"switchyard/training"
 	"switchyard/training/frontier"
 )
@@ -191,11 +191,7 @@ func (c Config) Split(b *Bench, k int) (train, test []int) {
 	for i, id := range b.PromptIDs {
 		var inTest bool
 		if c.Folds > 1 {
-			h := fnv.New64a()
-			h.Write([]byte(c.Salt))
-			h.Write([]byte{0})
-			h.Write([]byte(id))
-			inTest = int(h.Sum64()%uint64(c.Folds)) == k
+			inTest = int(datasets.SaltedHash(c.Salt, id)%uint64(c.Folds)) == k
 		} else {
 			inTest = training.InHoldout(id, c.Salt, c.TestShare)
 		}

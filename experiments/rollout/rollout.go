@@ -1,4 +1,11 @@
-package serving
+// Package rollout is experiment assignment and the staged-rollout engine,
+// without HTTP: an Experiment assigns a unit (a user, a tenant, a session
+// or a request) to an arm by a salted hash, and a Rollout grows the
+// treatment's share stage by stage, watching guardrails with an
+// always-valid sequential test and returning all traffic to control on a
+// breach. The server assigns each request through it and reports each
+// outcome to it.
+package rollout
 
 import (
 	"fmt"
@@ -7,11 +14,11 @@ import (
 	"time"
 )
 
-// RolloutSpec stages an experiment's treatment: its share of the units
+// Spec stages an experiment's treatment: its share of the units
 // grows through Stages, each held until the treatment has MinOutcomes
 // outcomes in it, and all traffic returns to control when a guardrail is
 // breached with confidence.
-type RolloutSpec struct {
+type Spec struct {
 	Treatment   string      `json:"treatment"` // arm that is rolled out
 	Control     string      `json:"control"`   // arm everything else goes to
 	Stages      []float64   `json:"stages"`    // increasing shares of units, e.g. [0.1, 0.25, 0.5, 1]
@@ -69,9 +76,10 @@ func (a *armStats) variance(sum, sumsq float64) float64 {
 	return math.Max((sumsq-float64(a.n)*m*m)/float64(a.n-1), 1e-12)
 }
 
-// rollout is the live state of a staged rollout.
-type rollout struct {
-	spec        RolloutSpec
+// Rollout is the live state of a staged rollout. It is safe for
+// concurrent use.
+type Rollout struct {
+	spec        Spec
 	treat, ctrl int // arm indices
 	mu          sync.Mutex
 	stage       int // index into spec.Stages; -1 when reverted
@@ -87,8 +95,10 @@ type rollout struct {
 // tested and before a stage may advance.
 const minGuardrailN = 30
 
-func newRollout(spec RolloutSpec, arms []ArmSpec) (*rollout, error) {
-	r := &rollout{spec: spec, treat: -1, ctrl: -1}
+// New validates spec against the experiment's arms and starts the rollout
+// at its first stage.
+func New(spec Spec, arms []ArmSpec) (*Rollout, error) {
+	r := &Rollout{spec: spec, treat: -1, ctrl: -1}
 	for i, a := range arms {
 		switch a.Name {
 		case spec.Treatment:
@@ -133,8 +143,8 @@ func newRollout(spec RolloutSpec, arms []ArmSpec) (*rollout, error) {
 	return r, nil
 }
 
-// arm assigns a unit draw u: treatment below the current share, else control.
-func (r *rollout) arm(u float64) int {
+// Arm assigns a unit draw u: treatment below the current share, else control.
+func (r *Rollout) Arm(u float64) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if u < r.share {
@@ -143,8 +153,9 @@ func (r *rollout) arm(u float64) int {
 	return r.ctrl
 }
 
-// observe adds an outcome and advances or reverts the rollout.
-func (r *rollout) observe(arm int, q, c float64, failed bool) {
+// Observe adds an outcome of an arm (by index) and advances or reverts the
+// rollout; outcomes of other arms, or after a revert, are ignored.
+func (r *Rollout) Observe(arm int, q, c float64, failed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stage < 0 {
@@ -169,7 +180,7 @@ func (r *rollout) observe(arm int, q, c float64, failed bool) {
 	}
 }
 
-func (r *rollout) move(stage int, share float64, reason string) {
+func (r *Rollout) move(stage int, share float64, reason string) {
 	t := Transition{Time: time.Now().UTC(), From: r.share, To: share, Reason: reason}
 	r.stage, r.share, r.stageN = stage, share, 0
 	r.transitions = append(r.transitions, t)
@@ -185,7 +196,7 @@ func (r *rollout) move(stage int, share float64, reason string) {
 // it rejects when the likelihood ratio exceeds 1/alpha, which keeps the
 // false-alarm rate at alpha however often it is checked, and breaches when
 // the difference lies beyond the tolerance.
-func (r *rollout) breached() string {
+func (r *Rollout) breached() string {
 	t, c := &r.since[0], &r.since[1]
 	if t.n < minGuardrailN || c.n < minGuardrailN {
 		return ""
@@ -230,18 +241,19 @@ func (r *rollout) breached() string {
 	return ""
 }
 
-// RolloutState is a rollout in GET /v1/experiments.
-type RolloutState struct {
+// State is a rollout as the server shows it (GET /v1/experiments).
+type State struct {
 	Share       float64      `json:"treatment_share"`
 	Stage       int          `json:"stage"` // -1: reverted
 	State       string       `json:"state"` // rolling out, complete, reverted
 	Transitions []Transition `json:"transitions"`
 }
 
-func (r *rollout) state() RolloutState {
+// State is the rollout now: its share, stage and transitions.
+func (r *Rollout) State() State {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := RolloutState{Share: r.share, Stage: r.stage, State: "rolling out", Transitions: append([]Transition(nil), r.transitions...)}
+	st := State{Share: r.share, Stage: r.stage, State: "rolling out", Transitions: append([]Transition(nil), r.transitions...)}
 	switch {
 	case r.stage < 0:
 		st.State = "reverted"
@@ -249,4 +261,11 @@ func (r *rollout) state() RolloutState {
 		st.State = "complete"
 	}
 	return st
+}
+
+// Watch calls log with every later transition of the rollout.
+func (r *Rollout) Watch(log func(t Transition)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.logf = log
 }
