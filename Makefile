@@ -6,7 +6,7 @@
 #   make bench  benchmarks: the hot path, the server process under load
 #               (pinned apart from its load generator), training, eval
 #   make quality  the routing-quality table on ../shared/data
-#   make lint   gofmt, go vet, staticcheck and a go mod tidy check
+#   make lint   gofmt, go vet, a go mod tidy check and staticcheck
 #   make fuzz   every fuzz target, FUZZTIME each (30s unless set)
 #   make onnx-proto  regenerate classifier/onnxpb from its onnx.proto3
 
@@ -68,14 +68,14 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadParquet$$' -fuzztime $(FUZZTIME) ./datasets
 	$(GO) test -run '^$$' -fuzz '^FuzzEvaluate$$' -fuzztime $(FUZZTIME) ./experiments/ope
 
-# gofmt, go vet, staticcheck (built by go run at a pinned version, so only Go
-# is needed) and a check that go.mod and go.sum are tidy; go mod tidy -diff
-# prints what it would change and leaves the files as they are.
+# gofmt, go vet, a check that go.mod and go.sum are tidy (go mod tidy -diff
+# prints what it would change and leaves the files as they are), and
+# staticcheck, built by go run at a pinned version so only Go is needed.
 lint:
 	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "gofmt -l: not formatted (run gofmt -w):" >&2; echo "$$files" >&2; exit 1; fi
 	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VER) ./...
 	$(GO) mod tidy -diff
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VER) ./...
 
 # classifier/onnxpb holds Go types for ONNX's protobuf messages, generated
 # from onnx/onnx.proto3 of onnx/onnx v1.22.0 (commit
