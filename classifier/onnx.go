@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"switchyard/classifier/onnxpb"
@@ -208,25 +209,14 @@ func ParseONNX(b []byte) (*Model, error) {
 	if mp.Graph == nil {
 		return nil, fmt.Errorf("not a valid ONNX file: no graph")
 	}
-	var metaJSON string
-	for _, p := range mp.MetadataProps {
-		if p.Key == metaKey {
-			metaJSON = p.Value
-		}
-	}
-	if metaJSON == "" {
-		return nil, fmt.Errorf("not a Switchyard predictor: metadata %q missing", metaKey)
-	}
-	m := &Model{}
-	if err := json.Unmarshal([]byte(metaJSON), &m.Meta); err != nil {
-		return nil, fmt.Errorf("metadata %q: %w", metaKey, err)
-	}
-	if err := m.Meta.FeatureSpec.Validate(); err != nil {
+	if err := checkInterface(mp.Graph); err != nil {
 		return nil, err
 	}
-	if got := m.Meta.FeatureSpec.ID(); got != m.Meta.FeatureSpecID {
-		return nil, fmt.Errorf("metadata: feature spec id %s does not match its spec (%s)", m.Meta.FeatureSpecID, got)
+	meta, err := decodeMetadata(mp.MetadataProps)
+	if err != nil {
+		return nil, err
 	}
+	m := &Model{Meta: meta}
 	inits := map[string]*onnxpb.TensorProto{}
 	for _, t := range mp.Graph.Initializer {
 		inits[t.Name] = t
@@ -252,6 +242,131 @@ func ParseONNX(b []byte) (*Model, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// checkInterface checks the graph's inputs and output by name and order:
+// what the scorers feed and read.
+func checkInterface(g *onnxpb.GraphProto) error {
+	want := []string{InputIDs, InputTask, InputDense}
+	if len(g.Input) != len(want) {
+		return fmt.Errorf("not a Switchyard predictor: the graph has %d inputs, want %v", len(g.Input), want)
+	}
+	for i, in := range g.Input {
+		if in.GetName() != want[i] {
+			return fmt.Errorf("not a Switchyard predictor: graph input %d is %q, want %q", i, in.GetName(), want[i])
+		}
+	}
+	if len(g.Output) != 1 || g.Output[0].GetName() != OutputQuality {
+		return fmt.Errorf("not a Switchyard predictor: the graph's outputs are not [%s]", OutputQuality)
+	}
+	return nil
+}
+
+// decodeMetadata reads the predictor's Metadata from the model's metadata
+// entries and checks its feature spec.
+func decodeMetadata(props []*onnxpb.StringStringEntryProto) (Metadata, error) {
+	var metaJSON string
+	for _, p := range props {
+		if p.GetKey() == metaKey {
+			metaJSON = p.GetValue()
+		}
+	}
+	var meta Metadata
+	if metaJSON == "" {
+		return meta, fmt.Errorf("not a Switchyard predictor: metadata %q missing", metaKey)
+	}
+	if err := json.Unmarshal([]byte(metaJSON), &meta); err != nil {
+		return meta, fmt.Errorf("metadata %q: %w", metaKey, err)
+	}
+	if err := meta.FeatureSpec.Validate(); err != nil {
+		return meta, err
+	}
+	if got := meta.FeatureSpec.ID(); got != meta.FeatureSpecID {
+		return meta, fmt.Errorf("metadata: feature spec id %s does not match its spec (%s)", meta.FeatureSpecID, got)
+	}
+	return meta, nil
+}
+
+// ReadMetadata reads a predictor's metadata and checks its graph's inputs
+// and output, without decoding its weights (a walk over the bytes that
+// copies none of them): enough to open an ONNX Runtime session over the
+// bytes before ParseONNX decodes them, so that a predictor being loaded is
+// not held in memory three times at once.
+func ReadMetadata(b []byte) (Metadata, error) {
+	var props []*onnxpb.StringStringEntryProto
+	var g onnxpb.GraphProto
+	graph := false
+	corrupt := func() (Metadata, error) {
+		return Metadata{}, fmt.Errorf("not a valid ONNX file (truncated or corrupt?)")
+	}
+	err := walkFields(b, func(num protowire.Number, v []byte) error {
+		switch num {
+		case 7: // ModelProto.graph
+			graph = true
+			return walkFields(v, func(num protowire.Number, v []byte) error {
+				var vi onnxpb.ValueInfoProto
+				switch num {
+				case 11: // GraphProto.input
+					if err := proto.Unmarshal(v, &vi); err != nil {
+						return err
+					}
+					g.Input = append(g.Input, &vi)
+				case 12: // GraphProto.output
+					if err := proto.Unmarshal(v, &vi); err != nil {
+						return err
+					}
+					g.Output = append(g.Output, &vi)
+				}
+				return nil
+			})
+		case 14: // ModelProto.metadata_props
+			var e onnxpb.StringStringEntryProto
+			if err := proto.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			props = append(props, &e)
+		}
+		return nil
+	})
+	if err != nil {
+		return corrupt()
+	}
+	if !graph {
+		return Metadata{}, fmt.Errorf("not a valid ONNX file: no graph")
+	}
+	if err := checkInterface(&g); err != nil {
+		return Metadata{}, err
+	}
+	return decodeMetadata(props)
+}
+
+// walkFields calls f with the number and bytes of every length-delimited
+// field of a protobuf message, skipping the others.
+func walkFields(b []byte, f func(num protowire.Number, v []byte) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		if typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			if err := f(num, v); err != nil {
+				return err
+			}
+			b = b[n:]
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 // xPart is a run of rows of the exported layers' input that comes from
@@ -287,11 +402,19 @@ func (m *Model) splitSharedTable() error {
 	if int64(len(m.W1)) != inX*hid || int64(len(m.Ws)) != inX*nout {
 		return fmt.Errorf("weights w1 (%d values) and ws (%d) do not match a shared table of width %d", len(m.W1), len(m.Ws), k)
 	}
-	emb, sparse := make([]float32, buckets*d), make([]float32, buckets*nout)
+	// repack the table in place, the largest weight is not held twice while
+	// a predictor loads: embeddings first (row r moves from r·k to r·d, never
+	// past a row not yet moved), then the sparse columns after them
+	table := m.Emb
+	tmp := make([]float32, buckets*nout)
 	for r := int64(0); r < buckets; r++ {
-		copy(emb[r*d:r*d+d], m.Emb[r*k:r*k+d])
-		copy(sparse[r*nout:r*nout+nout], m.Emb[r*k+d:r*k+k])
+		copy(tmp[r*nout:r*nout+nout], table[r*k+d:r*k+k])
 	}
+	for r := int64(0); r < buckets; r++ {
+		copy(table[r*d:r*d+d], table[r*k:r*k+d])
+	}
+	copy(table[buckets*d:], tmp)
+	emb, sparse := table[:buckets*d:buckets*d], table[buckets*d:]
 	// the rows the export leaves at zero, and the identity, must be as it
 	// wrote them: the pure-Go forward pass does not read them, ONNX Runtime does
 	used := make([]bool, inX)

@@ -146,30 +146,18 @@ func (b *ortBuffers) destroy() {
 	b.out.Destroy()
 }
 
-// NewORTScorer creates an ONNX Runtime session over the ONNX bytes of m
-// (as written by ExportONNX). The session runs with one intra-op and one
-// inter-op thread: requests are parallel across goroutines, not inside one.
-// The graph's input and output names are checked.
-func NewORTScorer(rt *Runtime, onnxBytes []byte, m *Model) (*ORTScorer, error) {
+// NewORTScorer creates an ONNX Runtime session over the ONNX bytes of a
+// predictor with metadata meta (as ReadMetadata or ParseONNX accepted them:
+// both check the graph's inputs and output).
+// The session runs with one intra-op and one inter-op thread: requests are
+// parallel across goroutines, not inside one. (Asking ONNX Runtime for the
+// graph's inputs would load the whole predictor into a second, temporary
+// session: on a reload that was the largest transient use of memory.)
+func NewORTScorer(rt *Runtime, onnxBytes []byte, meta Metadata) (*ORTScorer, error) {
 	if rt == nil {
 		return nil, errors.New("ort scorer: no runtime")
 	}
-	ins, outs, err := ort.GetInputOutputInfoWithONNXData(onnxBytes)
-	if err != nil {
-		return nil, fmt.Errorf("ort scorer: read graph inputs: %w", err)
-	}
 	want := []string{InputIDs, InputTask, InputDense}
-	if len(ins) != len(want) {
-		return nil, fmt.Errorf("ort scorer: graph has %d inputs, want %v", len(ins), want)
-	}
-	for i, in := range ins {
-		if in.Name != want[i] {
-			return nil, fmt.Errorf("ort scorer: graph input %d is %q, want %q", i, in.Name, want[i])
-		}
-	}
-	if len(outs) != 1 || outs[0].Name != OutputQuality {
-		return nil, fmt.Errorf("ort scorer: graph outputs %v, want [%s]", outs, OutputQuality)
-	}
 	opts, err := ort.NewSessionOptions()
 	if err != nil {
 		return nil, fmt.Errorf("ort scorer: options: %w", err)
@@ -181,11 +169,16 @@ func NewORTScorer(rt *Runtime, onnxBytes []byte, m *Model) (*ORTScorer, error) {
 	if err := opts.SetInterOpNumThreads(1); err != nil {
 		return nil, fmt.Errorf("ort scorer: inter-op threads: %w", err)
 	}
+	// weights straight from the allocator, not the arena, which rounds a
+	// large one up and keeps what it took: a reload holds two predictors
+	if err := opts.AddSessionConfigEntry("session.use_device_allocator_for_initializers", "1"); err != nil {
+		return nil, fmt.Errorf("ort scorer: initializer allocation: %w", err)
+	}
 	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(onnxBytes, want, []string{OutputQuality}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("ort scorer: create session: %w", err)
 	}
-	return &ORTScorer{sess: sess, nout: len(m.Meta.Models), nb: m.Meta.FeatureSpec.Buckets, bufs: make(chan *ortBuffers, runtime.GOMAXPROCS(0))}, nil
+	return &ORTScorer{sess: sess, nout: len(meta.Models), nb: meta.FeatureSpec.Buckets, bufs: make(chan *ortBuffers, runtime.GOMAXPROCS(0))}, nil
 }
 
 func (s *ORTScorer) getBuffers() (*ortBuffers, error) {

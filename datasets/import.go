@@ -253,7 +253,7 @@ func jsonScalar(raw json.RawMessage) (string, error) {
 func wideHeader(cr *csv.Reader, path string, cat *Catalogue, rep *ImportReport) ([]int, error) {
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("read %s: empty file, want a header prompt_id,<model>,...", path)
+		return nil, fmt.Errorf("read %s: empty file, want a header of prompt_id and one column per model", path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: header: %w", path, err)

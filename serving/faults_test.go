@@ -59,7 +59,7 @@ func TestONNXRuntimeFailureFallsBackToGoScorer(t *testing.T) {
 	require.NoError(t, err)
 	rt, err := classifier.OpenRuntime(classifier.FindRuntimeLibrary(""))
 	require.NoError(t, err)
-	ort, err := classifier.NewORTScorer(rt, raw, m)
+	ort, err := classifier.NewORTScorer(rt, raw, m.Meta)
 	require.NoError(t, err)
 	goScorer, err := classifier.NewGoScorer(m)
 	require.NoError(t, err)

@@ -35,13 +35,20 @@ func LoadRouter(opts LoadOptions) (*Router, classifier.Scorer, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("load predictor: %w", err)
 	}
-	m, err := classifier.ParseONNX(raw)
+	meta, err := classifier.ReadMetadata(raw)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load predictor %s: %w", opts.ModelPath, err)
 	}
-	ext, err := features.NewExtractor(m.Meta.FeatureSpec)
+	ext, err := features.NewExtractor(meta.FeatureSpec)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load predictor %s: this build cannot compute its features: %w", opts.ModelPath, err)
+	}
+	parse := func() (*classifier.Model, error) {
+		m, err := classifier.ParseONNX(raw)
+		if err != nil {
+			return nil, fmt.Errorf("load predictor %s: %w", opts.ModelPath, err)
+		}
+		return m, nil
 	}
 	var sc classifier.Scorer
 	switch opts.Scorer {
@@ -50,9 +57,19 @@ func LoadRouter(opts LoadOptions) (*Router, classifier.Scorer, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		ort, err := classifier.NewORTScorer(rt, raw, m)
+		// ONNX Runtime first, then the Go decoding: the two copies of the
+		// weights are not made while ONNX Runtime holds its own parse
+		ort, err := classifier.NewORTScorer(rt, raw, meta)
 		if err != nil {
+			if _, perr := parse(); perr != nil {
+				return nil, nil, perr // what is wrong with the file, in our words
+			}
 			return nil, nil, fmt.Errorf("load predictor %s: %w", opts.ModelPath, err)
+		}
+		m, err := parse()
+		if err != nil {
+			ort.Close()
+			return nil, nil, err
 		}
 		goScorer, err := classifier.NewGoScorer(m)
 		if err != nil {
@@ -61,13 +78,17 @@ func LoadRouter(opts LoadOptions) (*Router, classifier.Scorer, error) {
 		}
 		sc = classifier.NewFallbackScorer(ort, goScorer, opts.OnFallback)
 	case ScorerGo:
+		m, err := parse()
+		if err != nil {
+			return nil, nil, err
+		}
 		if sc, err = classifier.NewGoScorer(m); err != nil {
 			return nil, nil, err
 		}
 	default:
 		return nil, nil, fmt.Errorf("unknown scorer %q (want %s or %s)", opts.Scorer, ScorerONNX, ScorerGo)
 	}
-	r, err := NewRouter(ext, sc, m.Meta, opts.Catalogue, opts.Policy)
+	r, err := NewRouter(ext, sc, meta, opts.Catalogue, opts.Policy)
 	if err != nil {
 		sc.Close()
 		return nil, nil, err

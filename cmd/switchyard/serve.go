@@ -330,7 +330,7 @@ func runRoute(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	prompt := strings.Join(fs.Args(), " ")
 	if prompt == "" {
-		return errors.New("route: give the prompt as arguments: switchyard route [flags] PROMPT...")
+		return errors.New("route: give the prompt as arguments (switchyard route [flags] PROMPT)")
 	}
 	barSet := false // --quality-bar given: this request's bar, also over a policy file's
 	fs.Visit(func(f *flag.Flag) { barSet = barSet || f.Name == "quality-bar" })

@@ -219,18 +219,6 @@ func (f *filler) isTaken(base, v string) bool {
 	return false
 }
 
-// sentences expands n templates drawn from pool (without repeats while the
-// pool lasts) and joins them with spaces.
-func (f *filler) sentences(pool []string, n int) string {
-	var parts []string
-	for len(parts) < n {
-		for _, t := range f.pickN(pool, n-len(parts)) {
-			parts = append(parts, f.expand(t))
-		}
-	}
-	return strings.Join(parts, " ")
-}
-
 // list formats items as a bullet list, a numbered list or inline text,
 // chosen at random, so that prompt layouts vary.
 func (f *filler) list(items []string) string {
