@@ -66,7 +66,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzImportLongCSV$$' -fuzztime $(FUZZTIME) ./datasets
 	$(GO) test -run '^$$' -fuzz '^FuzzImportLongJSONL$$' -fuzztime $(FUZZTIME) ./datasets
 	$(GO) test -run '^$$' -fuzz '^FuzzReadParquet$$' -fuzztime $(FUZZTIME) ./datasets
-	$(GO) test -run '^$$' -fuzz '^FuzzEvaluate$$' -fuzztime $(FUZZTIME) ./experiments/ope
+	$(GO) test -run '^$$' -fuzz '^FuzzValue$$' -fuzztime $(FUZZTIME) ./experiments/ope
 
 # gofmt, go vet, a check that go.mod and go.sum are tidy (go mod tidy -diff
 # prints what it would change and leaves the files as they are), and

@@ -345,7 +345,7 @@ func TestSchemasMatchGolden(t *testing.T) {
 	}
 	want, err := os.ReadFile(golden)
 	require.NoError(t, err, "run go test ./datasets -run Golden -update to create it")
-	assert.Equal(t, string(want), b.String(), "schemas changed: rerun with -update and update the README")
+	assert.Equal(t, string(want), b.String(), "schemas changed: rerun with -update and update docs/formats.md")
 }
 
 // FuzzReadParquet feeds arbitrary bytes to the Parquet reader: it must return

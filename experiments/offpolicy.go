@@ -147,6 +147,6 @@ func ArmOffPolicy(decisions []datasets.DecisionRecord, outcomes []datasets.Outco
 		}
 		return nil, st, fmt.Errorf("arm %s: no usable decisions of the other arms", arm)
 	}
-	rep, err := ope.Evaluate(recs, cfg)
+	rep, err := ope.Value(recs, cfg)
 	return rep, st, err
 }

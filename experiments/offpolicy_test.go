@@ -107,7 +107,7 @@ func TestOffPolicyEstimateFromSimulatedLogsCoversTheTruth(t *testing.T) {
 	recs, st, err := experiments.OffPolicyRecords(gotD, gotO, target)
 	require.NoError(t, err)
 	assert.Equal(t, len(logP), st.Used)
-	rep, err := ope.Evaluate(recs, ope.Config{Bootstrap: 300, Seed: 1})
+	rep, err := ope.Value(recs, ope.Config{Bootstrap: 300, Seed: 1})
 	require.NoError(t, err)
 	dr := rep.Quality[ope.DR]
 	t.Logf("true quality %.4f, DR %.4f [%.4f, %.4f], IPS %.4f; true cost %.6f, DR %.6f [%.6f, %.6f]; ESS %.0f of %d",

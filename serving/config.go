@@ -20,7 +20,7 @@ import (
 )
 
 // FileConfig is the server's configuration file: named, versioned policies
-// and the experiments that split traffic between them. See the README for
+// and the experiments that split traffic between them. See docs/experiments.md for
 // a complete example.
 type FileConfig struct {
 	Catalogue     string                   `json:"catalogue"`      // model catalogue CSV

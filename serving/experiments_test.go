@@ -264,13 +264,13 @@ func TestShadowOutcomesAreStoredAsShadow(t *testing.T) {
 	assert.Equal(t, out["model"], bySource[datasets.SourceOnline].Model)
 }
 
-// TestREADMEConfigurationExampleIsValid keeps the README's example in step
+// TestConfigurationExampleIsValid keeps the documented example in step
 // with the format: it decodes strictly and passes validation.
-func TestREADMEConfigurationExampleIsValid(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+func TestConfigurationExampleIsValid(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "docs", "experiments.md"))
 	require.NoError(t, err)
 	text := string(b)
-	start := strings.Index(text, "## Policies and experiments")
+	start := strings.Index(text, "## Policies and experiments: the configuration file")
 	require.GreaterOrEqual(t, start, 0)
 	block := text[start:]
 	block = block[strings.Index(block, "```json\n")+len("```json\n"):]

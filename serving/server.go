@@ -163,13 +163,13 @@ func New(cfg Config, d Deps) (*Server, error) {
 	case d.Routing != nil:
 		s.store(d.Routing)
 	case d.Router != nil:
-		s.SetRouter(d.Router)
+		s.setRouter(d.Router)
 	}
 	return s, nil
 }
 
-// SetRouter serves a single policy (no experiments) from now on.
-func (s *Server) SetRouter(r *policy.Router) { s.store(SingleRouting(r, s.cat)) }
+// setRouter serves a single policy (no experiments) from now on.
+func (s *Server) setRouter(r *policy.Router) { s.store(SingleRouting(r, s.cat)) }
 
 // store serves rt from now on, logging its rollouts' transitions. An
 // experiment whose specification did not change keeps its rollout state

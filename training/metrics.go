@@ -6,11 +6,11 @@ import (
 	"switchyard/classifier"
 )
 
-// Evaluate computes per-model validation metrics of m on examples: AUC
+// ValidationMetrics computes per-model validation metrics of m on examples: AUC
 // (observed quality >= 0.5 counts as a positive), Brier score (mean squared
 // error of the predicted quality), the number of observations and the mean
 // observed quality. Observations are weighted by their example weight.
-func Evaluate(m *classifier.Model, ex []Example) map[string]classifier.Metrics {
+func ValidationMetrics(m *classifier.Model, ex []Example) map[string]classifier.Metrics {
 	models := m.Models()
 	preds := make([][]scored, len(models))
 	var a classifier.Activations
@@ -44,13 +44,13 @@ func metricsOf(s []scored) classifier.Metrics {
 		met.Brier = brier / w
 		met.Mean = mean / w
 	}
-	met.AUC = AUC(s)
+	met.AUC = auc(s)
 	return met
 }
 
-// AUC is the weighted area under the ROC curve of scores p for labels
+// auc is the weighted area under the ROC curve of scores p for labels
 // y >= 0.5, with ties counted half. It is 0.5 when one class is absent.
-func AUC(s []scored) float64 {
+func auc(s []scored) float64 {
 	sorted := append([]scored(nil), s...)
 	sort.Slice(sorted, func(a, b int) bool { return sorted[a].p < sorted[b].p })
 	var pos, neg, area, negBelow float64
@@ -82,5 +82,5 @@ func AUCOf(scores, labels []float64) float64 {
 	for i := range scores {
 		s[i] = scored{p: scores[i], y: labels[i], w: 1}
 	}
-	return AUC(s)
+	return auc(s)
 }

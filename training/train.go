@@ -176,7 +176,7 @@ func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string
 			applyBlend(m, lp, b)
 			res.Blend = b
 			if !calibrated {
-				calibrateParts(m, oof, b)
+				plattOnOutOfFold(m, oof, b)
 				calibrated = true
 			}
 			if t.Log != nil {
@@ -185,7 +185,7 @@ func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string
 		}
 	}
 	if len(val) > 0 && !calibrated {
-		calibrate(m, val)
+		plattOnValidation(m, val)
 	}
 	res.Duration = time.Since(start)
 	if len(val) > 0 {
@@ -194,7 +194,7 @@ func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string
 			obj = WeightedBCE{}
 		}
 		res.ValLoss = Loss(m, obj, val) // of the model returned: blended and calibrated
-		res.Validation = Evaluate(m, val)
+		res.Validation = ValidationMetrics(m, val)
 	}
 	m.Meta.Validation = res.Validation
 	return m, res, nil

@@ -75,7 +75,7 @@ func runCalibrate(_ context.Context, args []string, stdout, stderr io.Writer) er
 			prompts = append(prompts, i)
 		}
 	}
-	tu, err := eval.Calibrate(b, router, prompts, *knob, t)
+	tu, err := eval.MeetTarget(b, router, prompts, *knob, t)
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,21 @@
 // Command switchyard is the learned LLM router: it generates or imports
-// outcome data, trains the predictor, and serves routing decisions.
+// outcome data, trains and evaluates the predictor, serves routing
+// decisions, and analyses experiments and exploration logs. Every command
+// is listed by `switchyard help` from commands() below; docs/commands.md has
+// the table.
 //
-//	switchyard generate --out DIR                      synthetic workload
-//	switchyard import   --benchmark DIR --out DIR      benchmark-table layout
-//	switchyard import   --long FILE --catalogue F --out DIR
-//	switchyard train    --data DIR --out DIR           predictor.onnx + manifest.json
-//	switchyard serve    --model F --catalogue F        HTTP service
-//	switchyard route    --model F --catalogue F PROMPT one decision, as JSON
+//	switchyard generate   --out DIR                     synthetic workload
+//	switchyard import     --benchmark DIR --out DIR     benchmark-table layout (or --long FILE)
+//	switchyard train      --data DIR --out DIR          predictor.onnx + manifest.json
+//	switchyard serve      --model F --catalogue F       HTTP service (or --config, --policy-file)
+//	switchyard route      --model F --catalogue F PROMPT  one decision, as JSON
+//	switchyard eval       --benchmark DIR               learned router against baselines
+//	switchyard quality                                  the routing-quality table
+//	switchyard calibrate  --data DIR --model F ...      the bar or λ that meets a target
+//	switchyard simulate                                 bandit traffic through the server
+//	switchyard loadgen    --addr HOST:PORT              load against a running server
+//	switchyard experiment analyze --logs DIR --config F per-arm results of an experiment
+//	switchyard ope        --logs DIR --model F ...      a policy's value from exploration logs
 package main
 
 import (

@@ -54,7 +54,7 @@ func runOPE(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(recs) == 0 {
 		return fmt.Errorf("ope: no usable logged decisions in %s", *logs)
 	}
-	rep, err := ope.Evaluate(recs, ope.Config{Bootstrap: *boot, Seed: *seed, MaxWeight: *clip})
+	rep, err := ope.Value(recs, ope.Config{Bootstrap: *boot, Seed: *seed, MaxWeight: *clip})
 	if err != nil {
 		return fmt.Errorf("ope: %w", err)
 	}

@@ -89,7 +89,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rf.register(fs)
 	def := serving.DefaultConfig()
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
-	configFile := fs.String("config", "", "configuration file with policies and experiments (see the README); replaces --policy-file and --model")
+	configFile := fs.String("config", "", "configuration file with policies and experiments (docs/experiments.md); replaces --policy-file and --model")
 	logs := fs.String("logs", "logs", "folder of the decision and outcome logs (Parquet, dt=/hour= partitions)")
 	keepPrompts := fs.Bool("log-prompts", true, "write prompt text to the decision log (false: only its SHA-256)")
 	maxBody := fs.Int64("max-body-bytes", def.MaxBodyBytes, "largest request body accepted")

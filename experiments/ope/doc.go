@@ -9,7 +9,7 @@
 // candidate policy (the target) the caller turns each logged decision into a
 // Record: the logged action and its propensity, the observed reward and
 // cost, the target's distribution over the same action set, and a direct
-// model's predicted quality and cost of every action. Evaluate returns a
+// model's predicted quality and cost of every action. Value returns a
 // Report with three estimators for mean quality and for mean cost per
 // request, percentile bootstrap intervals and overlap diagnostics. The
 // package imports nothing from the project; callers in experiments and cmd
@@ -60,7 +60,7 @@
 // once, so a resample is a pass of sums with no allocation.
 //
 // The effective sample size (Σw)²/Σw² says how many records the weighted
-// average effectively rests on. Evaluate warns when ESS/n falls below
+// average effectively rests on. Value warns when ESS/n falls below
 // Config.LowOverlapESS, when the target puts more than RareTargetShare of
 // its probability on actions the logging policy (per LoggingProbs) gives
 // under RareLoggingProb, when propensities fall below TinyPropensity, when

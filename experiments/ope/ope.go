@@ -35,7 +35,7 @@ const (
 	RareLoggingProb = 0.01
 	// RareTargetShare is the share of the target's probability mass (over
 	// the records that carry LoggingProbs) on practically unexplored actions
-	// above which Evaluate warns.
+	// above which Value warns.
 	RareTargetShare = 0.05
 	// TinyPropensity is the logged propensity below which a record is
 	// reported: one such record can carry a weight of 1000 or more.
@@ -59,7 +59,7 @@ type Record struct {
 	LoggingProbs []float64 // optional: the logging policy's whole distribution (nil if unknown), for overlap diagnostics
 }
 
-// Config holds the settings of Evaluate. The zero Config is usable.
+// Config holds the settings of Value. The zero Config is usable.
 type Config struct {
 	// Bootstrap is the number of bootstrap resamples behind StdErr, Lo and
 	// Hi; DefaultBootstrap when 0.
@@ -78,7 +78,7 @@ type Config struct {
 	// interval covers the clipped estimand, not the true value. Use it when
 	// ESS is small, and report it.
 	MaxWeight float64
-	// LowOverlapESS is the ESS/N share below which Evaluate warns of low
+	// LowOverlapESS is the ESS/N share below which Value warns of low
 	// overlap; DefaultLowOverlapESS when 0.
 	LowOverlapESS float64
 }
@@ -159,12 +159,12 @@ func (s *sums) estimators(n int) [6]float64 {
 	return [6]float64{s.wr / fn, snipsQ, s.dr / fn, s.wc / fn, snipsC, s.dcost / fn}
 }
 
-// Evaluate estimates the target policy's mean quality and cost from logged
+// Value estimates the target policy's mean quality and cost from logged
 // bandit feedback with IPS, self-normalised IPS and doubly robust
 // estimators, each with a seeded percentile bootstrap interval, and
 // diagnoses the overlap between the logging and the target policy. It
 // returns an error naming the record and field when an input is invalid.
-func Evaluate(recs []Record, cfg Config) (*Report, error) {
+func Value(recs []Record, cfg Config) (*Report, error) {
 	cfg, err := withDefaults(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate off-policy: %w", err)

@@ -51,7 +51,7 @@ func TestEstimatorsMatchHandComputedValues(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rep, err := ope.Evaluate(handRecords(), ope.Config{Bootstrap: 50, MaxWeight: tt.maxWeight})
+			rep, err := ope.Value(handRecords(), ope.Config{Bootstrap: 50, MaxWeight: tt.maxWeight})
 			require.NoError(t, err)
 			assert.Equal(t, 3, rep.N)
 			assert.InDelta(t, 2.0/3, rep.MatchRate, 1e-12)
@@ -75,7 +75,7 @@ func TestClippingCapsWeights(t *testing.T) {
 			Target: []float64{1, 0}, PredReward: []float64{0.5, 0.5}, PredCost: []float64{1, 1}}
 	}
 	const capW = 10.0
-	rep, err := ope.Evaluate(recs, ope.Config{Bootstrap: 200, MaxWeight: capW})
+	rep, err := ope.Value(recs, ope.Config{Bootstrap: 200, MaxWeight: capW})
 	require.NoError(t, err)
 	var mean float64
 	for _, r := range recs {
@@ -88,7 +88,7 @@ func TestClippingCapsWeights(t *testing.T) {
 	assert.InDelta(t, float64(len(recs)), rep.ESS, 1e-9, "equal clipped weights give ESS = n")
 	assert.True(t, hasWarning(rep, "clipped 200 of 200 weights"), "warnings: %q", rep.Warnings)
 
-	unclipped, err := ope.Evaluate(recs, ope.Config{Bootstrap: 200})
+	unclipped, err := ope.Value(recs, ope.Config{Bootstrap: 200})
 	require.NoError(t, err)
 	assert.InDelta(t, 1000*mean, unclipped.Quality[ope.IPS].Value, 1e-9)
 	assert.False(t, hasWarning(unclipped, "clipped"))
@@ -125,7 +125,7 @@ func TestInvalidRecordErrorNamesIndexAndField(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			recs := handRecords()
 			tt.mutate(&recs[2])
-			_, err := ope.Evaluate(recs, ope.Config{Bootstrap: 10})
+			_, err := ope.Value(recs, ope.Config{Bootstrap: 10})
 			require.Error(t, err)
 			var re *ope.RecordError
 			require.True(t, errors.As(err, &re), "error %v is not a *RecordError", err)
@@ -155,7 +155,7 @@ func TestInvalidInputIsRejected(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ope.Evaluate(tt.recs, tt.cfg)
+			_, err := ope.Value(tt.recs, tt.cfg)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.want)
 		})
@@ -204,7 +204,7 @@ func TestWarningsFlagFragileEstimates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rep, err := ope.Evaluate(tt.recs, tt.cfg)
+			rep, err := ope.Value(tt.recs, tt.cfg)
 			require.NoError(t, err)
 			require.Len(t, rep.Warnings, len(tt.want), "warnings: %q", rep.Warnings)
 			for i, w := range tt.want {
@@ -223,7 +223,7 @@ func TestNoMatchLeavesDRAtTheDirectModel(t *testing.T) {
 		recs[i].Target[1-recs[i].Logged] = 1
 		recs[i].LoggingProbs = nil
 	}
-	rep, err := ope.Evaluate(recs, ope.Config{Bootstrap: 20})
+	rep, err := ope.Value(recs, ope.Config{Bootstrap: 20})
 	require.NoError(t, err)
 	assert.InDelta(t, 0, rep.ESS, 0)
 	assert.InDelta(t, 0, rep.Quality[ope.IPS].Value, 0)
@@ -236,14 +236,14 @@ func TestNoMatchLeavesDRAtTheDirectModel(t *testing.T) {
 func TestSameSeedGivesIdenticalReport(t *testing.T) {
 	recs := handRecords()
 	cfg := ope.Config{Bootstrap: 300, Seed: 42}
-	a, err := ope.Evaluate(recs, cfg)
+	a, err := ope.Value(recs, cfg)
 	require.NoError(t, err)
-	b, err := ope.Evaluate(recs, cfg)
+	b, err := ope.Value(recs, cfg)
 	require.NoError(t, err)
 	require.Equal(t, a, b)
 
 	cfg.Seed = 43
-	c, err := ope.Evaluate(recs, cfg)
+	c, err := ope.Value(recs, cfg)
 	require.NoError(t, err)
 	assert.Equal(t, a.Quality[ope.DR].Value, c.Quality[ope.DR].Value, "the point estimate does not depend on the seed")
 	assert.NotEqual(t, a.Quality[ope.DR].StdErr, c.Quality[ope.DR].StdErr, "the bootstrap does")
@@ -411,7 +411,7 @@ func TestEstimatorsOnSyntheticLogs(t *testing.T) {
 	for s := range runs {
 		rng := rand.New(rand.NewPCG(uint64(s), 99))
 		recs, q, c := b.log(rng, logging, target)
-		rep, err := ope.Evaluate(recs, ope.Config{Bootstrap: 200, Seed: int64(s)})
+		rep, err := ope.Value(recs, ope.Config{Bootstrap: 200, Seed: int64(s)})
 		require.NoError(t, err)
 		runs[s] = run{rep, q, c}
 	}
@@ -485,7 +485,7 @@ func TestEstimatorsOnSyntheticLogs(t *testing.T) {
 		}
 		obsQ /= float64(len(recs))
 		obsC /= float64(len(recs))
-		rep, err := ope.Evaluate(recs, ope.Config{Bootstrap: 200})
+		rep, err := ope.Value(recs, ope.Config{Bootstrap: 200})
 		require.NoError(t, err)
 		for _, k := range []string{ope.IPS, ope.SNIPS} {
 			assert.InDelta(t, obsQ, rep.Quality[k].Value, 1e-9, k)
@@ -506,7 +506,7 @@ func TestEstimatorsOnSyntheticLogs(t *testing.T) {
 		lowEps := func(i int) []float64 { return epsGreedy(b.k, b.rule(i, loggingBar), 0.01) }
 		disagree := func(i int) []float64 { return oneHot(b.k, (b.rule(i, loggingBar)+1)%b.k) }
 		recs, _, _ := b.log(rng, lowEps, disagree)
-		rep, err := ope.Evaluate(recs, ope.Config{Bootstrap: 200})
+		rep, err := ope.Value(recs, ope.Config{Bootstrap: 200})
 		require.NoError(t, err)
 		t.Logf("ESS %.2f of %d, match rate %.4f, warnings %q", rep.ESS, rep.N, rep.MatchRate, rep.Warnings)
 		assert.Less(t, rep.ESS/float64(rep.N), 0.01)
@@ -515,7 +515,7 @@ func TestEstimatorsOnSyntheticLogs(t *testing.T) {
 	})
 }
 
-func FuzzEvaluate(f *testing.F) {
+func FuzzValue(f *testing.F) {
 	f.Add(0, 0.5, 1.0, 0.2, 0.3, 0.8, 0.4)
 	f.Add(1, 1e-9, 0.0, 0.0, 1.0, 0.0, 0.0)
 	f.Add(0, 1.0, 1.0, 5.0, 0.0, 2.0, -1.0)
@@ -523,7 +523,7 @@ func FuzzEvaluate(f *testing.F) {
 		recs := handRecords()
 		recs[1] = ope.Record{Logged: logged, Propensity: prop, Reward: reward, Cost: cost,
 			Target: []float64{t0, 1 - t0}, PredReward: []float64{pr0, 0.5}, PredCost: []float64{pc0, 0.1}}
-		rep, err := ope.Evaluate(recs, ope.Config{Bootstrap: 20, MaxWeight: 100})
+		rep, err := ope.Value(recs, ope.Config{Bootstrap: 20, MaxWeight: 100})
 		if err != nil {
 			return
 		}
@@ -540,9 +540,9 @@ func FuzzEvaluate(f *testing.F) {
 	})
 }
 
-// BenchmarkEvaluate times Evaluate on 10,000 seven-action records with
+// BenchmarkValue times Value on 10,000 seven-action records with
 // 1,000 bootstrap resamples.
-func BenchmarkEvaluate(b *testing.B) {
+func BenchmarkValue(b *testing.B) {
 	const n, k = 10_000, 7
 	rng := rand.New(rand.NewPCG(3, 4))
 	recs := make([]ope.Record, n)
@@ -563,7 +563,7 @@ func BenchmarkEvaluate(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := ope.Evaluate(recs, cfg); err != nil {
+		if _, err := ope.Value(recs, cfg); err != nil {
 			b.Fatal(err)
 		}
 	}

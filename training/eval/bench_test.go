@@ -12,7 +12,7 @@ import (
 	"switchyard/training"
 )
 
-// mmluPro loads the MMLU-Pro benchmark restricted to the README's six-model
+// mmluPro loads the MMLU-Pro benchmark restricted to the six-model
 // pool, or skips when the data is absent.
 func mmluPro(b *testing.B) (*datasets.Dataset, *Bench, features.Spec) {
 	dir := filepath.Join("..", "..", "..", "shared", "data", "mmlu-pro")

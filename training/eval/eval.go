@@ -307,7 +307,7 @@ func runFold(ctx context.Context, b *Bench, cfg Config, k int, train, test []int
 		kind := "baseline"
 		if p == Predictor(cfg.Learned) {
 			kind = "learned"
-			calibrate(f, b, preds, test)
+			reliability(f, b, preds, test)
 		}
 		var pts []frontier.Point
 		for _, r := range rules {
@@ -438,7 +438,8 @@ func (s *scorer) result(name, kind string, pts []frontier.Point) RouterResult {
 	return r
 }
 
-func calibrate(f *Fold, b *Bench, preds [][]float64, test []int) {
+// reliability records the learned router's calibration error per model on the test part.
+func reliability(f *Fold, b *Bench, preds [][]float64, test []int) {
 	for j, m := range b.Models {
 		p, y := make([]float64, len(test)), make([]float64, len(test))
 		for k, i := range test {

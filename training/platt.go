@@ -16,12 +16,12 @@ import (
 // random mixing.)
 const plattShrink = 50
 
-// calibrate fits Platt scaling per model on the validation examples,
+// plattOnValidation fits Platt scaling per model on the validation examples,
 // sigmoid(a·z + b) over the model's logit z, and folds a and b into the
 // output layer so the exported graph is unchanged. A model with too few
 // validation observations, or a fit that does not lower the validation loss,
 // is left as it is.
-func calibrate(m *classifier.Model, val []Example) {
+func plattOnValidation(m *classifier.Model, val []Example) {
 	nout := len(m.Meta.Models)
 	per := make([][]plattObs, nout)
 	var a classifier.Activations
@@ -38,10 +38,10 @@ func calibrate(m *classifier.Model, val []Example) {
 	}
 }
 
-// calibrateParts is calibrate on the out-of-fold predictions that chose the
+// plattOnOutOfFold is plattOnValidation on the out-of-fold predictions that chose the
 // blend b: Platt scaling per model of the blended logits, folded into m
 // (whose weights already carry the blend).
-func calibrateParts(m *classifier.Model, oof []parts, b *Blend) {
+func plattOnOutOfFold(m *classifier.Model, oof []parts, b *Blend) {
 	for j := range m.Meta.Models {
 		o := make([]plattObs, len(oof))
 		for i, p := range oof {

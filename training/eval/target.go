@@ -71,12 +71,12 @@ type Tuning struct {
 	Prompts int
 }
 
-// Calibrate routes the validation prompts with router at every setting of
+// MeetTarget routes the validation prompts with router at every setting of
 // the knob ("bar" or "lambda") through the project's one rule, measures the
 // realised cost, quality and traffic shares against the ground truth, and
 // picks the setting that meets the target: the best quality within a cost
 // budget or traffic share, or the least cost at a minimum quality.
-func Calibrate(b *Bench, router *policy.Router, prompts []int, knob string, t Target) (*Tuning, error) {
+func MeetTarget(b *Bench, router *policy.Router, prompts []int, knob string, t Target) (*Tuning, error) {
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}
