@@ -19,6 +19,7 @@ import (
 
 	"switchyard/classifier"
 	"switchyard/classifier/policy"
+	"switchyard/datasets/logstore"
 	"switchyard/datasets/synthetic"
 	"switchyard/features"
 	"switchyard/serving"
@@ -99,7 +100,7 @@ func benchHandler(b *testing.B, cfg serving.Config) http.Handler {
 	router, sc, err := policy.LoadRouter(policy.LoadOptions{ModelPath: path, Catalogue: cat, Policy: policy.Config{Name: "bench", QualityBar: 0.8}})
 	require.NoError(b, err)
 	b.Cleanup(func() { sc.Close() })
-	dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(b.TempDir()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	dlog, err := logstore.NewDecisionLog(logstore.DefaultDecisionLogConfig(b.TempDir()), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(b, err)
 	b.Cleanup(func() { dlog.Close(context.Background()) })
 	srv, err := serving.New(cfg, serving.Deps{Router: router, Catalogue: cat, Decisions: dlog, Registry: prometheus.NewRegistry()})

@@ -54,7 +54,7 @@ func BenchmarkHTTP(b *testing.B) {
 	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: logs, Prefix: "outcomes", Log: quiet})
 	require.NoError(b, err)
 	defer wal.Close()
-	dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(logs), quiet)
+	dlog, err := logstore.NewDecisionLog(logstore.DefaultDecisionLogConfig(logs), quiet)
 	require.NoError(b, err)
 	defer dlog.Close(context.Background())
 	cfg := serving.DefaultConfig()

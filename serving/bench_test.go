@@ -16,6 +16,7 @@ import (
 
 	"switchyard/classifier"
 	"switchyard/classifier/policy"
+	"switchyard/datasets/logstore"
 	"switchyard/datasets/synthetic"
 	"switchyard/features"
 	"switchyard/serving"
@@ -65,7 +66,7 @@ func BenchmarkDecision(b *testing.B) {
 		prompt := benchPrompt(1 << 10)
 		body := &serving.RouteRequest{Prompt: &prompt}
 		req := policy.Request{Input: features.Input{Prompt: prompt}}
-		dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(b.TempDir()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		dlog, err := logstore.NewDecisionLog(logstore.DefaultDecisionLogConfig(b.TempDir()), slog.New(slog.NewTextHandler(io.Discard, nil)))
 		require.NoError(b, err)
 		b.Run(fmt.Sprintf("scorer=%s/prompt=1024B/logged", scorer), func(b *testing.B) {
 			timeDecisions(b, func() {

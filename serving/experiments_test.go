@@ -64,7 +64,7 @@ func TestExperimentsAssignUnitsDeterministically(t *testing.T) {
 	require.NoError(t, err)
 	defer rt.Close()
 	logs := t.TempDir()
-	dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(logs), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	dlog, err := logstore.NewDecisionLog(logstore.DefaultDecisionLogConfig(logs), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	srv, err := serving.New(serving.DefaultConfig(), serving.Deps{Routing: rt, Catalogue: rt.Catalogue, Decisions: dlog})
 	require.NoError(t, err)
@@ -343,7 +343,7 @@ func TestReviewedEdgeCases(t *testing.T) {
 	assert.Equal(t, http.StatusRequestEntityTooLarge, code)
 
 	// logging after the decision log is closed drops instead of panicking
-	dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(t.TempDir()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	dlog, err := logstore.NewDecisionLog(logstore.DefaultDecisionLogConfig(t.TempDir()), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	require.NoError(t, dlog.Close(context.Background()))
 	assert.NotPanics(t, func() { dlog.Log(datasets.DecisionRecord{DecisionID: "late"}) })

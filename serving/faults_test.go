@@ -174,7 +174,7 @@ func TestLoadWithReloadsLosesNothing(t *testing.T) {
 	logs := t.TempDir()
 	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: logs, Prefix: "outcomes"})
 	require.NoError(t, err)
-	dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(logs), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	dlog, err := logstore.NewDecisionLog(logstore.DefaultDecisionLogConfig(logs), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	cfg := serving.DefaultConfig()
 	cfg.AdminKey = "admin-secret"

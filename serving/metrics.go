@@ -2,6 +2,8 @@ package serving
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"switchyard/datasets/logstore"
 )
 
 // Metrics are the service's Prometheus metrics, registered into the
@@ -74,22 +76,18 @@ func RegisterShedMetrics(reg prometheus.Registerer, d *DelayShedder) {
 	)
 }
 
-// LogStats is what a log writer reports for metrics and readiness.
-type LogStats interface {
-	// LogHealth returns the records waiting to be written, the records
-	// dropped and the write errors so far, and the last error (nil if none).
-	LogHealth() (backlog, dropped, errors int64, last error)
-}
+// logHealth is what a log writer reports for metrics: its logstore.Health.
+type logHealth interface{ Health() logstore.Health }
 
 // RegisterLogMetrics exposes a log's backlog, drops and write errors.
-func RegisterLogMetrics(reg prometheus.Registerer, name string, l LogStats) {
+func RegisterLogMetrics(reg prometheus.Registerer, name string, l logHealth) {
 	labels := prometheus.Labels{"log": name}
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_log_backlog", Help: "Records (decision log) or segments (outcome log) waiting to be written to Parquet.", ConstLabels: labels},
-			func() float64 { b, _, _, _ := l.LogHealth(); return float64(b) }),
+			func() float64 { return float64(l.Health().Backlog) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "switchyard_log_dropped_total", Help: "Records dropped because the backlog was full.", ConstLabels: labels},
-			func() float64 { _, d, _, _ := l.LogHealth(); return float64(d) }),
+			func() float64 { return float64(l.Health().Dropped) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "switchyard_log_write_errors_total", Help: "Failed log writes.", ConstLabels: labels},
-			func() float64 { _, _, e, _ := l.LogHealth(); return float64(e) }),
+			func() float64 { return float64(l.Health().Errors) }),
 	)
 }

@@ -33,7 +33,7 @@ type fixture struct {
 	cat   *datasets.Catalogue
 	model string
 	logs  string
-	dlog  *serving.DecisionLog
+	dlog  *logstore.DecisionLog
 	wal   *logstore.WAL[datasets.OutcomeRecord]
 	srv   *serving.Server
 	reg   *prometheus.Registry
@@ -78,8 +78,8 @@ func startServerWith(t *testing.T, cfg serving.Config, scorer string, log *slog.
 	f.wal, _, err = logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: f.logs, Prefix: "outcomes"})
 	require.NoError(t, err)
 	t.Cleanup(func() { f.wal.Close() })
-	lc := serving.DefaultDecisionLogConfig(f.logs)
-	f.dlog, err = serving.NewDecisionLog(lc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	lc := logstore.DefaultDecisionLogConfig(f.logs)
+	f.dlog, err = logstore.NewDecisionLog(lc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	t.Cleanup(func() { f.dlog.Close(context.Background()) })
 	f.reg = prometheus.NewRegistry()

@@ -180,10 +180,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if recovered > 0 {
 		log.Info("recovered outcomes from the write-ahead log", "records", recovered)
 	}
-	dcfg := serving.DefaultDecisionLogConfig(*logs)
+	dcfg := logstore.DefaultDecisionLogConfig(*logs)
 	dcfg.Writer = writer
 	dcfg.RingBytes = max(dcfg.RingBytes, 4*(*maxText)) // room for the largest decision twice over
-	dlog, err := serving.NewDecisionLog(dcfg, log)
+	dlog, err := logstore.NewDecisionLog(dcfg, log)
 	if err != nil {
 		routing.Close()
 		outcomes.Close()

@@ -731,13 +731,21 @@ func (w *WAL[T]) Stats() (appended, errs int64, last error) {
 	return w.appended.Load(), w.errs, w.lastErr
 }
 
-// LogHealth returns the segments waiting for conversion, 0 dropped (an
-// append either is safe or fails), the write errors and the last error.
-func (w *WAL[T]) LogHealth() (backlog, dropped, errors int64, last error) {
+// Health is what a log reports for metrics and readiness, the same for
+// every log: the records (or segments) waiting to be written, the records
+// dropped, the write errors so far and the last one.
+type Health struct {
+	Backlog, Dropped, Errors int64
+	Last                     error
+}
+
+// Health reports the segments waiting for conversion, 0 dropped (an append
+// either is safe or fails), the write errors and the last error.
+func (w *WAL[T]) Health() Health {
 	pending := int64(w.Pending()) // lists the folder: outside the lock
 	w.statsMu.Lock()
 	defer w.statsMu.Unlock()
-	return pending, 0, w.errs, w.lastErr
+	return Health{Backlog: pending, Errors: w.errs, Last: w.lastErr}
 }
 
 // Failing reports the last error if it happened within d.

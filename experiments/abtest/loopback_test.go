@@ -62,7 +62,7 @@ func TestExperimentThroughTheServerCoversTheTrueDifference(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: logs, Prefix: "outcomes"})
 	require.NoError(t, err)
-	dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(logs), quiet)
+	dlog, err := logstore.NewDecisionLog(logstore.DefaultDecisionLogConfig(logs), quiet)
 	require.NoError(t, err)
 	srv, err := serving.New(serving.DefaultConfig(), serving.Deps{Routing: rt, Catalogue: rt.Catalogue, Decisions: dlog, Outcomes: wal, Log: quiet})
 	require.NoError(t, err)

@@ -291,11 +291,11 @@ func runStrategy(ctx context.Context, cfg Config, st Strategy, train, test []int
 func serveRound(cfg Config, st Strategy, router *policy.Router, dir string, round int, train []int, rng *rand.Rand, n, served int, added *Added) (Round, error) {
 	b := cfg.Bench
 	r := Round{Strategy: st.Name, Round: round, Shares: map[string]float64{}}
-	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: dir, Prefix: "outcomes"})
+	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix})
 	if err != nil {
 		return r, err
 	}
-	dlog, err := serving.NewDecisionLog(serving.DefaultDecisionLogConfig(dir), cfg.Log)
+	dlog, err := logstore.NewDecisionLog(logstore.DefaultDecisionLogConfig(dir), cfg.Log)
 	if err != nil {
 		return r, err
 	}

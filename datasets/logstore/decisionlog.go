@@ -1,4 +1,4 @@
-package serving
+package logstore
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"switchyard/datasets"
-	"switchyard/datasets/logstore"
 )
 
 // DecisionLogConfig sets where and how decisions are written.
@@ -43,7 +42,7 @@ func DefaultDecisionLogConfig(dir string) DecisionLogConfig {
 // When the log cannot be written, routing goes on: decisions wait in a
 // bounded queue and are written again once a second.
 type DecisionLog struct {
-	wal     *logstore.WAL[datasets.DecisionRecord]
+	wal     *WAL[datasets.DecisionRecord]
 	log     *slog.Logger
 	retry   chan datasets.DecisionRecord
 	dropped atomic.Int64
@@ -58,7 +57,7 @@ func NewDecisionLog(cfg DecisionLogConfig, log *slog.Logger) (*DecisionLog, erro
 	if cfg.MaxBytes <= 0 || cfg.QueueSize <= 0 || cfg.MaxAge <= 0 || cfg.SyncEvery <= 0 {
 		return nil, fmt.Errorf("decision log: max bytes, queue size, max age and sync period must be positive: %+v", cfg)
 	}
-	wal, recovered, err := logstore.Open[datasets.DecisionRecord](logstore.Options{Dir: cfg.Dir, Prefix: datasets.DecisionLogPrefix,
+	wal, recovered, err := Open[datasets.DecisionRecord](Options{Dir: cfg.Dir, Prefix: datasets.DecisionLogPrefix,
 		Writer: cfg.Writer, MaxBytes: cfg.MaxBytes, MaxAge: cfg.MaxAge, SyncEvery: cfg.SyncEvery, RingBytes: cfg.RingBytes, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("decision log: %w", err)
@@ -77,7 +76,7 @@ func NewDecisionLog(cfg DecisionLogConfig, log *slog.Logger) (*DecisionLog, erro
 // queue full, dropped and counted); Log never fails the request.
 func (l *DecisionLog) Log(rec datasets.DecisionRecord) {
 	switch err := l.wal.Append(rec); {
-	case errors.Is(err, logstore.ErrClosed):
+	case errors.Is(err, ErrClosed):
 		l.dropped.Add(1) // a handler that outlived the shutdown
 	case err != nil:
 		l.hold(rec)
@@ -118,11 +117,11 @@ func (l *DecisionLog) retryHeld() {
 	}
 }
 
-// LogHealth implements LogStats: decisions held in memory, drops, write
-// errors and the last error.
-func (l *DecisionLog) LogHealth() (backlog, dropped, errors int64, last error) {
+// Health reports the decisions held in memory, the drops, the write errors
+// and the last error.
+func (l *DecisionLog) Health() Health {
 	_, errs, last := l.wal.Stats()
-	return int64(len(l.retry)), l.dropped.Load(), errs, last
+	return Health{Backlog: int64(len(l.retry)), Dropped: l.dropped.Load(), Errors: errs, Last: last}
 }
 
 // Failing reports the last write error if it happened within d.
