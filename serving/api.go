@@ -81,7 +81,7 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 
 // RouteResponse is the answer of POST /v1/route.
 type RouteResponse struct {
-	DecisionID       string          `json:"decision_id"`
+	DecisionID       string          `json:"decision_id"` // empty from the route command, which logs nothing
 	RequestID        string          `json:"request_id,omitempty"`
 	Model            string          `json:"model"`
 	Cleared          bool            `json:"cleared"`
@@ -98,6 +98,16 @@ type RouteResponse struct {
 	Experiment       string          `json:"experiment,omitempty"`
 	Arm              string          `json:"arm,omitempty"`
 	Shadow           string          `json:"shadow,omitempty"` // send a copy of the request to this model; report its outcome with source shadow
+}
+
+// DecisionResponse is the answer for a decision, without what only the
+// server knows (decision and request ids, experiment, arm, shadow): the
+// route command prints it as it is.
+func DecisionResponse(d policy.Decision) RouteResponse {
+	return RouteResponse{Model: d.Chosen, Cleared: d.Cleared, QualityBar: d.QualityBar,
+		Candidates: d.Options, Fallbacks: d.FallbackModels(), Propensity: d.Propensity, Explored: d.Explored,
+		InputTokens: d.InputTokens, Policy: d.Policy, PolicyVersion: d.PolicyVersion,
+		PredictorVersion: d.PredictorVersion, FeatureSpecID: d.FeatureSpecID}
 }
 
 // ErrorResponse is the body of every 4xx and 5xx answer.

@@ -323,15 +323,8 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 		}
 		return
 	}
-	resp := RouteResponse{
-		DecisionID: id, RequestID: body.RequestID, Model: d.Chosen, Cleared: d.Cleared, QualityBar: d.QualityBar,
-		Candidates: d.Options, Fallbacks: make([]string, len(d.Fallbacks)), Propensity: d.Propensity, Explored: d.Explored,
-		InputTokens: d.InputTokens, Policy: d.Policy, PolicyVersion: d.PolicyVersion,
-		PredictorVersion: d.PredictorVersion, FeatureSpecID: d.FeatureSpecID, Experiment: exp, Arm: arm, Shadow: shadow,
-	}
-	for i, k := range d.Fallbacks {
-		resp.Fallbacks[i] = d.Options[k].Model
-	}
+	resp := DecisionResponse(d)
+	resp.DecisionID, resp.RequestID, resp.Experiment, resp.Arm, resp.Shadow = id, body.RequestID, exp, arm, shadow
 	s.index.addIn(id, d.Chosen, pk.exp, pk.arm)
 	if shadow != "" {
 		s.index.add(id+shadowSuffix, shadow)

@@ -58,6 +58,15 @@ type Decision struct {
 	FeatureSpecID    string
 }
 
+// FallbackModels names the fallbacks, best first.
+func (d Decision) FallbackModels() []string {
+	out := make([]string, len(d.Fallbacks))
+	for i, k := range d.Fallbacks {
+		out[i] = d.Options[k].Model
+	}
+	return out
+}
+
 // UnknownModelError is returned for a candidate the router cannot score.
 type UnknownModelError struct {
 	Model  string

@@ -347,15 +347,7 @@ func runRoute(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("route: %w", err)
 	}
-	fallbacks := make([]string, len(d.Fallbacks))
-	for i, k := range d.Fallbacks {
-		fallbacks[i] = d.Options[k].Model
-	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(map[string]any{
-		"model": d.Chosen, "cleared": d.Cleared, "quality_bar": d.QualityBar, "candidates": d.Options,
-		"fallbacks": fallbacks, "input_tokens_estimate": d.InputTokens, "policy": d.Policy,
-		"predictor_version": d.PredictorVersion, "feature_spec_id": d.FeatureSpecID,
-	})
+	return enc.Encode(serving.DecisionResponse(d)) // the server's answer, without its ids
 }
