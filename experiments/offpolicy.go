@@ -63,22 +63,14 @@ func countLinks(st *JoinStats, decisions []datasets.DecisionRecord, outcomes []d
 // decisions; it leaves the outcome counts to its caller.
 func offPolicyRecords(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRecord, target *policy.Router) ([]ope.Record, JoinStats, error) {
 	st := JoinStats{Decisions: len(decisions)}
-	type obs struct{ q, c float64 }
-	byDecision := make(map[string]obs, len(outcomes))
-	for _, o := range outcomes {
-		if o.DecisionID == "" || o.Source == datasets.SourceShadow {
-			continue
-		}
-		byDecision[o.DecisionID+"\x00"+o.Model] = obs{o.Quality, o.CostUSD}
-	}
 	scores := map[string]bool{}
 	for _, m := range target.Models() {
 		scores[m] = true
 	}
 	var recs []ope.Record
-	for _, d := range decisions {
-		o, ok := byDecision[d.DecisionID+"\x00"+d.Chosen]
-		if !ok {
+	for _, jd := range datasets.JoinDecisions(decisions, outcomes, datasets.JoinOptions{}) {
+		d, o := jd.Decision, jd.Outcome
+		if o == nil {
 			continue
 		}
 		st.WithOutcome++
@@ -106,15 +98,15 @@ func offPolicyRecords(decisions []datasets.DecisionRecord, outcomes []datasets.O
 		if err != nil {
 			return nil, st, fmt.Errorf("decision %s: target policy: %w", d.DecisionID, err)
 		}
-		r := ope.Record{Logged: logged, Propensity: d.Propensity, Reward: o.q, Cost: o.c,
+		r := ope.Record{Logged: logged, Propensity: d.Propensity, Reward: o.Quality, Cost: o.CostUSD,
 			Target: make([]float64, len(cands)), PredReward: make([]float64, len(cands)), PredCost: make([]float64, len(cands))}
 		r.Target[dec.Index] = 1
 		for i, op := range dec.Options {
 			r.PredReward[i], r.PredCost[i] = op.PredictedQuality, op.ExpectedCostUSD
 		}
 		recs = append(recs, r)
-		st.LoggedReward += o.q
-		st.LoggedCost += o.c
+		st.LoggedReward += o.Quality
+		st.LoggedCost += o.CostUSD
 	}
 	st.Used = len(recs)
 	if st.Used > 0 {

@@ -48,28 +48,15 @@ func FromLogs(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRe
 	for i, m := range models {
 		col[m] = i
 	}
-	type key struct{ id, model string }
-	byKey := make(map[key]datasets.OutcomeRecord, len(outcomes))
-	for _, o := range outcomes {
-		if o.DecisionID != "" {
-			byKey[key{o.DecisionID, o.Model}] = o
-		}
-	}
-	shadows := map[string][]datasets.OutcomeRecord{}
-	for _, o := range outcomes {
-		if o.DecisionID != "" && o.Source == datasets.SourceShadow {
-			shadows[o.DecisionID] = append(shadows[o.DecisionID], o)
-		}
-	}
 	links := datasets.CountOutcomeLinks(decisions, outcomes)
 	st := LogStats{Decisions: len(decisions), Outcomes: links.Linked, OutcomesWithoutDecision: links.WithoutDecision}
 	var out []Example
 	var wsum float64
 	type cell struct{ ex, model int }
 	var bandit []cell
-	for _, d := range decisions {
-		o, ok := byKey[key{d.DecisionID, d.Chosen}]
-		if !ok || o.Source == datasets.SourceShadow {
+	for _, jd := range datasets.JoinDecisions(decisions, outcomes, datasets.JoinOptions{}) {
+		d, o := jd.Decision, jd.Outcome
+		if o == nil {
 			st.NoOutcome++
 			continue
 		}
@@ -104,7 +91,7 @@ func FromLogs(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRe
 		e.Labels[j], e.Weights[j] = float32(o.Quality), float32(w)
 		wsum += w
 		bandit = append(bandit, cell{len(out), j})
-		for _, s := range shadows[d.DecisionID] {
+		for _, s := range jd.Shadows {
 			if k, ok := col[s.Model]; ok && k != j {
 				e.Labels[k], e.Weights[k] = float32(s.Quality), 1
 				st.Shadow++

@@ -99,16 +99,10 @@ func Analyze(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRec
 	if links.AllWithoutDecision() {
 		return nil, fmt.Errorf("analyze: no outcomes to analyse: %w", links.Err())
 	}
-	type obs struct{ q, c, lat float64 }
-	byDecision := make(map[string]obs, len(outcomes))
-	for _, o := range outcomes {
-		if o.Source == datasets.SourceOnline && o.DecisionID != "" {
-			byDecision[o.DecisionID] = obs{o.Quality, o.CostUSD, o.LatencyMS}
-		}
-	}
 	units := map[string]map[string]*unitAgg{} // arm -> unit -> sums
 	latencies := map[string][]float64{}
-	for _, d := range decisions {
+	for _, jd := range datasets.JoinDecisions(decisions, outcomes, datasets.JoinOptions{OnlineOnly: true}) {
+		d := jd.Decision
 		if d.Experiment != cfg.Experiment {
 			continue
 		}
@@ -128,12 +122,12 @@ func Analyze(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRec
 			units[d.Arm][unit] = u
 		}
 		u.requests++
-		if o, ok := byDecision[d.DecisionID]; ok {
+		if o := jd.Outcome; o != nil {
 			u.n++
-			u.q += o.q
-			u.c += o.c
-			if o.lat > 0 {
-				latencies[d.Arm] = append(latencies[d.Arm], o.lat)
+			u.q += o.Quality
+			u.c += o.CostUSD
+			if o.LatencyMS > 0 {
+				latencies[d.Arm] = append(latencies[d.Arm], o.LatencyMS)
 			}
 		}
 	}
