@@ -18,7 +18,7 @@ func TestJoinDecisionsTakesTheChosenOutcomeAndTheShadows(t *testing.T) {
 	outcomes := []datasets.OutcomeRecord{
 		{DecisionID: "d1", Model: "mini", Quality: 0.2, Source: datasets.SourceOnline},
 		{DecisionID: "d1", Model: "opus", Quality: 0.9, Source: datasets.SourceShadow},
-		{DecisionID: "d1", Model: "mini", Quality: 0.4, Source: "offline"}, // a later label: the last one wins
+		{DecisionID: "d1", Model: "mini", Quality: 0.4, Source: "offline"},           // a later label: the last one wins
 		{DecisionID: "d2", Model: "mini", Quality: 1, Source: datasets.SourceOnline}, // not the chosen model
 		{PromptID: "p", Model: "mini", Quality: 1, Source: datasets.SourceBenchmark}, // no decision: not joined
 		{DecisionID: "d3", Model: "mini", Quality: 0.7, Source: datasets.SourceOnline},
