@@ -7,21 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
-	"switchyard/datasets/logstore"
 	"switchyard/features"
 	"switchyard/serving"
 )
@@ -124,39 +116,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	writer := *writerID
-	if writer == "" {
-		writer = logstore.DefaultWriterID()
-	}
-	// The folder's lock comes before anything in it is touched, and the
-	// port before the logs are opened: a server that cannot run changes
-	// nothing.
-	lock, err := logstore.LockDir(*logs, writer)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	defer lock.Close()
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	defer ln.Close()
-	var srv *serving.Server
-	onFallback := func() {
-		if srv != nil {
-			srv.CountFallback()
-		}
-	}
-	var reload func() (*serving.Routing, error)
+	var load func(onFallback func()) (*serving.Routing, error)
 	if *configFile != "" {
 		if rf.model != "" || rf.policyFile != "" {
 			return errors.New("serve: give --config, or --policy-file, or --model and --catalogue")
 		}
-		reload = func() (*serving.Routing, error) {
+		load = func(onFallback func()) (*serving.Routing, error) {
 			return serving.ReadConfig(*configFile, policy.LoadOptions{Scorer: rf.scorer, RuntimeLib: rf.ortLib, OnFallback: onFallback})
 		}
 	} else {
-		reload = func() (*serving.Routing, error) {
+		load = func(onFallback func()) (*serving.Routing, error) {
 			r, rcat, c, err := rf.loadWith(onFallback)
 			if err != nil {
 				return nil, err
@@ -166,119 +135,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return rt, nil
 		}
 	}
-	routing, err := reload()
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	router, cat := routing.Default, routing.Catalogue
-	outcomes, recovered, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: *logs, Prefix: datasets.OutcomeLogPrefix,
-		Writer: writer, MaxBytes: 64 << 20, MaxAge: 10 * time.Minute, Log: log})
-	if err != nil {
-		routing.Close()
-		return fmt.Errorf("serve: outcome log: %w", err)
-	}
-	if recovered > 0 {
-		log.Info("recovered outcomes from the write-ahead log", "records", recovered)
-	}
-	dcfg := logstore.DefaultDecisionLogConfig(*logs)
-	dcfg.Writer = writer
-	dcfg.RingBytes = max(dcfg.RingBytes, 4*(*maxText)) // room for the largest decision twice over
-	dlog, err := logstore.NewDecisionLog(dcfg, log)
-	if err != nil {
-		routing.Close()
-		outcomes.Close()
-		return fmt.Errorf("serve: %w", err)
-	}
-	pastDecisions, since, err := datasets.ReadRecentDecisions(*logs, def.MaxRemembered)
-	if err != nil {
-		routing.Close()
-		return fmt.Errorf("serve: read earlier decisions: %w", err)
-	}
-	cfg := def
-	cfg.KeepPrompts, cfg.MaxBodyBytes, cfg.MaxInFlight, cfg.RequestTimeout = *keepPrompts, *maxBody, *maxInFlight, *timeout
-	cfg.ExploreSeed, cfg.APIKeys, cfg.AdminKey, cfg.AccessLog = *exploreSeed, apiKeys, adminKey, *accessLog
-	cfg.MaxMessages, cfg.MaxTextBytes = *maxMessages, *maxText
-	cfg.MaxRouting, cfg.QueueTimeout = *maxRouting, *queueTimeout
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	serving.RegisterLogMetrics(reg, "decisions", dlog)
-	serving.RegisterLogMetrics(reg, "outcomes", outcomes)
-	var shedder serving.Shedder
-	if *shedDelay > 0 {
-		d := serving.NewDelayShedder(*shedDelay)
-		serving.RegisterShedMetrics(reg, d)
-		shedCtx, stopShedder := context.WithCancel(context.Background())
-		defer stopShedder()
-		go func() {
-			if err := d.Run(shedCtx); err != nil {
-				log.Warn("load shedding by queueing delay is off", "err", err)
-			}
-		}()
-		shedder = d
-	}
-	srv, err = serving.New(cfg, serving.Deps{Routing: routing, Catalogue: cat, Decisions: dlog, Outcomes: outcomes, Log: log,
-		Registry: reg, Reload: reload, Shedder: shedder, Health: []func() error{
-			func() error { return wrapHealth("decision log", dlog.Failing(time.Minute)) },
-			func() error { return wrapHealth("outcome log", outcomes.Failing(time.Minute)) },
-		}})
+	opt := serving.Options{Config: def, Addr: *addr, LogDir: *logs, Writer: *writerID, Load: load,
+		ShedDelay: *shedDelay, ReloadOnSIGHUP: true, Log: log}
+	opt.KeepPrompts, opt.MaxBodyBytes, opt.MaxInFlight, opt.RequestTimeout = *keepPrompts, *maxBody, *maxInFlight, *timeout
+	opt.ExploreSeed, opt.APIKeys, opt.AdminKey, opt.AccessLog = *exploreSeed, apiKeys, adminKey, *accessLog
+	opt.MaxMessages, opt.MaxTextBytes = *maxMessages, *maxText
+	opt.MaxRouting, opt.QueueTimeout = *maxRouting, *queueTimeout
+	svc, err := serving.Open(ctx, opt)
 	if err != nil {
 		return err
 	}
-	srv.RememberDecisions(pastDecisions)
-	pastDecisions = nil
-	err = datasets.EachOutcomeFile(*logs, func(rows []datasets.OutcomeRecord) error {
-		srv.RememberOutcomes(rows, since)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("serve: read earlier outcomes: %w", err)
-	}
-	debug.FreeOSMemory() // start-up garbage (the logs read, the predictor's bytes) is not kept resident
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
-	meta := router.Metadata()
-	log.Info("serving", "addr", ln.Addr().String(), "predictor", meta.Version, "models", strings.Join(router.Models(), ","),
-		"feature_spec", meta.FeatureSpecID, "scorer", rf.scorer, "logs", *logs, "auth", len(apiKeys) > 0, "admin", adminKey != "")
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for running := true; running; {
-		select {
-		case err := <-errc:
-			return fmt.Errorf("serve: %w", err)
-		case <-hup:
-			_ = srv.Reload() // logged and counted; a rejected configuration leaves the old one serving
-		case <-ctx.Done():
-			running = false
-		}
-	}
-	log.Info("shutting down: finishing requests in flight and flushing the logs")
-	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		log.Error("shutdown", "err", err)
-	}
-	if err := srv.Close(); err != nil {
-		log.Error("close the predictors", "err", err)
-	}
-	if err := dlog.Close(sctx); err != nil {
-		return err
-	}
-	if err := outcomes.Close(); err != nil {
-		return fmt.Errorf("serve: close outcome log: %w", err)
-	}
-	written, dropped, werrs := dlog.Stats()
-	log.Info("stopped", "decisions_logged", written, "decisions_dropped", dropped, "write_errors", werrs)
-	return nil
-}
-
-func wrapHealth(what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s failing: %w", what, err)
+	log.Info("scorer", "scorer", rf.scorer)
+	return svc.Run(ctx)
 }
 
 // readKeys reads client API keys and the admin key from files (one key per

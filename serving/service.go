@@ -1,0 +1,263 @@
+package serving
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"switchyard/datasets"
+	"switchyard/datasets/logstore"
+)
+
+// Options are what a running service is made of: the handler's Config, where
+// it listens, the log folder it owns, and how its routing is built.
+type Options struct {
+	Config
+	Addr   string // listen address; ":0" ports are chosen by the system (see Service.Addr)
+	LogDir string // the decision and outcome logs (Parquet in dt=/hour= partitions)
+	Writer string // writer id in the log files' names; default logstore.DefaultWriterID()
+	// Load builds the routing at start and on every reload (POST
+	// /admin/reload, SIGHUP); it must validate everything before returning.
+	// onFallback is to be called for every scoring the pure-Go scorer
+	// answered after ONNX Runtime failed (a metric).
+	Load func(onFallback func()) (*Routing, error)
+	// ShedDelay > 0 refuses routing requests at once while the Go
+	// scheduler's queueing delay is above it (DelayShedder).
+	ShedDelay time.Duration
+	// ReloadOnSIGHUP reloads the routing when the process gets SIGHUP.
+	ReloadOnSIGHUP bool
+	Log            *slog.Logger
+	// ShutdownTimeout bounds the graceful stop; 20 s when 0.
+	ShutdownTimeout time.Duration
+}
+
+// Service is a Server with its whole lifecycle: the log folder's lock, the
+// listener, the write-ahead logs, the warm start from earlier logs, the
+// load shedder, reloads and the graceful stop.
+type Service struct {
+	opt         Options
+	srv         *Server
+	hs          *http.Server
+	ln          net.Listener
+	lock        io.Closer
+	dlog        *logstore.DecisionLog
+	outcomes    *logstore.WAL[datasets.OutcomeRecord]
+	stopShedder context.CancelFunc
+	log         *slog.Logger
+}
+
+// Open takes the log folder's lock before anything in it is touched and
+// the port before the logs are opened (a service that cannot run changes
+// nothing), then builds the routing, opens the logs, remembers the
+// decisions and outcomes of earlier runs, and starts the load shedder.
+// Nothing is served until Run.
+func Open(ctx context.Context, opt Options) (_ *Service, err error) {
+	if opt.Load == nil {
+		return nil, errors.New("serve: no routing to load")
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opt.Writer == "" {
+		opt.Writer = logstore.DefaultWriterID()
+	}
+	if opt.ShutdownTimeout <= 0 {
+		opt.ShutdownTimeout = 20 * time.Second
+	}
+	s := &Service{opt: opt, log: opt.Log}
+	defer func() {
+		if err != nil {
+			s.closeAll()
+		}
+	}()
+	if s.lock, err = logstore.LockDir(opt.LogDir, opt.Writer); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	if s.ln, err = net.Listen("tcp", opt.Addr); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	onFallback := func() {
+		if s.srv != nil {
+			s.srv.CountFallback()
+		}
+	}
+	reload := func() (*Routing, error) { return opt.Load(onFallback) }
+	routing, err := reload()
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	defer func() {
+		if err != nil && s.srv == nil {
+			routing.Close()
+		}
+	}()
+	var recovered int
+	s.outcomes, recovered, err = logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: opt.LogDir, Prefix: datasets.OutcomeLogPrefix,
+		Writer: opt.Writer, MaxBytes: 64 << 20, MaxAge: 10 * time.Minute, Log: opt.Log})
+	if err != nil {
+		return nil, fmt.Errorf("serve: outcome log: %w", err)
+	}
+	if recovered > 0 {
+		opt.Log.Info("recovered outcomes from the write-ahead log", "records", recovered)
+	}
+	dcfg := logstore.DefaultDecisionLogConfig(opt.LogDir)
+	dcfg.Writer = opt.Writer
+	dcfg.RingBytes = max(dcfg.RingBytes, 4*opt.MaxTextBytes) // room for the largest decision twice over
+	if s.dlog, err = logstore.NewDecisionLog(dcfg, opt.Log); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	maxRemembered := opt.MaxRemembered
+	if maxRemembered <= 0 {
+		maxRemembered = DefaultConfig().MaxRemembered
+	}
+	past, since, err := datasets.ReadRecentDecisions(opt.LogDir, maxRemembered)
+	if err != nil {
+		return nil, fmt.Errorf("serve: read earlier decisions: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	RegisterLogMetrics(reg, "decisions", s.dlog)
+	RegisterLogMetrics(reg, "outcomes", s.outcomes)
+	var shedder Shedder
+	if opt.ShedDelay > 0 {
+		d := NewDelayShedder(opt.ShedDelay)
+		RegisterShedMetrics(reg, d)
+		var shedCtx context.Context
+		shedCtx, s.stopShedder = context.WithCancel(context.Background())
+		go func() {
+			if err := d.Run(shedCtx); err != nil {
+				opt.Log.Warn("load shedding by queueing delay is off", "err", err)
+			}
+		}()
+		shedder = d
+	}
+	dlog, outcomes := s.dlog, s.outcomes
+	s.srv, err = New(opt.Config, Deps{Routing: routing, Catalogue: routing.Catalogue, Decisions: dlog, Outcomes: outcomes, Log: opt.Log,
+		Registry: reg, Reload: reload, Shedder: shedder, Health: []func() error{
+			func() error { return failing("decision log", dlog.Failing(time.Minute)) },
+			func() error { return failing("outcome log", outcomes.Failing(time.Minute)) },
+		}})
+	if err != nil {
+		return nil, err
+	}
+	s.srv.RememberDecisions(past)
+	past = nil
+	err = datasets.EachOutcomeFile(opt.LogDir, func(rows []datasets.OutcomeRecord) error {
+		s.srv.RememberOutcomes(rows, since)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("serve: read earlier outcomes: %w", err)
+	}
+	debug.FreeOSMemory() // start-up garbage (the logs read, the predictor's bytes) is not kept resident
+	s.hs = &http.Server{Handler: s.srv.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	router := routing.Default
+	meta := router.Metadata()
+	opt.Log.Info("serving", "addr", s.Addr(), "predictor", meta.Version, "models", strings.Join(router.Models(), ","),
+		"feature_spec", meta.FeatureSpecID, "logs", opt.LogDir, "auth", len(opt.APIKeys) > 0, "admin", opt.AdminKey != "")
+	return s, nil
+}
+
+func failing(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s failing: %w", what, err)
+}
+
+// Addr is the address the service listens on.
+func (s *Service) Addr() string { return s.ln.Addr().String() }
+
+// Server is the service's HTTP server.
+func (s *Service) Server() *Server { return s.srv }
+
+// Run serves until ctx ends (or the listener fails), reloading on SIGHUP
+// when asked to, then stops gracefully: requests in flight finish, the
+// predictors close, and both logs are flushed and converted to Parquet.
+func (s *Service) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.hs.Serve(s.ln) }()
+	hup := make(chan os.Signal, 1)
+	if s.opt.ReloadOnSIGHUP {
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
+	var serveErr error
+	for running := true; running; {
+		select {
+		case err := <-errc:
+			serveErr, running = fmt.Errorf("serve: %w", err), false
+		case <-hup:
+			_ = s.srv.Reload() // logged and counted; a rejected configuration leaves the old one serving
+		case <-ctx.Done():
+			running = false
+		}
+	}
+	s.log.Info("shutting down: finishing requests in flight and flushing the logs")
+	sctx, cancel := context.WithTimeout(context.Background(), s.opt.ShutdownTimeout)
+	defer cancel()
+	if err := s.hs.Shutdown(sctx); err != nil {
+		s.log.Error("shutdown", "err", err)
+	}
+	err := s.stop(sctx)
+	if serveErr != nil {
+		return serveErr
+	}
+	return err
+}
+
+// stop closes the predictors and the logs, and releases the lock.
+func (s *Service) stop(ctx context.Context) error {
+	var errs []error
+	if err := s.srv.Close(); err != nil {
+		s.log.Error("close the predictors", "err", err)
+	}
+	if err := s.dlog.Close(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.outcomes.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("serve: close outcome log: %w", err))
+	}
+	written, dropped, werrs := s.dlog.Stats()
+	s.log.Info("stopped", "decisions_logged", written, "decisions_dropped", dropped, "write_errors", werrs)
+	s.dlog, s.outcomes, s.srv = nil, nil, nil
+	s.closeAll()
+	return errors.Join(errs...)
+}
+
+// closeAll releases what Open took, in reverse order (for a failed Open
+// and after stop).
+func (s *Service) closeAll() {
+	if s.stopShedder != nil {
+		s.stopShedder()
+	}
+	if s.srv != nil {
+		s.srv.Close()
+	}
+	if s.dlog != nil {
+		s.dlog.Close(context.Background())
+	}
+	if s.outcomes != nil {
+		s.outcomes.Close()
+	}
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	if s.lock != nil {
+		s.lock.Close()
+	}
+}

@@ -1,0 +1,77 @@
+package serving_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"switchyard/classifier/policy"
+	"switchyard/datasets"
+	"switchyard/serving"
+)
+
+// The service's lifecycle without the command line: Open takes the log
+// folder and a port, Run serves until its context ends and then flushes
+// both logs to Parquet; a second service on the same folder is refused, and
+// one opened after the first stopped remembers its decisions.
+func TestServiceOpensServesAndStopsWithItsLogs(t *testing.T) {
+	cfgPath, _ := writeConfig(t, nil)
+	logs := t.TempDir()
+	opt := serving.Options{Config: serving.DefaultConfig(), Addr: "127.0.0.1:0", LogDir: logs, Writer: "svc",
+		Load: func(onFallback func()) (*serving.Routing, error) {
+			return serving.ReadConfig(cfgPath, policy.LoadOptions{Scorer: policy.ScorerGo, OnFallback: onFallback})
+		}}
+	svc, err := serving.Open(context.Background(), opt)
+	require.NoError(t, err)
+	_, err = serving.Open(context.Background(), opt)
+	require.ErrorContains(t, err, "svc", "the folder is taken by this writer id")
+
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	base := "http://" + svc.Addr()
+	var ids []string
+	for i := 0; i < 5; i++ {
+		resp, err := http.Post(base+"/v1/route", "application/json", strings.NewReader(fmt.Sprintf(`{"prompt":"question %d"}`, i)))
+		require.NoError(t, err)
+		var out serving.RouteResponse
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		ids = append(ids, out.DecisionID)
+		fb, err := http.Post(base+"/v1/feedback", "application/json", strings.NewReader(fmt.Sprintf(`{"decision_id":%q,"quality":1}`, out.DecisionID)))
+		require.NoError(t, err)
+		fb.Body.Close()
+		require.Equal(t, http.StatusOK, fb.StatusCode)
+	}
+	stop()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	decisions, outcomes, err := datasets.ReadLogDir(logs)
+	require.NoError(t, err)
+	assert.Len(t, decisions, 5, "every decision is in Parquet after the stop")
+	assert.Len(t, outcomes, 5)
+
+	again, err := serving.Open(context.Background(), opt)
+	require.NoError(t, err, "the lock was released")
+	ctx2, stop2 := context.WithCancel(context.Background())
+	done2 := make(chan error, 1)
+	go func() { done2 <- again.Run(ctx2) }()
+	resp, err := http.Post("http://"+again.Addr()+"/v1/feedback", "application/json", strings.NewReader(fmt.Sprintf(`{"decision_id":%q,"quality":0}`, ids[0])))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "a decision of the earlier run is remembered (its feedback is answered idempotently)")
+	stop2()
+	require.NoError(t, <-done2)
+}
