@@ -3,9 +3,7 @@ package policy
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 
@@ -13,8 +11,8 @@ import (
 )
 
 // File is a policy as stored on disk: its Config plus the predictor and
-// catalogue it routes with. `switchyard calibrate` writes it and
-// `switchyard serve --policy` reads it. Relative paths are relative to the
+// catalogue it routes with. `switchyard calibrate` writes it and `serve`,
+// `route`, `calibrate` and `ope --policy-file` read it. Relative paths are relative to the
 // file's folder.
 type File struct {
 	Config
@@ -26,20 +24,14 @@ type File struct {
 
 // Validate checks the fields that do not need the files.
 func (f *File) Validate() error {
+	if err := f.Config.Validate(); err != nil {
+		return err
+	}
 	switch {
-	case f.Name == "":
-		return errors.New("policy: name is empty")
-	case math.IsNaN(f.QualityBar) || f.QualityBar < 0 || f.QualityBar > 1:
-		return fmt.Errorf("policy %s: quality_bar %v outside [0,1]", f.Name, f.QualityBar)
-	case f.Lambda != nil && (math.IsNaN(*f.Lambda) || *f.Lambda < 0):
-		return fmt.Errorf("policy %s: lambda %v must be non-negative", f.Name, *f.Lambda)
 	case f.Predictor == "":
 		return fmt.Errorf("policy %s: predictor is empty", f.Name)
 	case f.Catalogue == "":
 		return fmt.Errorf("policy %s: catalogue is empty", f.Name)
-	}
-	if err := f.ContextOverflow.Validate(); err != nil {
-		return fmt.Errorf("policy %s: %w", f.Name, err)
 	}
 	return nil
 }

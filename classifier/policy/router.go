@@ -31,6 +31,27 @@ type Config struct {
 	ContextOverflow ContextOverflow `json:"context_overflow,omitempty"`
 }
 
+// Validate is the one check of a policy's settings, wherever they come
+// from (flags, a policy file, a configuration file): a name, a bar in
+// [0,1], a non-negative λ, and valid exploration, new-model and
+// context-overflow settings.
+func (c Config) Validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("policy: name is empty")
+	case math.IsNaN(c.QualityBar) || c.QualityBar < 0 || c.QualityBar > 1:
+		return fmt.Errorf("policy %s: quality_bar %v outside [0,1]", c.Name, c.QualityBar)
+	case c.Lambda != nil && (math.IsNaN(*c.Lambda) || *c.Lambda < 0):
+		return fmt.Errorf("policy %s: lambda %v must be non-negative", c.Name, *c.Lambda)
+	}
+	for _, err := range []error{c.Exploration.Validate(), c.NewModels.Validate(), c.ContextOverflow.Validate()} {
+		if err != nil {
+			return fmt.Errorf("policy %s: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
 // Request is one routing request as the router sees it.
 type Request struct {
 	Input      features.Input
@@ -106,23 +127,8 @@ func NewRouter(ext *features.Extractor, scorer classifier.Scorer, meta classifie
 	if ext.SpecID() != meta.FeatureSpecID {
 		return nil, fmt.Errorf("router: predictor was built with feature spec %s, the extractor computes %s", meta.FeatureSpecID, ext.SpecID())
 	}
-	if cfg.Name == "" {
-		return nil, errors.New("router: policy has no name")
-	}
-	if math.IsNaN(cfg.QualityBar) || cfg.QualityBar < 0 || cfg.QualityBar > 1 {
-		return nil, fmt.Errorf("router: policy %s: quality bar %v outside [0,1]", cfg.Name, cfg.QualityBar)
-	}
-	if l := cfg.Lambda; l != nil && (math.IsNaN(*l) || *l < 0) {
-		return nil, fmt.Errorf("router: policy %s: lambda %v must be non-negative", cfg.Name, *l)
-	}
-	if err := cfg.Exploration.Validate(); err != nil {
-		return nil, fmt.Errorf("router: policy %s: %w", cfg.Name, err)
-	}
-	if err := cfg.NewModels.Validate(); err != nil {
-		return nil, fmt.Errorf("router: policy %s: %w", cfg.Name, err)
-	}
-	if err := cfg.ContextOverflow.Validate(); err != nil {
-		return nil, fmt.Errorf("router: policy %s: %w", cfg.Name, err)
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
 	}
 	r := &Router{ext: ext, scorer: scorer, meta: meta, cfg: cfg, index: map[string]int{}}
 	var tokSum float64
