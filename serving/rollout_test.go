@@ -113,6 +113,9 @@ func (rw *rolloutWorld) run(t *testing.T, seed int64, treatmentBar float64, maxR
 }
 
 func TestRolloutOfAWorsePolicyIsRevertedBeforeHalfTheUnits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (a real server under load, or many training rounds): make test runs it; -short leaves it out")
+	}
 	rw := newRolloutWorld(t)
 	st, maxShare := rw.run(t, 1, 0.2, 6000)
 	require.NotNil(t, st.Rollout)
@@ -125,6 +128,9 @@ func TestRolloutOfAWorsePolicyIsRevertedBeforeHalfTheUnits(t *testing.T) {
 }
 
 func TestRolloutWithNoTrueDifferenceIsRarelyReverted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (a real server under load, or many training rounds): make test runs it; -short leaves it out")
+	}
 	rw := newRolloutWorld(t)
 	reverted, complete := 0, 0
 	for seed := int64(0); seed < 20; seed++ {

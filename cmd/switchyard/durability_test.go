@@ -184,6 +184,9 @@ func TestASecondServerOnTheSameLogsRefusesAndLosesNothing(t *testing.T) {
 // a kill is accepted after it, and training from the logs uses every
 // acknowledged outcome.
 func TestKilledThreeTimesLosesNoAcknowledgedDecisionOrFeedback(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (a real server under load, or many training rounds): make test runs it; -short leaves it out")
+	}
 	data, model := trained(t)
 	logs := t.TempDir()
 	args := []string{"--model", model, "--catalogue", filepath.Join(data, "catalogue.csv"), "--logs", logs, "--scorer", "go"}

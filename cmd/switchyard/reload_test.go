@@ -39,6 +39,9 @@ func rssMB(t *testing.T, pid int) float64 {
 // above 1.5 times what it was before the reloads (a replaced predictor is
 // released when its last request is done).
 func TestValidReloadsUnderLoadRefuseNothingAndKeepMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (a real server under load, or many training rounds): make test runs it; -short leaves it out")
+	}
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	out, err := run(t, "generate", "--seed", "1", "--prompts", "3000", "--out", data)

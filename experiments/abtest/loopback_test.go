@@ -35,6 +35,9 @@ import (
 // analysis's interval for the difference must cover the true difference,
 // computed from the full ground truth and the policies' own distributions.
 func TestExperimentThroughTheServerCoversTheTrueDifference(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (a real server under load, or many training rounds): make test runs it; -short leaves it out")
+	}
 	w, err := synthetic.Generate(synthetic.Config{Seed: 8, Prompts: 1500})
 	require.NoError(t, err)
 	ds := &datasets.Dataset{Catalogue: w.Catalogue, Prompts: w.Prompts, Outcomes: w.Outcomes}

@@ -35,6 +35,9 @@ func smallConfig(t *testing.T) Config {
 }
 
 func TestExplorationLearnsWhatGreedinessDoesNotSee(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (a real server under load, or many training rounds): make test runs it; -short leaves it out")
+	}
 	cfg := smallConfig(t)
 	for _, s := range []string{"none", "epsilon-greedy:0.2"} {
 		st, err := ParseStrategy(s)
@@ -71,6 +74,9 @@ func TestExplorationLearnsWhatGreedinessDoesNotSee(t *testing.T) {
 }
 
 func TestAModelAddedMidwayGetsTrafficAndIsLearned(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (a real server under load, or many training rounds): make test runs it; -short leaves it out")
+	}
 	cfg := smallConfig(t)
 	cfg.Strategies = []Strategy{{Name: "eps", Exploration: policy.Exploration{Strategy: policy.ExploreEpsilonGreedy, Epsilon: 0.1}}}
 	cfg.AddModel, cfg.AddAt = "gpt-4o-class", 1000
