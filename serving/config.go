@@ -27,15 +27,11 @@ type FileConfig struct {
 	DefaultPolicy string                   `json:"default_policy"` // serves requests no experiment takes
 	Policies      []PolicySpec             `json:"policies"`
 	Experiments   []rollout.ExperimentSpec `json:"experiments"`
+	Note          string                   `json:"note,omitempty"` // for people; not read
 }
 
-// PolicySpec is one policy of the configuration: the routing policy's
-// settings plus its predictor and an optional shadow model.
-type PolicySpec struct {
-	policy.Config
-	Predictor string `json:"predictor"` // ONNX predictor
-	Shadow    string `json:"shadow,omitempty"`
-}
+// PolicySpec is one policy of the configuration (policy.PolicySpec).
+type PolicySpec = policy.PolicySpec
 
 // Routing is a validated configuration, ready to serve: a router per
 // policy and the experiments. The server swaps it atomically on reload.
@@ -96,10 +92,18 @@ func ReadConfig(path string, opts policy.LoadOptions) (*Routing, error) {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
 	var fc FileConfig
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&fc); err != nil {
-		return nil, fmt.Errorf("read config %s: %w", path, err)
+	if policy.IsConfiguration(b) {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&fc); err != nil {
+			return nil, fmt.Errorf("read config %s: %w", path, err)
+		}
+	} else { // a policy file of the earlier form: a configuration with its one policy
+		f, err := policy.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		fc = FileConfig{Catalogue: f.Catalogue, DefaultPolicy: f.Name, Policies: []PolicySpec{{Config: f.Config, Predictor: f.Predictor}}}
 	}
 	dir := filepath.Dir(path)
 	abs := func(p string) string {

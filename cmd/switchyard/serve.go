@@ -25,7 +25,7 @@ type routerFlags struct {
 }
 
 func (f *routerFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.policyFile, "policy-file", "", "policy JSON (from 'switchyard calibrate'): predictor, catalogue, bar or lambda, candidates; replaces the flags below")
+	fs.StringVar(&f.policyFile, "policy-file", "", "configuration JSON (from 'switchyard calibrate', or serve's --config): its default policy with its predictor and catalogue; replaces the flags below")
 	fs.StringVar(&f.model, "model", "", "ONNX predictor written by 'switchyard train'")
 	fs.StringVar(&f.catalogue, "catalogue", "", "model catalogue CSV (prices)")
 	fs.StringVar(&f.scorer, "scorer", policy.ScorerONNX, "scorer: onnx (ONNX Runtime) or go (pure-Go forward pass)")
@@ -117,8 +117,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("serve: %w", err)
 	}
 	var load func(onFallback func()) (*serving.Routing, error)
+	if *configFile != "" && rf.policyFile != "" {
+		return errors.New("serve: give --config, or --policy-file, or --model and --catalogue")
+	}
+	if rf.policyFile != "" { // one format: a policy file is a configuration with one policy
+		*configFile, rf.policyFile = rf.policyFile, ""
+	}
 	if *configFile != "" {
-		if rf.model != "" || rf.policyFile != "" {
+		if rf.model != "" {
 			return errors.New("serve: give --config, or --policy-file, or --model and --catalogue")
 		}
 		load = func(onFallback func()) (*serving.Routing, error) {
