@@ -51,7 +51,7 @@ func BenchmarkHTTP(b *testing.B) {
 	defer sc.Close()
 	logs := b.TempDir()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: logs, Prefix: "outcomes", Log: quiet})
+	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: logs, Prefix: datasets.OutcomeLogPrefix, Log: quiet})
 	require.NoError(b, err)
 	defer wal.Close()
 	dlog, err := logstore.NewDecisionLog(logstore.DefaultDecisionLogConfig(logs), quiet)

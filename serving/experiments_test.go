@@ -234,7 +234,7 @@ func TestShadowOutcomesAreStoredAsShadow(t *testing.T) {
 	require.NoError(t, err)
 	defer rt.Close()
 	logs := t.TempDir()
-	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: logs, Prefix: "outcomes"})
+	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: logs, Prefix: datasets.OutcomeLogPrefix})
 	require.NoError(t, err)
 	srv, err := serving.New(serving.DefaultConfig(), serving.Deps{Routing: rt, Catalogue: rt.Catalogue, Outcomes: wal})
 	require.NoError(t, err)
@@ -305,7 +305,7 @@ func TestReviewedEdgeCases(t *testing.T) {
 	}
 	rt, err := load()
 	require.NoError(t, err)
-	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: t.TempDir(), Prefix: "outcomes"})
+	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: t.TempDir(), Prefix: datasets.OutcomeLogPrefix})
 	require.NoError(t, err)
 	defer wal.Close()
 	cfg := serving.DefaultConfig()

@@ -172,7 +172,7 @@ func TestLoadWithReloadsLosesNothing(t *testing.T) {
 	routing, err := load()
 	require.NoError(t, err)
 	logs := t.TempDir()
-	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: logs, Prefix: "outcomes"})
+	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: logs, Prefix: datasets.OutcomeLogPrefix})
 	require.NoError(t, err)
 	dlog, err := logstore.NewDecisionLog(logstore.DefaultDecisionLogConfig(logs), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)

@@ -72,7 +72,7 @@ func (rw *rolloutWorld) run(t *testing.T, seed int64, treatmentBar float64, maxR
 	rt, err := serving.BuildRouting(fc, policy.LoadOptions{Scorer: policy.ScorerGo})
 	require.NoError(t, err)
 	defer rt.Close()
-	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: t.TempDir(), Prefix: "outcomes"})
+	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: t.TempDir(), Prefix: datasets.OutcomeLogPrefix})
 	require.NoError(t, err)
 	defer wal.Close()
 	srv, err := serving.New(serving.DefaultConfig(), serving.Deps{Routing: rt, Catalogue: rt.Catalogue, Outcomes: wal})

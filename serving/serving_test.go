@@ -75,7 +75,7 @@ func startServerWith(t *testing.T, cfg serving.Config, scorer string, log *slog.
 		Policy: policy.Config{Name: "test", Version: "7", QualityBar: 0.6}})
 	require.NoError(t, err)
 	t.Cleanup(func() { sc.Close() })
-	f.wal, _, err = logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: f.logs, Prefix: "outcomes"})
+	f.wal, _, err = logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: f.logs, Prefix: datasets.OutcomeLogPrefix})
 	require.NoError(t, err)
 	t.Cleanup(func() { f.wal.Close() })
 	lc := logstore.DefaultDecisionLogConfig(f.logs)

@@ -39,7 +39,7 @@ func readAll(t *testing.T, dir string) []datasets.OutcomeRecord {
 
 func TestAppendsBecomePartitionedParquetOnClose(t *testing.T) {
 	dir := t.TempDir()
-	w, n, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes"})
+	w, n, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix})
 	require.NoError(t, err)
 	assert.Zero(t, n)
 	var wg sync.WaitGroup
@@ -70,7 +70,7 @@ func TestAppendsBecomePartitionedParquetOnClose(t *testing.T) {
 
 func TestSegmentsRotateBySize(t *testing.T) {
 	dir := t.TempDir()
-	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes", MaxBytes: 2000})
+	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix, MaxBytes: 2000})
 	require.NoError(t, err)
 	for i := 0; i < 100; i++ {
 		require.NoError(t, w.Append(rec(i)))
@@ -85,7 +85,7 @@ func TestSegmentsRotateBySize(t *testing.T) {
 // it, ignoring a torn record at its end.
 func TestOpenRecoversWhatAKilledProcessLeft(t *testing.T) {
 	dir := t.TempDir()
-	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes"})
+	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix})
 	require.NoError(t, err)
 	for i := 0; i < 10; i++ {
 		require.NoError(t, w.Append(rec(i)))
@@ -99,7 +99,7 @@ func TestOpenRecoversWhatAKilledProcessLeft(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 
-	w2, n, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes"})
+	w2, n, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix})
 	require.NoError(t, err)
 	assert.Equal(t, 10, n)
 	require.NoError(t, w2.Append(rec(99)))
@@ -111,7 +111,7 @@ func TestOpenRecoversWhatAKilledProcessLeft(t *testing.T) {
 // removed must not convert the segment twice.
 func TestASegmentIsNeverConvertedTwice(t *testing.T) {
 	dir := t.TempDir()
-	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes"})
+	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix})
 	require.NoError(t, err)
 	for i := 0; i < 5; i++ {
 		require.NoError(t, w.Append(rec(i)))
@@ -121,7 +121,7 @@ func TestASegmentIsNeverConvertedTwice(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
 	require.NoError(t, os.WriteFile(seg, b, 0o644)) // the segment "survived" the crash
-	w2, n, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes"})
+	w2, n, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix})
 	require.NoError(t, err)
 	assert.Zero(t, n)
 	require.NoError(t, w2.Close())
@@ -140,7 +140,7 @@ func TestPartition(t *testing.T) {
 func TestRestartsNeverReuseSegmentNames(t *testing.T) {
 	dir := t.TempDir()
 	for run := 0; run < 3; run++ {
-		w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes"})
+		w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix})
 		require.NoError(t, err)
 		for i := 0; i < 5; i++ {
 			require.NoError(t, w.Append(rec(run*100+i)))
@@ -176,7 +176,7 @@ func TestASecondLockOnAFolderIsRefusedWithTheHoldersPID(t *testing.T) {
 // folder, are never converted or removed.
 func TestWritersOnlyRecoverTheirOwnSegments(t *testing.T) {
 	dir := t.TempDir()
-	a, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes", Writer: "a"})
+	a, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix, Writer: "a"})
 	require.NoError(t, err)
 	for i := 0; i < 7; i++ {
 		require.NoError(t, a.Append(rec(i)))
@@ -184,7 +184,7 @@ func TestWritersOnlyRecoverTheirOwnSegments(t *testing.T) {
 	kill(a)
 	segA := a.segPath(a.segName)
 
-	b, n, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes", Writer: "b"})
+	b, n, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix, Writer: "b"})
 	require.NoError(t, err)
 	assert.Zero(t, n)
 	require.NoError(t, b.Append(rec(100)))
@@ -193,7 +193,7 @@ func TestWritersOnlyRecoverTheirOwnSegments(t *testing.T) {
 	require.NoError(t, err, "b left a's live segment alone")
 	assert.Len(t, readAll(t, dir), 1)
 
-	a2, n, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes", Writer: "a"})
+	a2, n, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix, Writer: "a"})
 	require.NoError(t, err)
 	assert.Equal(t, 7, n)
 	require.NoError(t, a2.Close())
@@ -210,7 +210,7 @@ func TestPeriodicSyncAppendsSurviveAKillExactlyOnce(t *testing.T) {
 	}{{"in the ring only", false}, {"in a segment and the ring", true}} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			opt := Options{Dir: dir, Prefix: "outcomes", SyncEvery: time.Hour, RingDir: t.TempDir()}
+			opt := Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix, SyncEvery: time.Hour, RingDir: t.TempDir()}
 			w, _, err := Open[datasets.OutcomeRecord](opt)
 			require.NoError(t, err)
 			var wg sync.WaitGroup
@@ -249,7 +249,7 @@ func TestPeriodicSyncAppendsSurviveAKillExactlyOnce(t *testing.T) {
 // copied into a new segment rather than lost with the file.
 func TestARemovedSegmentIsSalvaged(t *testing.T) {
 	dir := t.TempDir()
-	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: "outcomes", SyncEvery: 50 * time.Millisecond})
+	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix, SyncEvery: 50 * time.Millisecond})
 	require.NoError(t, err)
 	for i := 0; i < 9; i++ {
 		require.NoError(t, w.Append(rec(i)))
@@ -286,7 +286,7 @@ func TestDecisionRecordsRoundTripThroughTheLog(t *testing.T) {
 // ring in the same place: nothing could recover it.
 func TestRingsOfVanishedLogFoldersAreRemoved(t *testing.T) {
 	rings, gone := t.TempDir(), t.TempDir()
-	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: gone, Prefix: "outcomes", SyncEvery: time.Second, RingDir: rings, RingBytes: 1 << 16})
+	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: gone, Prefix: datasets.OutcomeLogPrefix, SyncEvery: time.Second, RingDir: rings, RingBytes: 1 << 16})
 	require.NoError(t, err)
 	require.NoError(t, w.Append(rec(1)))
 	kill(w)
@@ -295,7 +295,7 @@ func TestRingsOfVanishedLogFoldersAreRemoved(t *testing.T) {
 	require.NoError(t, os.RemoveAll(gone))
 
 	other := t.TempDir()
-	w2, _, err := Open[datasets.OutcomeRecord](Options{Dir: other, Prefix: "outcomes", SyncEvery: time.Second, RingDir: rings, RingBytes: 1 << 16})
+	w2, _, err := Open[datasets.OutcomeRecord](Options{Dir: other, Prefix: datasets.OutcomeLogPrefix, SyncEvery: time.Second, RingDir: rings, RingBytes: 1 << 16})
 	require.NoError(t, err)
 	_, err = os.Stat(left[0])
 	assert.True(t, os.IsNotExist(err), "the orphan ring is removed")
@@ -306,7 +306,7 @@ func TestRingsOfVanishedLogFoldersAreRemoved(t *testing.T) {
 // the ring's tail leaves them in both: the next start recovers each once.
 func TestRecordsInBothASegmentAndTheRingAreRecoveredOnce(t *testing.T) {
 	dir := t.TempDir()
-	opt := Options{Dir: dir, Prefix: "outcomes", SyncEvery: time.Hour, RingDir: t.TempDir(), RingBytes: 1 << 16}
+	opt := Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix, SyncEvery: time.Hour, RingDir: t.TempDir(), RingBytes: 1 << 16}
 	w, _, err := Open[datasets.OutcomeRecord](opt)
 	require.NoError(t, err)
 	start := w.ring.tail()
