@@ -63,7 +63,7 @@ func TestExperimentThroughTheServerCoversTheTrueDifference(t *testing.T) {
 	defer rt.Close()
 	logs := t.TempDir()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: logs, Prefix: "outcomes"})
+	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: logs, Prefix: datasets.OutcomeLogPrefix})
 	require.NoError(t, err)
 	dlog, err := logstore.NewDecisionLog(logstore.DefaultDecisionLogConfig(logs), quiet)
 	require.NoError(t, err)
