@@ -244,10 +244,13 @@ func ParseONNX(b []byte) (*Model, error) {
 	return m, nil
 }
 
+// graphInputs are the graph's inputs, in order.
+func graphInputs() []string { return []string{InputIDs, InputTask, InputDense} }
+
 // checkInterface checks the graph's inputs and output by name and order:
 // what the scorers feed and read.
 func checkInterface(g *onnxpb.GraphProto) error {
-	want := []string{InputIDs, InputTask, InputDense}
+	want := graphInputs()
 	if len(g.Input) != len(want) {
 		return fmt.Errorf("not a Switchyard predictor: the graph has %d inputs, want %v", len(g.Input), want)
 	}

@@ -157,7 +157,7 @@ func NewORTScorer(rt *Runtime, onnxBytes []byte, meta Metadata) (*ORTScorer, err
 	if rt == nil {
 		return nil, errors.New("ort scorer: no runtime")
 	}
-	want := []string{InputIDs, InputTask, InputDense}
+	want := graphInputs()
 	opts, err := ort.NewSessionOptions()
 	if err != nil {
 		return nil, fmt.Errorf("ort scorer: options: %w", err)

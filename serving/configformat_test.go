@@ -52,6 +52,14 @@ func TestAPolicyFileIsAConfigurationWithOnePolicy(t *testing.T) {
 	assert.Equal(t, 0.5, rt.Default.Config().QualityBar)
 	rt.Close()
 
+	// both readers take the same policy, or refuse alike
+	nodef := filepath.Join(dir, "nodefault.json")
+	require.NoError(t, os.WriteFile(nodef, []byte(`{"catalogue":"catalogue.csv","default_policy":"gone","policies":[{"name":"x","quality_bar":0.5,"predictor":"predictor.onnx"}]}`), 0o644))
+	_, err = policy.ReadFile(nodef)
+	require.ErrorContains(t, err, `default policy "gone" is not defined`)
+	_, err = serving.ReadConfig(nodef, policy.LoadOptions{Scorer: policy.ScorerGo})
+	require.ErrorContains(t, err, `default policy "gone" is not defined`)
+
 	// one validation for both forms
 	bad := filepath.Join(dir, "bad.json")
 	require.NoError(t, os.WriteFile(bad, []byte(`{"catalogue":"catalogue.csv","policies":[{"name":"x","quality_bar":1.5,"predictor":"predictor.onnx"}]}`), 0o644))

@@ -56,7 +56,6 @@ type Service struct {
 	dlog        *logstore.DecisionLog
 	outcomes    *logstore.WAL[datasets.OutcomeRecord]
 	stopShedder context.CancelFunc
-	log         *slog.Logger
 }
 
 // Open takes the log folder's lock before anything in it is touched and
@@ -77,7 +76,7 @@ func Open(ctx context.Context, opt Options) (_ *Service, err error) {
 	if opt.ShutdownTimeout <= 0 {
 		opt.ShutdownTimeout = 20 * time.Second
 	}
-	s := &Service{opt: opt, log: opt.Log}
+	s := &Service{opt: opt}
 	defer func() {
 		if err != nil {
 			s.closeAll()
@@ -97,6 +96,10 @@ func Open(ctx context.Context, opt Options) (_ *Service, err error) {
 	reload := func() (*Routing, error) { return opt.Load(onFallback) }
 	routing, err := reload()
 	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	if err := ctx.Err(); err != nil { // stopped while the predictors loaded
+		routing.Close()
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	defer func() {
@@ -182,9 +185,6 @@ func failing(what string, err error) error {
 // Addr is the address the service listens on.
 func (s *Service) Addr() string { return s.ln.Addr().String() }
 
-// Server is the service's HTTP server.
-func (s *Service) Server() *Server { return s.srv }
-
 // Run serves until ctx ends (or the listener fails), reloading on SIGHUP
 // when asked to, then stops gracefully: requests in flight finish, the
 // predictors close, and both logs are flushed and converted to Parquet.
@@ -207,11 +207,11 @@ func (s *Service) Run(ctx context.Context) error {
 			running = false
 		}
 	}
-	s.log.Info("shutting down: finishing requests in flight and flushing the logs")
+	s.opt.Log.Info("shutting down: finishing requests in flight and flushing the logs")
 	sctx, cancel := context.WithTimeout(context.Background(), s.opt.ShutdownTimeout)
 	defer cancel()
 	if err := s.hs.Shutdown(sctx); err != nil {
-		s.log.Error("shutdown", "err", err)
+		s.opt.Log.Error("shutdown", "err", err)
 	}
 	err := s.stop(sctx)
 	if serveErr != nil {
@@ -224,7 +224,7 @@ func (s *Service) Run(ctx context.Context) error {
 func (s *Service) stop(ctx context.Context) error {
 	var errs []error
 	if err := s.srv.Close(); err != nil {
-		s.log.Error("close the predictors", "err", err)
+		s.opt.Log.Error("close the predictors", "err", err)
 	}
 	if err := s.dlog.Close(ctx); err != nil {
 		errs = append(errs, err)
@@ -233,7 +233,7 @@ func (s *Service) stop(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("serve: close outcome log: %w", err))
 	}
 	written, dropped, werrs := s.dlog.Stats()
-	s.log.Info("stopped", "decisions_logged", written, "decisions_dropped", dropped, "write_errors", werrs)
+	s.opt.Log.Info("stopped", "decisions_logged", written, "decisions_dropped", dropped, "write_errors", werrs)
 	s.dlog, s.outcomes, s.srv = nil, nil, nil
 	s.closeAll()
 	return errors.Join(errs...)

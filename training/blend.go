@@ -9,6 +9,7 @@ import (
 
 	"switchyard/classifier"
 	"switchyard/classifier/policy"
+	"switchyard/datasets"
 	"switchyard/features"
 	"switchyard/training/frontier"
 )
@@ -62,7 +63,7 @@ func (t *Trainer) tuneBlend(ctx context.Context, spec features.Spec, models []st
 	fold := make([]int, len(train))
 	full := 0
 	for i := range train {
-		fold[i] = int(promptHash(train[i].PromptID, "tune") % uint64(k))
+		fold[i] = int(datasets.SaltedHash("tune", train[i].PromptID) % uint64(k))
 		if fullInformation(&train[i]) {
 			full++
 		}
@@ -162,6 +163,11 @@ func chooseBlend(oof []parts, costs []float64) *Blend {
 			}
 		}
 	}
+	var bars []float64
+	for i := 0; i <= 20; i++ {
+		bars = append(bars, float64(i)/20)
+	}
+	rules := frontier.Sweep(bars, 30, [][]float64{costs}) // the same settings judge every candidate
 	aiq := make([]float64, len(cands))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
@@ -171,11 +177,11 @@ func chooseBlend(oof []parts, costs []float64) *Blend {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			aiq[c] = routingAIQ(oof, cands[c].net, cands[c].lin, costs)
+			aiq[c] = routingAIQ(oof, cands[c].net, cands[c].lin, costs, rules)
 		}()
 	}
 	wg.Wait()
-	b := &Blend{AIQ: map[string]float64{}, Examples: len(oof)}
+	b := &Blend{AIQ: map[string]float64{}}
 	best := 0
 	for c, v := range aiq {
 		b.AIQ[BlendKey(cands[c].net, cands[c].lin)] = v
@@ -191,20 +197,12 @@ func chooseBlend(oof []parts, costs []float64) *Blend {
 // sweep of quality bars and cost weights, with the blended predictions and
 // the given per-model costs, and returns the AIQ of the resulting
 // cost–quality envelope between the cheapest and the dearest model.
-func routingAIQ(oof []parts, net, lin float64, costs []float64) float64 {
+func routingAIQ(oof []parts, net, lin float64, costs []float64, rules []policy.Rule) float64 {
 	if len(oof) == 0 {
 		return 0
 	}
 	nout := len(costs)
-	lo, hi := math.Inf(1), 0.0
-	for _, c := range costs {
-		lo, hi = math.Min(lo, c), math.Max(hi, c)
-	}
-	var bars []float64
-	for i := 0; i <= 20; i++ {
-		bars = append(bars, float64(i)/20)
-	}
-	rules := frontier.Sweep(bars, 30, [][]float64{costs})
+	lo, hi := costRange(costs)
 	opts := make([]policy.Option, nout)
 	for j := range opts {
 		opts[j].ExpectedCostUSD = costs[j]
@@ -245,9 +243,6 @@ func routingAIQ(oof []parts, net, lin float64, costs []float64) float64 {
 // the output bias.
 func applyBlend(m *classifier.Model, lp *linearPath, b *Blend) {
 	nout := len(m.Meta.Models)
-	if lp == nil { // a blend without the linear path
-		lp = &linearPath{sparse: make([]float32, len(m.Sparse)), dense: make([]float32, features.NumDense*nout), bias: make([]float32, nout), nout: nout}
-	}
 	a := float32(b.Network)
 	for i := range m.W2 {
 		m.W2[i] *= a
@@ -256,9 +251,15 @@ func applyBlend(m *classifier.Model, lp *linearPath, b *Blend) {
 		m.Ws[i] *= a
 	}
 	for i := range m.B2 {
-		m.B2[i] = m.B2[i]*a + float32(b.Linear)*lp.bias[i]
+		m.B2[i] *= a
+	}
+	if lp == nil { // a blend without the linear path: its weights stay zero
+		return
 	}
 	l := float32(b.Linear)
+	for i := range m.B2 {
+		m.B2[i] += l * lp.bias[i]
+	}
 	for i, w := range lp.sparse {
 		m.Sparse[i] = l * w
 	}
@@ -273,11 +274,17 @@ func applyBlend(m *classifier.Model, lp *linearPath, b *Blend) {
 // spread reports whether the costs differ: a frontier needs a cheapest and
 // a dearest model.
 func spread(costs []float64) bool {
-	lo, hi := math.Inf(1), math.Inf(-1)
+	lo, hi := costRange(costs)
+	return hi > lo
+}
+
+// costRange is the cheapest and the dearest of the costs.
+func costRange(costs []float64) (lo, hi float64) {
+	lo, hi = math.Inf(1), math.Inf(-1)
 	for _, c := range costs {
 		lo, hi = math.Min(lo, c), math.Max(hi, c)
 	}
-	return hi > lo
+	return lo, hi
 }
 
 // BlendKey names a candidate in Blend.AIQ.

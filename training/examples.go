@@ -119,11 +119,8 @@ func fingerprint(ex []Example, models []string) string {
 // deterministic split by a hash of its id and a salt. The same id and salt
 // always land on the same side, whatever else is in the data.
 func InHoldout(promptID, salt string, share float64) bool {
-	return float64(promptHash(promptID, salt)%1_000_000) < share*1_000_000
+	return float64(datasets.SaltedHash(salt, promptID)%1_000_000) < share*1_000_000
 }
-
-// promptHash is the salted hash of a prompt id that splits data by prompt.
-func promptHash(promptID, salt string) uint64 { return datasets.SaltedHash(salt, promptID) }
 
 // Split divides examples into a training and a held-out part with InHoldout.
 func Split(ex []Example, salt string, share float64) (train, holdout []Example) {

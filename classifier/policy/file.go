@@ -63,11 +63,14 @@ func ReadFile(path string) (*File, error) {
 		if len(c.Policies) == 0 {
 			return nil, fmt.Errorf("read policy %s: no policies", path)
 		}
-		p := c.Policies[0]
+		p, ok := c.Policies[0], c.DefaultPolicy == ""
 		for _, q := range c.Policies {
 			if q.Name == c.DefaultPolicy {
-				p = q
+				p, ok = q, true
 			}
+		}
+		if !ok { // as the server reads it: no fallback to another policy
+			return nil, fmt.Errorf("read policy %s: default policy %q is not defined", path, c.DefaultPolicy)
 		}
 		f = File{Config: p.Config, Predictor: p.Predictor, Catalogue: c.Catalogue, Note: c.Note}
 	} else {

@@ -69,8 +69,8 @@ func Choose(opts []Option, bar, maxCost float64) (Choice, error) {
 // Cleared reports whether the chosen option's predicted quality is at least
 // bar, for the record only: bar does not enter the choice.
 func ChooseTradeoff(opts []Option, lambda, bar, maxCost float64) (Choice, error) {
-	if math.IsNaN(lambda) || lambda < 0 {
-		return Choice{}, fmt.Errorf("lambda %v must be a non-negative number", lambda)
+	if err := checkLambda(lambda); err != nil {
+		return Choice{}, err
 	}
 	allowed, err := allowedOptions(opts, maxCost)
 	if err != nil {
@@ -116,8 +116,10 @@ func (r Rule) choose(opts []Option, maxCost float64) (Choice, error) {
 // for evaluation and training, which route the same prompts under many
 // settings of the rule.
 func (r Rule) Pick(opts []Option) (int, error) {
-	if r.Lambda != nil && (math.IsNaN(*r.Lambda) || *r.Lambda < 0) {
-		return 0, fmt.Errorf("lambda %v must be a non-negative number", *r.Lambda)
+	if r.Lambda != nil {
+		if err := checkLambda(*r.Lambda); err != nil {
+			return 0, err
+		}
 	}
 	best := -1
 	for i, o := range opts {
@@ -134,6 +136,14 @@ func (r Rule) Pick(opts []Option) (int, error) {
 		return c.Index, err
 	}
 	return best, nil
+}
+
+// checkLambda is the one check of a trade-off weight.
+func checkLambda(l float64) error {
+	if math.IsNaN(l) || l < 0 {
+		return fmt.Errorf("lambda %v must be a non-negative number", l)
+	}
+	return nil
 }
 
 // before reports whether the rule ranks a before b.

@@ -41,8 +41,11 @@ func (c Config) Validate() error {
 		return errors.New("policy: name is empty")
 	case math.IsNaN(c.QualityBar) || c.QualityBar < 0 || c.QualityBar > 1:
 		return fmt.Errorf("policy %s: quality_bar %v outside [0,1]", c.Name, c.QualityBar)
-	case c.Lambda != nil && (math.IsNaN(*c.Lambda) || *c.Lambda < 0):
-		return fmt.Errorf("policy %s: lambda %v must be non-negative", c.Name, *c.Lambda)
+	}
+	if c.Lambda != nil {
+		if err := checkLambda(*c.Lambda); err != nil {
+			return fmt.Errorf("policy %s: %w", c.Name, err)
+		}
 	}
 	for _, err := range []error{c.Exploration.Validate(), c.NewModels.Validate(), c.ContextOverflow.Validate()} {
 		if err != nil {

@@ -105,12 +105,11 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // evalConfig is the evaluation `eval` and `quality` run: the learned router
 // trained with settings s, and the baselines.
 func evalConfig(s training.Settings, spec features.Spec, knn int) eval.Config {
-	c := eval.Config{TestShare: 0.2, Folds: 1, Salt: "eval", Lambdas: 60,
+	return eval.Config{TestShare: 0.2, Folds: 1, Salt: "eval", Lambdas: 60,
 		Learned: &eval.Learned{Trainer: training.Trainer{Settings: s}, Spec: spec},
 		Baselines: []eval.Predictor{&eval.PerTask{}, &eval.KNN{K: knn},
 			&eval.Logistic{Epochs: 5, LR: 0.05, L2: 1e-6, Seed: s.Seed}},
 	}
-	return c
 }
 
 func printEval(w io.Writer, rep *eval.Report) {

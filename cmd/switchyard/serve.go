@@ -121,10 +121,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.New("serve: give --config, or --policy-file, or --model and --catalogue")
 	}
 	if rf.policyFile != "" { // one format: a policy file is a configuration with one policy
+		if rf.model != "" || rf.catalogue != "" { // as route says of the same flags
+			return errors.New("serve: give --policy-file or --model and --catalogue, not both")
+		}
 		*configFile, rf.policyFile = rf.policyFile, ""
 	}
 	if *configFile != "" {
-		if rf.model != "" {
+		if rf.model != "" || rf.catalogue != "" {
 			return errors.New("serve: give --config, or --policy-file, or --model and --catalogue")
 		}
 		load = func(onFallback func()) (*serving.Routing, error) {

@@ -64,7 +64,7 @@ func (e *Experiment) Arm(unit string) int {
 // state and the arms' counts carry over, and feedback for decisions made
 // before the reload reaches the same rollout. It reports whether it did.
 func (e *Experiment) Resume(old *Experiment) bool {
-	if old.Spec.Name != e.Spec.Name || !reflect.DeepEqual(old.Spec, e.Spec) {
+	if !reflect.DeepEqual(old.Spec, e.Spec) {
 		return false
 	}
 	e.ro = old.ro
