@@ -6,28 +6,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
-
-// benchPredictor generates the `make run` workload and trains its
-// production-size predictor, for the server benchmarks.
-func benchPredictor(b *testing.B) (catalogue, model string) {
-	dir := b.TempDir()
-	data, out := filepath.Join(dir, "data"), filepath.Join(dir, "model")
-	o, err := exec.Command(binary, "generate", "--seed", "1", "--prompts", "6000", "--out", data).CombinedOutput()
-	require.NoError(b, err, string(o))
-	o, err = exec.Command(binary, "train", "--data", data, "--seed", "1", "--out", out).CombinedOutput()
-	require.NoError(b, err, string(o))
-	return filepath.Join(data, "catalogue.csv"), filepath.Join(out, "predictor.onnx")
-}
 
 // BenchmarkGoodput measures what the server does under overload with its
 // defaults, the server process and `switchyard loadgen` sharing the
@@ -46,20 +32,16 @@ func BenchmarkGoodput(b *testing.B) {
 	}
 	load := func(base string, args ...string) []loadRow {
 		argv := append([]string{"loadgen", "--url", base + "/v1/route", "--duration", "5s"}, args...)
-		out, err := exec.Command(binary, argv...).CombinedOutput()
-		require.NoError(b, err, string(out))
+		out, err := run(b, argv...)
+		require.NoError(b, err, out)
 		fmt.Fprintf(os.Stderr, "loadgen %s:\n%s", strings.Join(args, " "), out)
-		return parseLoadTable(b, string(out))
-	}
-	stop := func(cmd *exec.Cmd) {
-		require.NoError(b, cmd.Process.Signal(syscall.SIGTERM))
-		require.NoError(b, cmd.Wait())
+		return parseLoadTable(b, out)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N && i < 1; i++ {
 		unshed, base := serve("--shed-queue-delay", "0")
 		capRun := load(base, "--connections", "16")
-		stop(unshed)
+		stopServe(b, unshed)
 		require.Len(b, capRun, 1)
 		c := capRun[0].throughput
 
@@ -69,7 +51,7 @@ func BenchmarkGoodput(b *testing.B) {
 		t0 := time.Now()
 		over := load(base, "--closed=false", "--connections", "256", "--rates", strconv.FormatFloat(2*c, 'f', 0, 64))
 		goodput := (routed(b, base) - before) / time.Since(t0).Seconds()
-		stop(srv)
+		stopServe(b, srv)
 		require.Len(b, half, 1)
 		require.Len(b, over, 1)
 		for _, r := range append(append(capRun, half...), over...) {

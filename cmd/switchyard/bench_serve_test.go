@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -65,7 +64,10 @@ func BenchmarkServe(b *testing.B) {
 		b.ReportMetric(float64(over.shed)/float64(over.sent), "overload_shed_share")
 	}
 	b.StopTimer()
-	rss, hwm := procMemoryMB(b, srv.Process.Pid)
+	rss, hwm, err := procMemoryMB(srv.Process.Pid)
+	if err != nil {
+		b.Logf("server memory: %v", err)
+	}
 	b.ReportMetric(rss, "server_rss_MB")
 	b.ReportMetric(hwm, "server_peak_rss_MB")
 }
@@ -145,25 +147,4 @@ func parseLatency(b *testing.B, s string) time.Duration {
 	d, err := time.ParseDuration(s)
 	require.NoError(b, err, s)
 	return d
-}
-
-// procMemoryMB is a process's resident and peak resident memory.
-func procMemoryMB(b *testing.B, pid int) (rss, hwm float64) {
-	st, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	if err != nil {
-		b.Logf("no /proc status for %d: %v", pid, err)
-		return 0, 0
-	}
-	for _, l := range strings.Split(string(st), "\n") {
-		f := strings.Fields(l)
-		if len(f) >= 2 && (f[0] == "VmRSS:" || f[0] == "VmHWM:") {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			if f[0] == "VmRSS:" {
-				rss = kb / 1024
-			} else {
-				hwm = kb / 1024
-			}
-		}
-	}
-	return rss, hwm
 }

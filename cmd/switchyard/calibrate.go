@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -17,19 +16,16 @@ import (
 )
 
 func runCalibrate(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("calibrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var rf routerFlags
-	rf.register(fs)
-	data := fs.String("data", "", "dataset folder with full-information outcomes (validation data)")
-	bench := fs.String("benchmark", "", "or: a benchmark-table folder")
+	fs := newFlagSet("calibrate", stderr)
+	rf := registerRouterFlags(fs)
+	src := registerSourceFlags(fs, "or: a benchmark-table folder", "dataset folder with full-information outcomes (validation data)")
 	share := fs.Float64("validation-share", 0.1, "use the prompts of this validation split (by prompt-id hash, as train holds out); 1: every prompt")
 	knob := fs.String("knob", "bar", "what to calibrate: bar (quality bar) or lambda (cost-quality trade-off)")
 	budget := fs.Float64("budget-per-1k", 0, "target: at most this many USD per 1,000 requests")
 	maxShare := fs.String("max-share", "", "target: MODEL=SHARE, at most SHARE of traffic to MODEL")
 	minQ := fs.Float64("min-quality", 0, "target: at least this average quality")
 	out := fs.String("policy-out", "", "write the calibrated policy here (JSON that 'serve --policy-file' reads)")
-	if err := parse(fs, args, false); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	t := eval.Target{CostPer1K: *budget, MinQuality: *minQ}
@@ -44,7 +40,7 @@ func runCalibrate(_ context.Context, args []string, stdout, stderr io.Writer) er
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	ds, err := readFullInformation(*bench, *data, stderr)
+	ds, err := src.read(stderr)
 	if err != nil {
 		return fmt.Errorf("calibrate: %w", err)
 	}

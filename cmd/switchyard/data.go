@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -12,15 +11,11 @@ import (
 )
 
 func runGenerate(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("generate", stderr)
 	seed := fs.Int64("seed", 1, "random seed: the same seed writes the same workload")
 	n := fs.Int("prompts", 6000, "number of prompts")
 	out := fs.String("out", "", "dataset folder to write")
-	if err := parse(fs, args, false); err != nil {
-		return err
-	}
-	if err := required(fs, "out"); err != nil {
+	if err := parse(fs, args, "out"); err != nil {
 		return err
 	}
 	if *n < 1 {
@@ -39,17 +34,13 @@ func runGenerate(_ context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func runImport(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("import", stderr)
 	bench := fs.String("benchmark", "", "benchmark-table folder (prompts.jsonl, quality.csv, output_tokens.csv, models.csv)")
 	long := fs.String("long", "", "long-format outcome table (.csv, .jsonl or .parquet)")
 	catPath := fs.String("catalogue", "", "model catalogue CSV (needed with --long)")
 	out := fs.String("out", "", "dataset folder to write")
 	maxProblems := fs.Int("show-problems", 20, "malformed rows to print")
-	if err := parse(fs, args, false); err != nil {
-		return err
-	}
-	if err := required(fs, "out"); err != nil {
+	if err := parse(fs, args, "out"); err != nil {
 		return err
 	}
 	var (

@@ -170,8 +170,7 @@ func TestASecondServerOnTheSameLogsRefusesAndLosesNothing(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, "ready", rd.Status)
 
-	require.NoError(t, first.Process.Signal(syscall.SIGTERM))
-	require.NoError(t, first.Wait())
+	stopServe(t, first)
 	nd, nf := a.counts()
 	require.Equal(t, 400, nd)
 	require.Equal(t, 200, nf)
@@ -184,9 +183,7 @@ func TestASecondServerOnTheSameLogsRefusesAndLosesNothing(t *testing.T) {
 // a kill is accepted after it, and training from the logs uses every
 // acknowledged outcome.
 func TestKilledThreeTimesLosesNoAcknowledgedDecisionOrFeedback(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (a real server under load, or many training rounds): make test runs it; -short leaves it out")
-	}
+	skipSlow(t)
 	data, model := trained(t)
 	logs := t.TempDir()
 	args := []string{"--model", model, "--catalogue", filepath.Join(data, "catalogue.csv"), "--logs", logs, "--scorer", "go"}
@@ -227,8 +224,7 @@ func TestKilledThreeTimesLosesNoAcknowledgedDecisionOrFeedback(t *testing.T) {
 		<-done
 	}
 	cmd, _ := startServe(t, args...)
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	require.NoError(t, cmd.Wait())
+	stopServe(t, cmd)
 	nd, nf := a.counts()
 	require.Greater(t, nf, 450, "the load did not get going")
 	t.Logf("%d decisions and %d feedbacks acknowledged across three kills", nd, nf)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,32 +12,24 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"switchyard/features"
-	"switchyard/training"
 	"switchyard/training/eval"
 )
 
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	bench := fs.String("benchmark", "", "benchmark-table folder (the layout of prompts.jsonl, quality.csv, output_tokens.csv, models.csv)")
-	data := fs.String("data", "", "or: a dataset folder written by import or generate")
-	pool := fs.String("models", "", "comma-separated pool (default: every model with outcomes)")
+	fs := newFlagSet("eval", stderr)
+	src := registerSourceFlags(fs, "benchmark-table folder (the layout of prompts.jsonl, quality.csv, output_tokens.csv, models.csv)",
+		"or: a dataset folder written by import or generate")
+	pool := fs.String("models", "", poolHelp)
 	out := fs.String("out", "eval-out", "folder for report.json, curves.png and calibration.png")
 	decisionsOut := fs.String("decisions-out", "", "write every routing decision on the test part as CSV prompt_id,setting,model")
 	testShare := fs.Float64("test-share", 0.2, "share of prompts in the test part (split by a hash of the prompt id)")
 	folds := fs.Int("folds", 1, "K > 1: K-fold cross-validation, reporting mean ± std")
 	lambdas := fs.Int("lambdas", 60, "number of λ settings in the cost-quality trade-off sweep")
-	k := fs.Int("knn", 25, "neighbours of the k-nearest-neighbours baseline")
 	taskLabels := fs.String("task-labels", "use", "which prompts' task labels the routers see: use (all), train-only (the training part's; the test part has none), ignore (none)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
-	lf := registerLearnFlags(fs)
-	if err := parse(fs, args, false); err != nil {
-		return err
-	}
-	stopProfile, err := startCPUProfile(*cpuProfile)
+	ef := registerEvalFlags(fs)
+	stopProfile, err := ef.cpu.parse(fs, args)
 	if err != nil {
-		return fmt.Errorf("eval: %w", err)
+		return err
 	}
 	defer stopProfile()
 	labels, err := eval.ParseTaskLabels(*taskLabels)
@@ -46,16 +37,15 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("eval: --%w", err)
 	}
 	start := time.Now()
-	ds, err := readFullInformation(*bench, *data, stderr)
+	ds, err := src.read(stderr)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
-	b, spec, err := lf.bench(ds, *pool)
+	b, spec, err := ef.learn.bench(ds, *pool)
 	if err != nil {
 		return err
 	}
-	s := lf.settings()
-	cfg := evalConfig(s, spec, *k)
+	cfg := ef.config(spec)
 	cfg.TestShare, cfg.Folds, cfg.Lambdas, cfg.TaskLabels = *testShare, *folds, *lambdas, labels
 	var dec *bufio.Writer
 	if *decisionsOut != "" {
@@ -86,7 +76,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := os.WriteFile(filepath.Join(*out, "report.json"), js, 0o644); err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
-	title := fmt.Sprintf("%s: %d test prompts, pool of %d", filepath.Base(strings.TrimRight(*bench+*data, "/")), rep.Folds[0].TestPrompts, len(b.Models))
+	title := fmt.Sprintf("%s: %d test prompts, pool of %d", filepath.Base(strings.TrimRight(src.bench+src.data, "/")), rep.Folds[0].TestPrompts, len(b.Models))
 	if err := eval.PlotCurves(&rep.Folds[0], title, filepath.Join(*out, "curves.png")); err != nil {
 		return err
 	}
@@ -100,16 +90,6 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, " (%.1fs)\n", time.Since(start).Seconds())
 	return nil
-}
-
-// evalConfig is the evaluation `eval` and `quality` run: the learned router
-// trained with settings s, and the baselines.
-func evalConfig(s training.Settings, spec features.Spec, knn int) eval.Config {
-	return eval.Config{TestShare: 0.2, Folds: 1, Salt: "eval", Lambdas: 60,
-		Learned: &eval.Learned{Trainer: training.Trainer{Settings: s}, Spec: spec},
-		Baselines: []eval.Predictor{&eval.PerTask{}, &eval.KNN{K: knn},
-			&eval.Logistic{Epochs: 5, LR: 0.05, L2: 1e-6, Seed: s.Seed}},
-	}
 }
 
 func printEval(w io.Writer, rep *eval.Report) {

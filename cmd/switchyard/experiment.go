@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -24,18 +23,14 @@ func runExperiment(_ context.Context, args []string, stdout, stderr io.Writer) e
 	if len(args) == 0 || args[0] != "analyze" {
 		return errors.New("usage: switchyard experiment analyze --logs DIR --config FILE [--experiment NAME]")
 	}
-	fs := flag.NewFlagSet("experiment analyze", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("experiment analyze", stderr)
 	logs := fs.String("logs", "", "folder of the decision and outcome logs")
 	config := fs.String("config", "", "the server's configuration file (arms, weights, policies)")
 	name := fs.String("experiment", "", "experiment to analyse (default: the configuration's first)")
 	control := fs.String("control", "", "control arm (default: the experiment's first arm)")
 	out := fs.String("out", "experiment-out", "folder for report.json and arms.png")
 	scorer := fs.String("scorer", policy.ScorerGo, "scorer of the policies for the off-policy estimates: go or onnx")
-	if err := parse(fs, args[1:], false); err != nil {
-		return err
-	}
-	if err := required(fs, "logs", "config"); err != nil {
+	if err := parse(fs, args[1:], "logs", "config"); err != nil {
 		return err
 	}
 	rt, err := serving.ReadConfig(*config, policy.LoadOptions{Scorer: *scorer})

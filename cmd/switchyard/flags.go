@@ -1,20 +1,49 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"runtime/pprof"
 
+	"switchyard/classifier/policy"
 	"switchyard/datasets"
 	"switchyard/features"
 	"switchyard/training"
 	"switchyard/training/eval"
 )
 
+// newFlagSet is a command's flag set: a parse error (or -h) prints the
+// command's usage to stderr and is returned, not exited on, so that main
+// reports every failure the same way.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parse parses a command's flags, refuses stray positional arguments and
+// names the first of the required flags left empty. (route, the one command
+// with positional arguments, calls fs.Parse itself.)
+func parse(fs *flag.FlagSet, args []string, required ...string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	for _, n := range required {
+		if f := fs.Lookup(n); f == nil || f.Value.String() == "" {
+			return fmt.Errorf("%s: --%s is required", fs.Name(), n)
+		}
+	}
+	return nil
+}
+
 // learnFlags are the predictor's training knobs, shared by the commands
-// that train one (train, eval, simulate).
+// that train one (train, eval, quality, simulate).
 type learnFlags struct {
 	seed                                 *int64
 	epochs, dim, hidden, batch, patience *int
@@ -60,6 +89,10 @@ func (f *learnFlags) spec() features.Spec {
 	return s
 }
 
+// poolHelp is the help of --models where it names the pool bench restricts
+// a benchmark to (eval, simulate).
+const poolHelp = "comma-separated pool (default: every model with outcomes)"
+
 // bench restricts full-information data to a pool and extracts the
 // features of the learn flags' spec.
 func (f *learnFlags) bench(ds *datasets.Dataset, pool string) (*eval.Bench, features.Spec, error) {
@@ -72,35 +105,147 @@ func (f *learnFlags) bench(ds *datasets.Dataset, pool string) (*eval.Bench, feat
 	return b, spec, err
 }
 
-// readFullInformation reads a benchmark-table folder or a dataset folder
-// (exactly one of them), printing the importer's problems to stderr.
-func readFullInformation(bench, data string, stderr io.Writer) (*datasets.Dataset, error) {
-	switch {
-	case (bench == "") == (data == ""):
-		return nil, fmt.Errorf("give exactly one of --benchmark DIR or --data DIR")
-	case data != "":
-		return datasets.ReadDataset(data)
+// evalFlags are what eval and quality share: the learned router's training
+// knobs, the k-nearest-neighbours baseline's k and --cpuprofile.
+type evalFlags struct {
+	learn *learnFlags
+	knn   *int
+	cpu   *cpuProfileFlag
+}
+
+func registerEvalFlags(fs *flag.FlagSet) *evalFlags {
+	return &evalFlags{
+		learn: registerLearnFlags(fs),
+		knn:   fs.Int("knn", 25, "neighbours of the k-nearest-neighbours baseline"),
+		cpu:   registerCPUProfile(fs),
 	}
-	ds, rep, err := datasets.ImportBenchmark(bench)
+}
+
+// config is the evaluation eval and quality run: the learned router trained
+// with the learn flags' settings on features of spec, and the baselines.
+func (f *evalFlags) config(spec features.Spec) eval.Config {
+	s := f.learn.settings()
+	return eval.Config{TestShare: 0.2, Folds: 1, Salt: "eval", Lambdas: 60,
+		Learned: &eval.Learned{Trainer: training.Trainer{Settings: s}, Spec: spec},
+		Baselines: []eval.Predictor{&eval.PerTask{}, &eval.KNN{K: *f.knn},
+			&eval.Logistic{Epochs: 5, LR: 0.05, L2: 1e-6, Seed: s.Seed}},
+	}
+}
+
+// sourceFlags are --benchmark and --data: the full-information outcomes a
+// command reads (eval, calibrate, simulate). Each command words their help
+// for what it does with them.
+type sourceFlags struct{ bench, data string }
+
+func registerSourceFlags(fs *flag.FlagSet, benchHelp, dataHelp string) *sourceFlags {
+	f := &sourceFlags{}
+	fs.StringVar(&f.bench, "benchmark", "", benchHelp)
+	fs.StringVar(&f.data, "data", "", dataHelp)
+	return f
+}
+
+// read reads the benchmark-table folder or the dataset folder (exactly one
+// of them must be given), printing the importer's problems to stderr.
+func (f *sourceFlags) read(stderr io.Writer) (*datasets.Dataset, error) {
+	switch {
+	case (f.bench == "") == (f.data == ""):
+		return nil, fmt.Errorf("give exactly one of --benchmark DIR or --data DIR")
+	case f.data != "":
+		return datasets.ReadDataset(f.data)
+	}
+	ds, rep, err := datasets.ImportBenchmark(f.bench)
 	if rep != nil && rep.ProblemCount > 0 {
 		fmt.Fprintln(stderr, rep.String())
 	}
 	return ds, err
 }
 
-// startCPUProfile writes a CPU profile (pprof) of the run to path until the
-// returned function is called; an empty path profiles nothing.
-func startCPUProfile(path string) (stop func(), err error) {
-	if path == "" {
+// cpuProfileFlag is --cpuprofile (serve, eval, quality): a CPU profile of
+// the whole run.
+type cpuProfileFlag struct{ cmd, path string }
+
+func registerCPUProfile(fs *flag.FlagSet) *cpuProfileFlag {
+	p := &cpuProfileFlag{cmd: fs.Name()}
+	fs.StringVar(&p.path, "cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
+	return p
+}
+
+// parse parses the command's flags as parse does and starts writing a CPU
+// profile (pprof) to the flag's file, until stop is called; without a file
+// it profiles nothing.
+func (p *cpuProfileFlag) parse(fs *flag.FlagSet, args []string) (stop func(), err error) {
+	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	if p.path == "" {
 		return func() {}, nil
 	}
-	f, err := os.Create(path)
+	f, err := os.Create(p.path)
 	if err != nil {
-		return nil, fmt.Errorf("cpu profile: %w", err)
+		return nil, fmt.Errorf("%s: cpu profile: %w", p.cmd, err)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("cpu profile: %w", err)
+		return nil, fmt.Errorf("%s: cpu profile: %w", p.cmd, err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// routerFlags build a router from a predictor and a catalogue, or from a
+// policy file (serve, route, calibrate, ope).
+type routerFlags struct {
+	model, catalogue, scorer, ortLib, policyName, candidates, policyFile string
+	bar                                                                  float64
+}
+
+func registerRouterFlags(fs *flag.FlagSet) *routerFlags {
+	f := &routerFlags{}
+	fs.StringVar(&f.policyFile, "policy-file", "", "configuration JSON (from 'switchyard calibrate', or serve's --config): its default policy with its predictor and catalogue; replaces the flags below")
+	fs.StringVar(&f.model, "model", "", "ONNX predictor written by 'switchyard train'")
+	fs.StringVar(&f.catalogue, "catalogue", "", "model catalogue CSV (prices)")
+	fs.StringVar(&f.scorer, "scorer", policy.ScorerONNX, "scorer: onnx (ONNX Runtime) or go (pure-Go forward pass)")
+	fs.StringVar(&f.ortLib, "ort-lib", "", "ONNX Runtime shared library (default: $SWITCHYARD_ORT_LIB, else .ort/libonnxruntime.so.1)")
+	fs.StringVar(&f.policyName, "policy", "default", "policy name recorded with every decision")
+	fs.StringVar(&f.candidates, "candidates", "", "comma-separated default candidates (default: every model the predictor scores)")
+	fs.Float64Var(&f.bar, "quality-bar", 0.8, "default quality bar in [0,1] when a request names none")
+	return f
+}
+
+// policy returns the policy to serve: the policy file's, or the flags'.
+func (f *routerFlags) policy() (*policy.File, error) {
+	if f.policyFile != "" {
+		if f.model != "" || f.catalogue != "" {
+			return nil, errors.New("give --policy-file or --model and --catalogue, not both")
+		}
+		return policy.ReadFile(f.policyFile)
+	}
+	if f.model == "" || f.catalogue == "" {
+		return nil, errors.New("--model and --catalogue (or --policy-file) are required")
+	}
+	return &policy.File{Config: policy.Config{Name: f.policyName, Version: "1", QualityBar: f.bar, Candidates: splitList(f.candidates)},
+		Predictor: f.model, Catalogue: f.catalogue}, nil
+}
+
+func (f *routerFlags) load() (*policy.Router, *datasets.Catalogue, io.Closer, error) {
+	return f.loadWith(nil)
+}
+
+// loadWith is load with a callback for every scoring that falls back to the
+// pure-Go scorer.
+func (f *routerFlags) loadWith(onFallback func()) (*policy.Router, *datasets.Catalogue, io.Closer, error) {
+	pf, err := f.policy()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cat, err := datasets.ReadCatalogue(pf.Catalogue)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	r, sc, err := policy.LoadRouter(policy.LoadOptions{
+		ModelPath: pf.Predictor, Catalogue: cat, Scorer: f.scorer, RuntimeLib: f.ortLib, Policy: pf.Config, OnFallback: onFallback,
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return r, cat, sc, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -18,8 +17,7 @@ import (
 )
 
 func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("loadgen", stderr)
 	target := fs.String("url", "http://127.0.0.1:8080/v1/route", "endpoint to load; only loopback hosts (127.0.0.1, ::1, localhost) are accepted")
 	sizes := fs.String("prompt-bytes", "1024", "comma-separated prompt sizes in bytes; bodies of every size are sent round-robin in each run")
 	conns := fs.Int("connections", 64, "keep-alive connections (requests in flight at most)")
@@ -30,7 +28,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	closed := fs.Bool("closed", true, "run one closed-loop test at maximum throughput first")
 	headers := loadgenHeaders{}
 	fs.Var(headers, "header", "extra request header \"Key: Value\" (repeatable)")
-	if err := parse(fs, args, false); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	bodies, err := loadgenBodies(splitList(*sizes))

@@ -96,23 +96,3 @@ func newLogger(w io.Writer, debug bool) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
-
-// parse parses flags and refuses stray positional arguments unless allowed.
-func parse(fs *flag.FlagSet, args []string, positional bool) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if !positional && fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
-	}
-	return nil
-}
-
-func required(fs *flag.FlagSet, names ...string) error {
-	for _, n := range names {
-		if f := fs.Lookup(n); f == nil || f.Value.String() == "" {
-			return fmt.Errorf("%s: --%s is required", fs.Name(), n)
-		}
-	}
-	return nil
-}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,11 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -21,74 +17,11 @@ import (
 	"switchyard/datasets"
 )
 
-var binary string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "switchyard-bin")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "switchyard")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		panic("build switchyard: " + err.Error())
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func run(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	cmd := exec.Command(binary, args...)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-// trained generates a small workload and trains a small predictor once per test.
-func trained(t *testing.T) (data, model string) {
-	t.Helper()
-	dir := t.TempDir()
-	data, model = filepath.Join(dir, "data"), filepath.Join(dir, "model")
-	out, err := run(t, "generate", "--seed", "3", "--prompts", "400", "--out", data)
-	require.NoError(t, err, out)
-	out, err = run(t, "train", "--data", data, "--out", model, "--epochs", "2", "--dim", "8", "--hidden", "8", "--buckets", "4096")
-	require.NoError(t, err, out)
-	assert.Contains(t, out, "val AUC")
-	assert.Regexp(t, `(?m)^\s+opus-class\s+0\.\d+\s+0\.\d+`, out, "per-model AUC and Brier")
-	return data, filepath.Join(model, "predictor.onnx")
-}
-
 func TestGenerateTrainServeRoute(t *testing.T) {
 	data, model := trained(t)
 	logs := t.TempDir()
-	cmd := exec.Command(binary, "serve", "--model", model, "--catalogue", filepath.Join(data, "catalogue.csv"),
-		"--logs", logs, "--addr", "127.0.0.1:0")
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	defer cmd.Process.Kill()
-
-	addr := make(chan string, 1)
-	var logged strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		re := regexp.MustCompile(`addr=(\S+)`)
-		for sc.Scan() {
-			logged.WriteString(sc.Text() + "\n")
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case <-time.After(30 * time.Second):
-		t.Fatalf("server did not start: %s", logged.String())
-	}
+	// the defaults, the shedding by queueing delay included
+	cmd, base := startServeUnder(t, nil, "--model", model, "--catalogue", filepath.Join(data, "catalogue.csv"), "--logs", logs)
 
 	resp, err := http.Post(base+"/v1/route", "application/json",
 		strings.NewReader(`{"prompt":"Write a Python function that merges two sorted lists, with edge cases and tests."}`))
@@ -141,8 +74,7 @@ func TestGenerateTrainServeRoute(t *testing.T) {
 	assert.Contains(t, o, "relative to the closed-loop maximum")
 
 	// SIGTERM: a clean shutdown that flushes the decision log
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	require.NoError(t, cmd.Wait())
+	stopServe(t, cmd)
 	files, _ := filepath.Glob(filepath.Join(logs, "dt=*", "hour=*", "decisions*.parquet"))
 	require.Len(t, files, 1)
 	recs, err := datasets.ReadDecisions(files[0])
@@ -273,43 +205,6 @@ func TestCalibrateWritesAPolicyThatServeReads(t *testing.T) {
 	assert.Equal(t, os.FileMode(0o644), st.Mode().Perm()&^0o022, "the policy file is readable by others (umask aside)")
 }
 
-// startServe starts `switchyard serve` and returns its base URL. It does
-// not shed by queueing delay (unless args ask for it): a busy test machine
-// must not turn these functional checks' requests into 429s.
-func startServe(t testing.TB, args ...string) (*exec.Cmd, string) {
-	t.Helper()
-	return startServeUnder(t, nil, append([]string{"--shed-queue-delay", "0"}, args...)...)
-}
-
-// startServeUnder starts `switchyard serve` under a command prefix (such as
-// taskset's) and returns its base URL.
-func startServeUnder(t testing.TB, prefix []string, args ...string) (*exec.Cmd, string) {
-	t.Helper()
-	argv := append(append(append([]string(nil), prefix...), binary, "serve", "--addr", "127.0.0.1:0"), args...)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		re := regexp.MustCompile(`msg=serving addr=(\S+)`)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return cmd, "http://" + a
-	case <-time.After(30 * time.Second):
-		t.Fatal("server did not start")
-	}
-	return nil, ""
-}
-
 func TestServeConfigWithAnExperimentAndAnalyzeIt(t *testing.T) {
 	data, model := trained(t)
 	dir := t.TempDir()
@@ -339,8 +234,7 @@ func TestServeConfigWithAnExperimentAndAnalyzeIt(t *testing.T) {
 		require.NoError(t, err)
 		resp.Body.Close()
 	}
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	require.NoError(t, cmd.Wait())
+	stopServe(t, cmd)
 	out, err := run(t, "experiment", "analyze", "--logs", logs, "--config", path, "--out", filepath.Join(dir, "out"))
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "sample ratio check")

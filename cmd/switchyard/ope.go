@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -13,18 +12,13 @@ import (
 )
 
 func runOPE(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ope", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var rf routerFlags
-	rf.register(fs)
+	fs := newFlagSet("ope", stderr)
+	rf := registerRouterFlags(fs)
 	logs := fs.String("logs", "", "folder of decision and outcome logs (Parquet, any sub-folders)")
 	boot := fs.Int("bootstrap", ope.DefaultBootstrap, "bootstrap resamples for the confidence intervals")
 	seed := fs.Int64("seed", 1, "bootstrap seed")
 	clip := fs.Float64("max-weight", 0, "clip importance weights at this value (0: no clipping)")
-	if err := parse(fs, args, false); err != nil {
-		return err
-	}
-	if err := required(fs, "logs"); err != nil {
+	if err := parse(fs, args, "logs"); err != nil {
 		return err
 	}
 	decisions, outcomes, err := datasets.ReadLogDir(*logs)

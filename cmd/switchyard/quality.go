@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -33,19 +32,13 @@ var qualityCases = []qualityCase{
 // baseline's, their paired difference with its 95% interval, the learned
 // router's worst calibration, and whether it leads.
 func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("quality", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("quality", stderr)
 	root := fs.String("data-root", filepath.Join("..", "shared", "data"), "folder of the benchmark-table folders (mmlu-pro/, alpaca-eval/)")
 	folds := fs.Int("folds", 5, "folds of the cross-validation")
-	knn := fs.Int("knn", 25, "neighbours of the k-nearest-neighbours baseline")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
-	lf := registerLearnFlags(fs)
-	if err := parse(fs, args, false); err != nil {
-		return err
-	}
-	stopProfile, err := startCPUProfile(*cpuProfile)
+	ef := registerEvalFlags(fs)
+	stopProfile, err := ef.cpu.parse(fs, args)
 	if err != nil {
-		return fmt.Errorf("quality: %w", err)
+		return err
 	}
 	defer stopProfile()
 	if *folds < 2 {
@@ -58,17 +51,18 @@ func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		ds, ok := read[c.data]
 		if !ok {
 			var err error
-			if ds, err = readFullInformation(filepath.Join(*root, c.data), "", stderr); err != nil {
+			src := sourceFlags{bench: filepath.Join(*root, c.data)} // as eval --benchmark reads it
+			if ds, err = src.read(stderr); err != nil {
 				return fmt.Errorf("quality: %w", err)
 			}
 			read[c.data] = ds
 		}
-		b, spec, err := lf.bench(ds, c.pool)
+		b, spec, err := ef.learn.bench(ds, c.pool)
 		if err != nil {
 			return fmt.Errorf("quality: %s: %w", c.data, err)
 		}
 		for _, labels := range []eval.TaskLabels{eval.LabelsUse, eval.LabelsTrainOnly, eval.LabelsIgnore} {
-			cfg := evalConfig(lf.settings(), spec, *knn)
+			cfg := ef.config(spec)
 			cfg.Folds, cfg.TaskLabels = *folds, labels
 			rep, err := eval.Run(ctx, b, cfg)
 			if err != nil {

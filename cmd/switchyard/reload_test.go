@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,43 +17,22 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// rssMB is a process's resident memory.
-func rssMB(t *testing.T, pid int) float64 {
-	st, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	require.NoError(t, err)
-	for _, l := range strings.Split(string(st), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, err := strconv.ParseFloat(f[1], 64)
-			require.NoError(t, err)
-			return kb / 1024
-		}
-	}
-	t.Fatalf("no VmRSS for %d", pid)
-	return 0
-}
-
 // Twenty valid reloads of a production-size predictor (alternating between
 // two, so each is a real swap) while clients route and send feedback: no
 // request is refused or fails, and the server's resident memory never goes
 // above 1.5 times what it was before the reloads (a replaced predictor is
 // released when its last request is done).
 func TestValidReloadsUnderLoadRefuseNothingAndKeepMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (a real server under load, or many training rounds): make test runs it; -short leaves it out")
-	}
+	skipSlow(t)
 	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	out, err := run(t, "generate", "--seed", "1", "--prompts", "3000", "--out", data)
-	require.NoError(t, err, out)
+	data := generateData(t, 1, 3000)
 	models := make([]string, 2)
 	for i := range models {
-		models[i] = filepath.Join(dir, fmt.Sprintf("m%d", i))
-		out, err := run(t, "train", "--data", data, "--seed", strconv.Itoa(i+1), "--epochs", "2", "--out", models[i])
-		require.NoError(t, err, out)
+		models[i], _ = trainModel(t, data, "--seed", strconv.Itoa(i+1), "--epochs", "2")
 	}
 	serving := filepath.Join(dir, "predictor.onnx")
 	install := func(i int) { // atomically, as a deployment would
-		b, err := os.ReadFile(filepath.Join(models[i], "predictor.onnx"))
+		b, err := os.ReadFile(models[i])
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(serving+".new", b, 0o644))
 		require.NoError(t, os.Rename(serving+".new", serving))
@@ -103,7 +81,12 @@ func TestValidReloadsUnderLoadRefuseNothingAndKeepMemory(t *testing.T) {
 		}(w)
 	}
 	time.Sleep(2 * time.Second) // warm: the heap at its working size
-	before := rssMB(t, cmd.Process.Pid)
+	rssMB := func() float64 {
+		rss, _, err := procMemoryMB(cmd.Process.Pid)
+		require.NoError(t, err)
+		return rss
+	}
+	before := rssMB()
 	peak := before
 	sampling := make(chan struct{})
 	go func() {
@@ -113,7 +96,7 @@ func TestValidReloadsUnderLoadRefuseNothingAndKeepMemory(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(10 * time.Millisecond):
-				if r := rssMB(t, cmd.Process.Pid); r > peak {
+				if r := rssMB(); r > peak {
 					peak = r
 				}
 			}
@@ -133,8 +116,7 @@ func TestValidReloadsUnderLoadRefuseNothingAndKeepMemory(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	<-sampling
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	require.NoError(t, cmd.Wait())
+	stopServe(t, cmd)
 	t.Logf("%d requests, %d refused, %d failed; resident memory %.0f MB before the reloads, at most %.0f MB during them",
 		sent.Load(), refused.Load(), failed.Load(), before, peak)
 	assert.Greater(t, sent.Load(), int64(1000), "the load did not get going")

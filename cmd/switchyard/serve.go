@@ -13,72 +13,13 @@ import (
 	"time"
 
 	"switchyard/classifier/policy"
-	"switchyard/datasets"
 	"switchyard/features"
 	"switchyard/serving"
 )
 
-// routerFlags are the flags serve and route share to build a router.
-type routerFlags struct {
-	model, catalogue, scorer, ortLib, policyName, candidates, policyFile string
-	bar                                                                  float64
-}
-
-func (f *routerFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.policyFile, "policy-file", "", "configuration JSON (from 'switchyard calibrate', or serve's --config): its default policy with its predictor and catalogue; replaces the flags below")
-	fs.StringVar(&f.model, "model", "", "ONNX predictor written by 'switchyard train'")
-	fs.StringVar(&f.catalogue, "catalogue", "", "model catalogue CSV (prices)")
-	fs.StringVar(&f.scorer, "scorer", policy.ScorerONNX, "scorer: onnx (ONNX Runtime) or go (pure-Go forward pass)")
-	fs.StringVar(&f.ortLib, "ort-lib", "", "ONNX Runtime shared library (default: $SWITCHYARD_ORT_LIB, else .ort/libonnxruntime.so.1)")
-	fs.StringVar(&f.policyName, "policy", "default", "policy name recorded with every decision")
-	fs.StringVar(&f.candidates, "candidates", "", "comma-separated default candidates (default: every model the predictor scores)")
-	fs.Float64Var(&f.bar, "quality-bar", 0.8, "default quality bar in [0,1] when a request names none")
-}
-
-// policy returns the policy to serve: the policy file's, or the flags'.
-func (f *routerFlags) policy() (*policy.File, error) {
-	if f.policyFile != "" {
-		if f.model != "" || f.catalogue != "" {
-			return nil, errors.New("give --policy-file or --model and --catalogue, not both")
-		}
-		return policy.ReadFile(f.policyFile)
-	}
-	if f.model == "" || f.catalogue == "" {
-		return nil, errors.New("--model and --catalogue (or --policy-file) are required")
-	}
-	return &policy.File{Config: policy.Config{Name: f.policyName, Version: "1", QualityBar: f.bar, Candidates: splitList(f.candidates)},
-		Predictor: f.model, Catalogue: f.catalogue}, nil
-}
-
-func (f *routerFlags) load() (*policy.Router, *datasets.Catalogue, io.Closer, error) {
-	return f.loadWith(nil)
-}
-
-// loadWith is load with a callback for every scoring that falls back to the
-// pure-Go scorer.
-func (f *routerFlags) loadWith(onFallback func()) (*policy.Router, *datasets.Catalogue, io.Closer, error) {
-	pf, err := f.policy()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	cat, err := datasets.ReadCatalogue(pf.Catalogue)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	r, sc, err := policy.LoadRouter(policy.LoadOptions{
-		ModelPath: pf.Predictor, Catalogue: cat, Scorer: f.scorer, RuntimeLib: f.ortLib, Policy: pf.Config, OnFallback: onFallback,
-	})
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return r, cat, sc, nil
-}
-
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var rf routerFlags
-	rf.register(fs)
+	fs := newFlagSet("serve", stderr)
+	rf := registerRouterFlags(fs)
 	def := serving.DefaultConfig()
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	configFile := fs.String("config", "", "configuration file with policies and experiments (docs/experiments.md); replaces --policy-file and --model")
@@ -98,19 +39,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	writerID := fs.String("writer-id", "", "writer id in the names of the log files this server writes (a-z, 0-9, _; default: from the host name); one server per folder and writer id")
 	debugLog := fs.Bool("debug", false, "debug logging")
 	exploreSeed := fs.Uint64("explore-seed", 1, "seed of the exploration draws (a hash of it and the decision id)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
+	cpu := registerCPUProfile(fs)
 	memLimit := fs.Int64("memory-limit-mb", 100, "soft limit of the Go heap in MiB (the garbage collector works harder near it; 0: none)")
-	if err := parse(fs, args, false); err != nil {
+	stopProfile, err := cpu.parse(fs, args)
+	if err != nil {
 		return err
 	}
+	defer stopProfile()
 	if *memLimit > 0 {
 		debug.SetMemoryLimit(*memLimit << 20)
 	}
-	stopProfile, err := startCPUProfile(*cpuProfile)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	defer stopProfile()
 	log := newLogger(stderr, *debugLog)
 	apiKeys, adminKey, err := readKeys(*keysFile, *adminFile)
 	if err != nil {
@@ -193,16 +131,14 @@ func readKeys(keysFile, adminFile string) ([]string, string, error) {
 }
 
 func runRoute(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("route", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var rf routerFlags
-	rf.register(fs)
+	fs := newFlagSet("route", stderr)
+	rf := registerRouterFlags(fs)
 	task := fs.String("task", "", "optional task label")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: switchyard route [flags] PROMPT...\n\nDecides one prompt (the arguments, joined by spaces) as the server would and prints the decision as JSON.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := parse(fs, args, true); err != nil {
+	if err := fs.Parse(args); err != nil { // the prompt is the positional arguments
 		return err
 	}
 	prompt := strings.Join(fs.Args(), " ")

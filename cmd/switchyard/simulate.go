@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,12 +18,10 @@ import (
 )
 
 func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	bench := fs.String("benchmark", "", "benchmark-table folder to replay (default: the synthetic workload)")
-	data := fs.String("data", "", "or: a dataset folder with full-information outcomes")
+	fs := newFlagSet("simulate", stderr)
+	src := registerSourceFlags(fs, "benchmark-table folder to replay (default: the synthetic workload)", "or: a dataset folder with full-information outcomes")
 	synth := fs.Int("synthetic-prompts", 6000, "prompts of the synthetic workload when neither --benchmark nor --data is given")
-	pool := fs.String("models", "", "comma-separated pool (default: every model with outcomes)")
+	pool := fs.String("models", "", poolHelp)
 	strategies := fs.String("strategies", "none,epsilon-greedy:0.1", "comma-separated: none, epsilon-greedy:EPS, softmax:T")
 	requests := fs.Int("requests", 50000, "requests per strategy")
 	every := fs.Int("retrain-every", 5000, "retrain from the logs every this many requests")
@@ -37,7 +34,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	newShare := fs.Float64("new-model-share", 0.1, "share of traffic that explores a new model until it has --new-model-min outcomes")
 	newMin := fs.Int("new-model-min", 300, "outcomes of a new model after which it is no longer forced")
 	out := fs.String("out", "simulate-out", "output folder: rounds.csv, rounds.png, result.json, and the logs of every strategy")
-	if err := parse(fs, args, false); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	var sts []simulate.Strategy
@@ -53,13 +50,13 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	var ds *datasets.Dataset
 	var err error
-	if *bench == "" && *data == "" {
+	if src.bench == "" && src.data == "" {
 		var w *synthetic.Workload
 		if w, err = synthetic.Generate(synthetic.Config{Seed: *lf.seed, Prompts: *synth}); err == nil {
 			ds = &datasets.Dataset{Catalogue: w.Catalogue, Prompts: w.Prompts, Outcomes: w.Outcomes}
 		}
 	} else {
-		ds, err = readFullInformation(*bench, *data, stderr)
+		ds, err = src.read(stderr)
 	}
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)

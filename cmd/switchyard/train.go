@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,8 +17,7 @@ import (
 )
 
 func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("train", stderr)
 	data := fs.String("data", "", "dataset folder (from generate or import): full-information outcomes, weight 1")
 	logs := fs.String("logs", "", "log folder of a server: decisions joined with their outcomes, weighted by inverse propensity")
 	catPath := fs.String("catalogue", "", "model catalogue (needed with --logs alone)")
@@ -28,10 +26,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	models := fs.String("models", "", "comma-separated pool of models, in output order (default: every model with outcomes)")
 	lf := registerLearnFlags(fs)
 	valShare := fs.Float64("val-share", 0.1, "share of prompts held out for validation (split by a hash of the prompt id)")
-	if err := parse(fs, args, false); err != nil {
-		return err
-	}
-	if err := required(fs, "out"); err != nil {
+	if err := parse(fs, args, "out"); err != nil {
 		return err
 	}
 	if *data == "" && *logs == "" {
