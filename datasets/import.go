@@ -167,33 +167,46 @@ func readPromptsJSONL(path string, rep *ImportReport) (prompts []PromptRecord, i
 	defer f.Close()
 	firstLine := map[string]int{}
 	idx = map[string]int{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64*1024), maxLineBytes)
-	line := 0
-	for sc.Scan() {
-		line++
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
-			continue
-		}
+	err = eachJSONLine(f, func(line int, b []byte) {
 		rep.RowsRead++
 		p, err := ParsePromptLine(b)
 		if err != nil {
 			rep.skip(path, line, "%v", err)
-			continue
+			return
 		}
 		if first, dup := firstLine[p.PromptID]; dup {
 			rep.skip(path, line, "duplicate prompt id %q (first on line %d)", p.PromptID, first)
-			continue
+			return
 		}
 		firstLine[p.PromptID] = line
 		idx[p.PromptID] = len(prompts)
 		prompts = append(prompts, p)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, nil, fmt.Errorf("read prompts %s: line %d: %w", path, line+1, err)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read prompts %s: %w", path, err)
 	}
 	return prompts, idx, nil
+}
+
+// eachJSONLine calls fn with each line of a JSONL stream that is not blank,
+// white space trimmed, and its 1-based line number. A line longer than
+// maxLineBytes is an error that names its number.
+func eachJSONLine(r io.Reader, fn func(line int, text []byte)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64*1024), maxLineBytes)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := bytes.TrimSpace(sc.Bytes())
+		if len(text) == 0 {
+			continue
+		}
+		fn(line, text)
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("line %d: %w", line+1, err)
+	}
+	return nil
 }
 
 // ParsePromptLine parses one line of a prompts.jsonl file: a JSON object with
@@ -281,10 +294,12 @@ func wideHeader(cr *csv.Reader, path string, cat *Catalogue, rep *ImportReport) 
 	return cols, nil
 }
 
-// wideRows calls row for each data row of a wide table, with its 1-based line
-// and its fields. Rows with a parse error or the wrong number of fields are
-// reported and skipped. The fields slice is reused between calls.
-func wideRows(cr *csv.Reader, path string, ncols int, rep *ImportReport, row func(line int, rec []string)) error {
+// csvRows calls row for each data row of a CSV table after its header, with
+// its 1-based line and its fields, and counts it in rep.RowsRead. Rows with a
+// parse error or another number of fields than the header's ncols are
+// reported and skipped. The fields slice is reused between calls. It returns
+// the error of a failed read, unwrapped.
+func csvRows(cr *csv.Reader, path string, ncols int, rep *ImportReport, row func(line int, rec []string)) error {
 	for {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
@@ -297,7 +312,7 @@ func wideRows(cr *csv.Reader, path string, ncols int, rep *ImportReport, row fun
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
+			return err
 		}
 		line, _ := cr.FieldPos(0)
 		rep.RowsRead++
@@ -309,16 +324,79 @@ func wideRows(cr *csv.Reader, path string, ncols int, rep *ImportReport, row fun
 	}
 }
 
-// openWide opens a wide CSV table for streaming.
-func openWide(path string) (*os.File, *csv.Reader, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read table: %w", err)
-	}
-	cr := csv.NewReader(bufio.NewReaderSize(f, 1<<20))
+// newCSVReader reads a CSV table for streaming: buffered, any number of
+// fields a row (csvRows checks them), the fields slice reused.
+func newCSVReader(r io.Reader) *csv.Reader {
+	cr := csv.NewReader(bufio.NewReaderSize(r, 1<<20))
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
-	return f, cr, nil
+	return cr
+}
+
+// wideTable is a wide table (see ImportBenchmark) open for streaming, its
+// header read.
+type wideTable struct {
+	path string
+	f    *os.File
+	cr   *csv.Reader
+	cat  *Catalogue
+	cols []int // the catalogue model of each column, -1 for columns to ignore
+}
+
+// openWide opens a wide table and reads its header (see wideHeader).
+func openWide(path string, cat *Catalogue, rep *ImportReport) (*wideTable, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read table: %w", err)
+	}
+	cr := newCSVReader(f)
+	cols, err := wideHeader(cr, path, cat, rep)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &wideTable{path: path, f: f, cr: cr, cat: cat, cols: cols}, nil
+}
+
+// readWideCells streams the data rows of t, one prompt a row, into row. It
+// skips, with a problem line, a row whose prompt id is not in idx or repeats
+// an earlier row's, and a row with a cell that parse refuses (what names the
+// value in that line: "quality"). row gets the prompt's index in idx and one
+// value a column: none for an empty cell or an ignored column. The values
+// slice is reused between calls.
+func readWideCells[V any](t *wideTable, idx map[string]int, rep *ImportReport, what string, parse func(string) (V, error), none V, row func(p int, vals []V)) error {
+	firstLine := make(map[int]int)
+	vals := make([]V, len(t.cols))
+	err := csvRows(t.cr, t.path, len(t.cols), rep, func(line int, rec []string) {
+		id := strings.TrimSpace(rec[0])
+		p, ok := idx[id]
+		if !ok {
+			rep.skip(t.path, line, "prompt id %q is not in %s", id, BenchmarkPromptsFile)
+			return
+		}
+		if first, dup := firstLine[p]; dup {
+			rep.skip(t.path, line, "duplicate prompt id %q (first on line %d)", id, first)
+			return
+		}
+		for i, mi := range t.cols {
+			vals[i] = none
+			if mi < 0 || rec[i] == "" {
+				continue
+			}
+			v, err := parse(rec[i])
+			if err != nil {
+				rep.skip(t.path, line, "model %q: %s %q: %v", t.cat.Models[mi].Name, what, rec[i], err)
+				return
+			}
+			vals[i] = v
+		}
+		firstLine[p] = line
+		row(p, vals)
+	})
+	if err != nil {
+		return fmt.Errorf("read %s: %w", t.path, err)
+	}
+	return nil
 }
 
 // tokenTable holds output token counts of prompt p and catalogue model m at
@@ -339,47 +417,18 @@ func (t *tokenTable) get(p, m int) int64 {
 
 // readTokenTable reads output_tokens.csv.
 func readTokenTable(path string, cat *Catalogue, idx map[string]int, rep *ImportReport) (*tokenTable, error) {
-	f, cr, err := openWide(path)
+	wt, err := openWide(path, cat, rep)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	cols, err := wideHeader(cr, path, cat, rep)
-	if err != nil {
-		return nil, err
-	}
+	defer wt.f.Close()
 	m := len(cat.Models)
 	t := &tokenTable{models: m, counts: make([]int64, len(idx)*m)}
 	for i := range t.counts {
 		t.counts[i] = -1
 	}
-	firstLine := make(map[int]int)
-	vals := make([]int64, len(cols))
-	err = wideRows(cr, path, len(cols), rep, func(line int, rec []string) {
-		id := strings.TrimSpace(rec[0])
-		p, ok := idx[id]
-		if !ok {
-			rep.skip(path, line, "prompt id %q is not in %s", id, BenchmarkPromptsFile)
-			return
-		}
-		if first, dup := firstLine[p]; dup {
-			rep.skip(path, line, "duplicate prompt id %q (first on line %d)", id, first)
-			return
-		}
-		for i, mi := range cols {
-			vals[i] = -1
-			if mi < 0 || rec[i] == "" {
-				continue
-			}
-			n, err := parseCount(rec[i])
-			if err != nil {
-				rep.skip(path, line, "model %q: output tokens %q: %v", cat.Models[mi].Name, rec[i], err)
-				return
-			}
-			vals[i] = n
-		}
-		firstLine[p] = line
-		for i, mi := range cols {
+	err = readWideCells(wt, idx, rep, "output tokens", parseCount, -1, func(p int, vals []int64) {
+		for i, mi := range wt.cols {
 			if mi >= 0 {
 				t.counts[p*m+mi] = vals[i]
 			}
@@ -464,17 +513,13 @@ func parseQuality(s string) (float64, error) {
 
 // readQualityTable streams quality.csv into outcomes.
 func readQualityTable(path string, cat *Catalogue, prompts []PromptRecord, idx map[string]int, tokens *tokenTable, rep *ImportReport) ([]OutcomeRecord, error) {
-	f, cr, err := openWide(path)
+	wt, err := openWide(path, cat, rep)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	cols, err := wideHeader(cr, path, cat, rep)
-	if err != nil {
-		return nil, err
-	}
+	defer wt.f.Close()
 	used := 0
-	for _, mi := range cols {
+	for _, mi := range wt.cols {
 		if mi < 0 {
 			continue
 		}
@@ -485,34 +530,9 @@ func readQualityTable(path string, cat *Catalogue, prompts []PromptRecord, idx m
 		}
 	}
 	outcomes := make([]OutcomeRecord, 0, len(prompts)*used)
-	firstLine := make(map[int]int)
-	vals := make([]float64, len(cols))
-	err = wideRows(cr, path, len(cols), rep, func(line int, rec []string) {
-		id := strings.TrimSpace(rec[0])
-		p, ok := idx[id]
-		if !ok {
-			rep.skip(path, line, "prompt id %q is not in %s", id, BenchmarkPromptsFile)
-			return
-		}
-		if first, dup := firstLine[p]; dup {
-			rep.skip(path, line, "duplicate prompt id %q (first on line %d)", id, first)
-			return
-		}
-		for i, mi := range cols {
-			vals[i] = math.NaN()
-			if mi < 0 || rec[i] == "" {
-				continue
-			}
-			q, err := parseQuality(rec[i])
-			if err != nil {
-				rep.skip(path, line, "model %q: quality %q: %v", cat.Models[mi].Name, rec[i], err)
-				return
-			}
-			vals[i] = q
-		}
-		firstLine[p] = line
+	err = readWideCells(wt, idx, rep, "quality", parseQuality, math.NaN(), func(p int, vals []float64) {
 		in := int64(EstimateInputTokens(prompts[p].Prompt))
-		for i, mi := range cols {
+		for i, mi := range wt.cols {
 			if math.IsNaN(vals[i]) {
 				continue
 			}

@@ -1,9 +1,6 @@
 package datasets
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -131,9 +128,9 @@ func newLongBuilder(file string, cat *Catalogue, rep *ImportReport) *longBuilder
 	}
 }
 
-// add checks one row and keeps it or reports it.
+// add checks one row and keeps it or reports it. The caller has counted it
+// in RowsRead.
 func (b *longBuilder) add(line int, r *longRow) {
-	b.rep.RowsRead++
 	skip := func(format string, args ...any) { b.rep.skip(b.file, line, format, args...) }
 	id := strings.TrimSpace(r[0])
 	if id == "" {
@@ -257,9 +254,7 @@ func (b *longBuilder) finish() *Dataset {
 
 // readLongCSV reads a long table in CSV with a header naming the columns.
 func readLongCSV(r io.Reader, b *longBuilder) error {
-	cr := csv.NewReader(bufio.NewReaderSize(r, 1<<20))
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
+	cr := newCSVReader(r)
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
 		return errors.New("empty file, want a header naming the columns")
@@ -287,26 +282,7 @@ func readLongCSV(r io.Reader, b *longBuilder) error {
 		return fmt.Errorf("header: %w", err)
 	}
 	var row longRow
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		var perr *csv.ParseError
-		if errors.As(err, &perr) {
-			b.rep.RowsRead++
-			b.rep.skip(b.file, perr.StartLine, "malformed CSV: %v", perr.Err)
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		line, _ := cr.FieldPos(0)
-		if len(rec) != len(header) {
-			b.rep.RowsRead++
-			b.rep.skip(b.file, line, "%d fields, want %d like the header", len(rec), len(header))
-			continue
-		}
+	return csvRows(cr, b.file, len(header), b.rep, func(line int, rec []string) {
 		for j, c := range cols {
 			row[j] = ""
 			if c >= 0 {
@@ -314,7 +290,7 @@ func readLongCSV(r io.Reader, b *longBuilder) error {
 			}
 		}
 		b.add(line, &row)
-	}
+	})
 }
 
 // checkRequired names the required long columns for which has is false.
@@ -347,27 +323,15 @@ type longJSON struct {
 
 // readLongJSONL reads a long table with one JSON object a line.
 func readLongJSONL(r io.Reader, b *longBuilder) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), maxLineBytes)
-	line := 0
 	var row longRow
-	for sc.Scan() {
-		line++
-		text := bytes.TrimSpace(sc.Bytes())
-		if len(text) == 0 {
-			continue
-		}
+	return eachJSONLine(r, func(line int, text []byte) {
+		b.rep.RowsRead++
 		if err := parseLongJSON(text, &row); err != nil {
-			b.rep.RowsRead++
 			b.rep.skip(b.file, line, "%v", err)
-			continue
+			return
 		}
 		b.add(line, &row)
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("line %d: %w", line+1, err)
-	}
-	return nil
+	})
 }
 
 // parseLongJSON parses one JSONL line into row.
@@ -464,6 +428,7 @@ func readLongParquet(r io.ReaderAt, size int64, b *longBuilder) (err error) {
 				}
 				row[leafOf[c]] = valueText(v)
 			}
+			b.rep.RowsRead++
 			b.add(line, &row)
 		}
 		if errors.Is(err, io.EOF) {

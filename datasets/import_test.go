@@ -3,6 +3,7 @@ package datasets
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,20 +72,12 @@ func TestImportBenchmarkReportsAndSkipsMalformedRows(t *testing.T) {
 	}, d.Prompts)
 	// Medians of output_tokens.csv: a: {10, 20} → 15, b: {30} → 30.
 	cost := func(in, out, pin, pout float64) float64 { return in*pin/1e6 + out*pout/1e6 }
-	want := []OutcomeRecord{
-		{PromptID: "p1", Model: "b", Quality: 1, InputTokens: 1, OutputTokens: 30, CostUSD: cost(1, 30, 10, 20)},
-		{PromptID: "p1", Model: "a", Quality: 0, InputTokens: 1, OutputTokens: 10, CostUSD: cost(1, 10, 1, 2)},
-		{PromptID: "p2", Model: "b", Quality: 0.5, InputTokens: 2, OutputTokens: 30, CostUSD: cost(2, 30, 10, 20)},
-		{PromptID: "3", Model: "a", Quality: 1, InputTokens: 3, OutputTokens: 15, CostUSD: cost(3, 15, 1, 2)},
-	}
-	require.Len(t, d.Outcomes, len(want))
-	for i, w := range want {
-		w.Source = SourceBenchmark
-		got := d.Outcomes[i]
-		assert.InDelta(t, w.CostUSD, got.CostUSD, 1e-15, "outcome %d cost", i)
-		got.CostUSD = w.CostUSD
-		assert.Equal(t, w, got, "outcome %d", i)
-	}
+	assertOutcomes(t, []OutcomeRecord{
+		{PromptID: "p1", Model: "b", Quality: 1, InputTokens: 1, OutputTokens: 30, CostUSD: cost(1, 30, 10, 20), Source: SourceBenchmark},
+		{PromptID: "p1", Model: "a", Quality: 0, InputTokens: 1, OutputTokens: 10, CostUSD: cost(1, 10, 1, 2), Source: SourceBenchmark},
+		{PromptID: "p2", Model: "b", Quality: 0.5, InputTokens: 2, OutputTokens: 30, CostUSD: cost(2, 30, 10, 20), Source: SourceBenchmark},
+		{PromptID: "3", Model: "a", Quality: 1, InputTokens: 3, OutputTokens: 15, CostUSD: cost(3, 15, 1, 2), Source: SourceBenchmark},
+	}, d.Outcomes)
 	require.NoError(t, d.Validate())
 
 	p := func(file string, line int, reason string) string {
@@ -246,14 +239,21 @@ var longWantPrompts = []PromptRecord{{PromptID: "p1", Prompt: "hello world", Tas
 func assertLongDataset(t *testing.T, d *Dataset) {
 	t.Helper()
 	assert.Equal(t, longWantPrompts, d.Prompts)
-	require.Len(t, d.Outcomes, len(longWant))
-	for i, w := range longWant {
-		got := d.Outcomes[i]
-		assert.InDelta(t, w.CostUSD, got.CostUSD, 1e-15, "outcome %d cost", i)
-		got.CostUSD = w.CostUSD
-		assert.Equal(t, w, got, "outcome %d", i)
-	}
+	assertOutcomes(t, longWant, d.Outcomes)
 	assert.NoError(t, d.Validate())
+}
+
+// assertOutcomes checks got against want field by field, costs within
+// rounding.
+func assertOutcomes(t *testing.T, want, got []OutcomeRecord) {
+	t.Helper()
+	require.Len(t, got, len(want))
+	for i, w := range want {
+		g := got[i]
+		assert.InDelta(t, w.CostUSD, g.CostUSD, 1e-15, "outcome %d cost", i)
+		g.CostUSD = w.CostUSD
+		assert.Equal(t, w, g, "outcome %d", i)
+	}
 }
 
 func TestImportLongCSVReportsAndSkipsMalformedRows(t *testing.T) {
@@ -435,31 +435,27 @@ func FuzzImportLongCSV(f *testing.F) {
 	f.Add([]byte("prompt_id,prompt,task,model,quality,input_tokens,output_tokens,cost_usd\np1,hi,t,a,1,,,\np1,hi,t,b,0.5,3,4,0.1\n"))
 	f.Add([]byte("prompt_id,prompt,model,quality\n\"p\n1\",x,a,1e-3\np2,\"\"\"\",b,NaN\n,,,\n"))
 	f.Add([]byte("\ufeffprompt_id,prompt,model,quality\np,x,a,1\np,y,a,1\n"))
-	cat := longCatalogue(f)
-	f.Fuzz(func(t *testing.T, b []byte) {
-		rep := &ImportReport{}
-		lb := newLongBuilder("fuzz.csv", cat, rep)
-		if err := readLongCSV(bytes.NewReader(b), lb); err != nil {
-			return
-		}
-		d := lb.finish()
-		checkFuzzDataset(t, d, rep, bytes.Count(b, []byte("\n"))+1)
-	})
+	fuzzLongReader(f, "fuzz.csv", readLongCSV)
 }
 
 // FuzzImportLongJSONL is FuzzImportLongCSV for JSONL input.
 func FuzzImportLongJSONL(f *testing.F) {
 	f.Add([]byte(`{"prompt_id":"p1","prompt":"hi","model":"a","quality":1}` + "\n" + `{"prompt_id":2,"prompt":"x","model":"b","quality":"0.5","cost_usd":1e400}`))
 	f.Add([]byte(`{"prompt_id":"p1","prompt":"\ud800","model":"a","quality":0,"input_tokens":-0}`))
+	fuzzLongReader(f, "fuzz.jsonl", readLongJSONL)
+}
+
+// fuzzLongReader fuzzes one reader of the long format: on input it does not
+// refuse, the report's counts must add up and the dataset must be valid.
+func fuzzLongReader(f *testing.F, file string, read func(io.Reader, *longBuilder) error) {
 	cat := longCatalogue(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rep := &ImportReport{}
-		lb := newLongBuilder("fuzz.jsonl", cat, rep)
-		if err := readLongJSONL(bytes.NewReader(b), lb); err != nil {
+		lb := newLongBuilder(file, cat, rep)
+		if err := read(bytes.NewReader(b), lb); err != nil {
 			return
 		}
-		d := lb.finish()
-		checkFuzzDataset(t, d, rep, bytes.Count(b, []byte("\n"))+1)
+		checkFuzzDataset(t, lb.finish(), rep, bytes.Count(b, []byte("\n"))+1)
 	})
 }
 

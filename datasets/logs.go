@@ -17,23 +17,29 @@ func ReadLogDir(dir string) ([]DecisionRecord, []OutcomeRecord, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var decisions []DecisionRecord
-	for _, p := range dpaths {
-		rows, err := ReadDecisions(p)
-		if err != nil {
-			return nil, nil, err
-		}
-		decisions = append(decisions, rows...)
+	decisions, err := readFiles[DecisionRecord](dpaths)
+	if err != nil {
+		return nil, nil, err
 	}
-	var outcomes []OutcomeRecord
-	for _, p := range opaths {
-		rows, err := ReadOutcomes(p)
-		if err != nil {
-			return nil, nil, err
-		}
-		outcomes = append(outcomes, rows...)
+	outcomes, err := readFiles[OutcomeRecord](opaths)
+	if err != nil {
+		return nil, nil, err
 	}
 	return decisions, outcomes, nil
+}
+
+// readFiles reads the rows of every file of paths, in order, into one slice
+// (nil when there are none).
+func readFiles[T any](paths []string) ([]T, error) {
+	var all []T
+	for _, p := range paths {
+		rows, err := ReadFile[T](p)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, rows...)
+	}
+	return all, nil
 }
 
 // logFiles lists the decision and outcome log files under dir, each in

@@ -159,35 +159,35 @@ func WriteFile[T any](path string, rows []T) error {
 // would silently return zero values for columns it cannot find. Extra columns
 // in the file are ignored.
 func ReadFile[T any](path string) ([]T, error) {
+	return readPath(path, readParquet[T])
+}
+
+// readPath opens the file at path and calls read with it and its size; every
+// error names the path.
+func readPath[R any](path string, read func(r io.ReaderAt, size int64) (R, error)) (R, error) {
+	var zero R
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return zero, fmt.Errorf("read %s: %w", path, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return zero, fmt.Errorf("read %s: %w", path, err)
 	}
-	rows, err := readParquet[T](f, st.Size())
+	v, err := read(f, st.Size())
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return zero, fmt.Errorf("read %s: %w", path, err)
 	}
-	return rows, nil
+	return v, nil
 }
 
 // readParquet reads a versioned, schema-checked Parquet file from r. It never
 // panics: parquet-go panics on some corrupt inputs, and those become errors.
 func readParquet[T any](r io.ReaderAt, size int64) (rows []T, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			rows, err = nil, fmt.Errorf("corrupt Parquet file: %v", p)
-		}
-	}()
-	f, err := openParquet(r, size)
+	defer recoverCorrupt(&rows, &err)
+	f, err := openVersioned(r, size)
 	if err != nil {
-		return nil, err
-	}
-	if err := checkSchemaVersion(f); err != nil {
 		return nil, err
 	}
 	if err := CheckSchema(f.Schema(), parquet.SchemaOf(new(T))); err != nil {
@@ -226,6 +226,15 @@ func readParquet[T any](r io.ReaderAt, size int64) (rows []T, err error) {
 	return rows, nil
 }
 
+// recoverCorrupt, deferred by a reader of Parquet files, turns a panic of
+// parquet-go, which panics on some corrupt inputs, into an error and drops
+// the rows read so far.
+func recoverCorrupt[T any](rows *[]T, err *error) {
+	if p := recover(); p != nil {
+		*rows, *err = nil, fmt.Errorf("corrupt Parquet file: %v", p)
+	}
+}
+
 // parquetMagic starts and ends every (unencrypted) Parquet file.
 const parquetMagic = "PAR1"
 
@@ -257,6 +266,19 @@ func openParquet(r io.ReaderAt, size int64) (*parquet.File, error) {
 	f, err := parquet.OpenFile(r, size)
 	if err != nil {
 		return nil, fmt.Errorf("corrupt Parquet file: %w", err)
+	}
+	return f, nil
+}
+
+// openVersioned opens a Parquet file that Writer wrote: its framing checked
+// (see openParquet) and its schema version this one.
+func openVersioned(r io.ReaderAt, size int64) (*parquet.File, error) {
+	f, err := openParquet(r, size)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSchemaVersion(f); err != nil {
+		return nil, err
 	}
 	return f, nil
 }

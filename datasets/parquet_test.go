@@ -57,36 +57,31 @@ func normaliseDecisions(rows []DecisionRecord) []DecisionRecord {
 	return rows
 }
 
+// roundTrip writes rows to a new file with write and returns what read reads
+// back.
+func roundTrip[T any](t *testing.T, write func(string, []T) error, read func(string) ([]T, error), rows []T) []T {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "rows.parquet")
+	require.NoError(t, write(path, rows))
+	got, err := read(path)
+	require.NoError(t, err)
+	return got
+}
+
 func TestRoundTripKeepsEveryField(t *testing.T) {
-	dir := t.TempDir()
 	t.Run("decisions", func(t *testing.T) {
-		path := filepath.Join(dir, "decisions.parquet")
-		require.NoError(t, WriteDecisions(path, sampleDecisions()))
-		got, err := ReadDecisions(path)
-		require.NoError(t, err)
+		got := roundTrip(t, WriteDecisions, ReadDecisions, sampleDecisions())
 		assert.Equal(t, sampleDecisions(), normaliseDecisions(got))
 		assert.True(t, got[2].Time.IsZero(), "zero time must round-trip as zero")
 	})
 	t.Run("outcomes", func(t *testing.T) {
-		path := filepath.Join(dir, "outcomes.parquet")
-		require.NoError(t, WriteOutcomes(path, sampleOutcomes()))
-		got, err := ReadOutcomes(path)
-		require.NoError(t, err)
-		assert.Equal(t, sampleOutcomes(), got)
+		assert.Equal(t, sampleOutcomes(), roundTrip(t, WriteOutcomes, ReadOutcomes, sampleOutcomes()))
 	})
 	t.Run("prompts", func(t *testing.T) {
-		path := filepath.Join(dir, "prompts.parquet")
-		require.NoError(t, WritePrompts(path, samplePrompts()))
-		got, err := ReadPrompts(path)
-		require.NoError(t, err)
-		assert.Equal(t, samplePrompts(), got)
+		assert.Equal(t, samplePrompts(), roundTrip(t, WritePrompts, ReadPrompts, samplePrompts()))
 	})
 	t.Run("empty", func(t *testing.T) {
-		path := filepath.Join(dir, "empty.parquet")
-		require.NoError(t, WriteFile[OutcomeRecord](path, nil))
-		got, err := ReadFile[OutcomeRecord](path)
-		require.NoError(t, err)
-		assert.Empty(t, got)
+		assert.Empty(t, roundTrip(t, WriteFile[OutcomeRecord], ReadFile[OutcomeRecord], nil))
 	})
 }
 

@@ -3,7 +3,6 @@ package datasets
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -79,7 +78,7 @@ func ReadRecentDecisions(dir string, max int) (decisions []DecisionKey, since ti
 	var files [][]DecisionKey // newest first
 	n, oldest := 0, ""
 	for i := len(dpaths) - 1; i >= 0 && n < max; i-- {
-		rows, err := readDecisionKeys(dpaths[i])
+		rows, err := readPath(dpaths[i], decisionKeys)
 		if err != nil {
 			return nil, time.Time{}, err
 		}
@@ -120,39 +119,25 @@ func EachOutcomeFile(dir string, fn func([]OutcomeRecord) error) error {
 	return nil
 }
 
-// readDecisionKeys reads the decision_id and chosen columns of a decision log.
-func readDecisionKeys(path string) (rows []DecisionKey, err error) {
-	fh, err := os.Open(path)
+// decisionKeys reads the decision_id and chosen columns of a decision log
+// from r. It never panics: parquet-go panics on some corrupt inputs, and
+// those become errors.
+func decisionKeys(r io.ReaderAt, size int64) (rows []DecisionKey, err error) {
+	defer recoverCorrupt(&rows, &err)
+	f, err := openVersioned(r, size)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			rows, err = nil, fmt.Errorf("read %s: corrupt Parquet file: %v", path, p)
-		}
-	}()
-	f, err := openParquet(fh, st.Size())
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if err := checkSchemaVersion(f); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, err
 	}
 	ids, err := readStringColumn(f, "decision_id")
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, err
 	}
 	chosen, err := readStringColumn(f, "chosen")
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, err
 	}
 	if len(ids) != len(chosen) || int64(len(ids)) != f.NumRows() {
-		return nil, fmt.Errorf("read %s: corrupt Parquet file: %d ids, %d models, footer says %d rows", path, len(ids), len(chosen), f.NumRows())
+		return nil, fmt.Errorf("corrupt Parquet file: %d ids, %d models, footer says %d rows", len(ids), len(chosen), f.NumRows())
 	}
 	rows = make([]DecisionKey, len(ids))
 	for i := range rows {

@@ -105,24 +105,18 @@ func (d *walDecoder) byte() byte {
 	return c
 }
 
-func (d *walDecoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errTruncated
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
+func (d *walDecoder) uvarint() uint64 { return decodeVarint(d, binary.Uvarint) }
 
-func (d *walDecoder) varint() int64 {
+func (d *walDecoder) varint() int64 { return decodeVarint(d, binary.Varint) }
+
+// decodeVarint reads one varint with decode (binary.Uvarint or
+// binary.Varint), which returns the value and the bytes it took (0 or less
+// when b holds no complete, valid varint).
+func decodeVarint[V int64 | uint64](d *walDecoder, decode func(b []byte) (V, int)) V {
 	if d.err != nil {
 		return 0
 	}
-	v, n := binary.Varint(d.b)
+	v, n := decode(d.b)
 	if n <= 0 {
 		d.err = errTruncated
 		return 0

@@ -37,32 +37,90 @@ func readAll(t *testing.T, dir string) []datasets.OutcomeRecord {
 	return out
 }
 
-func TestAppendsBecomePartitionedParquetOnClose(t *testing.T) {
-	dir := t.TempDir()
-	w, n, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix})
+// openOutcomes opens an outcome log with opt, its Prefix set to the outcome
+// log's, and returns it with the number of records it recovered.
+func openOutcomes(t *testing.T, opt Options) (*WAL[datasets.OutcomeRecord], int) {
+	t.Helper()
+	opt.Prefix = datasets.OutcomeLogPrefix
+	w, n, err := Open[datasets.OutcomeRecord](opt)
 	require.NoError(t, err)
-	assert.Zero(t, n)
+	return w, n
+}
+
+// appendRecs appends rec(i) for i in [from, to).
+func appendRecs(t *testing.T, w *WAL[datasets.OutcomeRecord], from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		require.NoError(t, w.Append(rec(i)))
+	}
+}
+
+// appendConcurrently appends each records from each of goroutines
+// goroutines at once, rec(g*1000+i) for goroutine g, calling after (if not
+// nil) after the i-th append of each.
+func appendConcurrently(t *testing.T, w *WAL[datasets.OutcomeRecord], goroutines, each int, after func(i int)) {
+	t.Helper()
 	var wg sync.WaitGroup
-	for g := 0; g < 8; g++ {
+	for g := range goroutines {
 		wg.Add(1)
-		go func(g int) {
+		go func() {
 			defer wg.Done()
-			for i := 0; i < 50; i++ {
-				require.NoError(t, w.Append(rec(g*1000+i)))
+			for i := range each {
+				assert.NoError(t, w.Append(rec(g*1000+i)))
+				if after != nil {
+					after(i)
+				}
 			}
-		}(g)
+		}()
 	}
 	wg.Wait()
+}
+
+// waitFlushed waits until the flusher has written every appended record to
+// the open segment.
+func waitFlushed[T any](t *testing.T, w *WAL[T]) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.flushed == w.pos
+	}, 5*time.Second, time.Millisecond)
+}
+
+// assertEachOnce checks that no decision id occurs twice in got.
+func assertEachOnce(t *testing.T, got []datasets.OutcomeRecord) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, r := range got {
+		assert.False(t, seen[r.DecisionID], "recovered twice: %s", r.DecisionID)
+		seen[r.DecisionID] = true
+	}
+}
+
+// requireRecoveredOnce opens the log of a killed process again with opt,
+// closes it, and checks that it recovered want records and that its folder
+// then holds each of them once.
+func requireRecoveredOnce(t *testing.T, opt Options, want int) {
+	t.Helper()
+	w, n := openOutcomes(t, opt)
+	assert.Equal(t, want, n)
+	require.NoError(t, w.Close())
+	got := readAll(t, opt.Dir)
+	require.Len(t, got, want)
+	assertEachOnce(t, got)
+}
+
+func TestAppendsBecomePartitionedParquetOnClose(t *testing.T) {
+	dir := t.TempDir()
+	w, n := openOutcomes(t, Options{Dir: dir})
+	assert.Zero(t, n)
+	appendConcurrently(t, w, 8, 50, nil)
 	require.NoError(t, w.Close())
 	files, _ := filepath.Glob(filepath.Join(dir, "dt=*", "hour=*", "outcomes-*.parquet"))
 	assert.Len(t, files, 1)
 	got := readAll(t, dir)
 	assert.Len(t, got, 400)
-	seen := map[string]bool{}
-	for _, r := range got {
-		assert.False(t, seen[r.DecisionID])
-		seen[r.DecisionID] = true
-	}
+	assertEachOnce(t, got)
 	segs, _ := filepath.Glob(filepath.Join(dir, "wal", "*.wal"))
 	assert.Empty(t, segs, "converted segments are removed")
 	require.Error(t, w.Append(rec(1)), "closed")
@@ -70,11 +128,8 @@ func TestAppendsBecomePartitionedParquetOnClose(t *testing.T) {
 
 func TestSegmentsRotateBySize(t *testing.T) {
 	dir := t.TempDir()
-	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix, MaxBytes: 2000})
-	require.NoError(t, err)
-	for i := 0; i < 100; i++ {
-		require.NoError(t, w.Append(rec(i)))
-	}
+	w, _ := openOutcomes(t, Options{Dir: dir, MaxBytes: 2000})
+	appendRecs(t, w, 0, 100)
 	require.NoError(t, w.Close())
 	files, _ := filepath.Glob(filepath.Join(dir, "dt=*", "hour=*", "outcomes-*.parquet"))
 	assert.Greater(t, len(files), 3)
@@ -85,11 +140,8 @@ func TestSegmentsRotateBySize(t *testing.T) {
 // it, ignoring a torn record at its end.
 func TestOpenRecoversWhatAKilledProcessLeft(t *testing.T) {
 	dir := t.TempDir()
-	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix})
-	require.NoError(t, err)
-	for i := 0; i < 10; i++ {
-		require.NoError(t, w.Append(rec(i)))
-	}
+	w, _ := openOutcomes(t, Options{Dir: dir})
+	appendRecs(t, w, 0, 10)
 	// kill -9: no Close; a half-written record after the last one
 	kill(w)
 	seg := w.segPath(w.segName)
@@ -99,8 +151,7 @@ func TestOpenRecoversWhatAKilledProcessLeft(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 
-	w2, n, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix})
-	require.NoError(t, err)
+	w2, n := openOutcomes(t, Options{Dir: dir})
 	assert.Equal(t, 10, n)
 	require.NoError(t, w2.Append(rec(99)))
 	require.NoError(t, w2.Close())
@@ -111,18 +162,14 @@ func TestOpenRecoversWhatAKilledProcessLeft(t *testing.T) {
 // removed must not convert the segment twice.
 func TestASegmentIsNeverConvertedTwice(t *testing.T) {
 	dir := t.TempDir()
-	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix})
-	require.NoError(t, err)
-	for i := 0; i < 5; i++ {
-		require.NoError(t, w.Append(rec(i)))
-	}
+	w, _ := openOutcomes(t, Options{Dir: dir})
+	appendRecs(t, w, 0, 5)
 	seg := w.segPath(w.segName)
 	b, err := os.ReadFile(seg)
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
 	require.NoError(t, os.WriteFile(seg, b, 0o644)) // the segment "survived" the crash
-	w2, n, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix})
-	require.NoError(t, err)
+	w2, n := openOutcomes(t, Options{Dir: dir})
 	assert.Zero(t, n)
 	require.NoError(t, w2.Close())
 	assert.Len(t, readAll(t, dir), 5)
@@ -140,11 +187,8 @@ func TestPartition(t *testing.T) {
 func TestRestartsNeverReuseSegmentNames(t *testing.T) {
 	dir := t.TempDir()
 	for run := 0; run < 3; run++ {
-		w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix})
-		require.NoError(t, err)
-		for i := 0; i < 5; i++ {
-			require.NoError(t, w.Append(rec(run*100+i)))
-		}
+		w, _ := openOutcomes(t, Options{Dir: dir})
+		appendRecs(t, w, run*100, run*100+5)
 		require.NoError(t, w.Close())
 	}
 	assert.Len(t, readAll(t, dir), 15)
@@ -176,25 +220,20 @@ func TestASecondLockOnAFolderIsRefusedWithTheHoldersPID(t *testing.T) {
 // folder, are never converted or removed.
 func TestWritersOnlyRecoverTheirOwnSegments(t *testing.T) {
 	dir := t.TempDir()
-	a, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix, Writer: "a"})
-	require.NoError(t, err)
-	for i := 0; i < 7; i++ {
-		require.NoError(t, a.Append(rec(i)))
-	}
+	a, _ := openOutcomes(t, Options{Dir: dir, Writer: "a"})
+	appendRecs(t, a, 0, 7)
 	kill(a)
 	segA := a.segPath(a.segName)
 
-	b, n, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix, Writer: "b"})
-	require.NoError(t, err)
+	b, n := openOutcomes(t, Options{Dir: dir, Writer: "b"})
 	assert.Zero(t, n)
 	require.NoError(t, b.Append(rec(100)))
 	require.NoError(t, b.Close())
-	_, err = os.Stat(segA)
+	_, err := os.Stat(segA)
 	require.NoError(t, err, "b left a's live segment alone")
 	assert.Len(t, readAll(t, dir), 1)
 
-	a2, n, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix, Writer: "a"})
-	require.NoError(t, err)
+	a2, n := openOutcomes(t, Options{Dir: dir, Writer: "a"})
 	assert.Equal(t, 7, n)
 	require.NoError(t, a2.Close())
 	assert.Len(t, readAll(t, dir), 8)
@@ -209,36 +248,15 @@ func TestPeriodicSyncAppendsSurviveAKillExactlyOnce(t *testing.T) {
 		flush bool // let the flusher write some records out before the kill
 	}{{"in the ring only", false}, {"in a segment and the ring", true}} {
 		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			opt := Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix, SyncEvery: time.Hour, RingDir: t.TempDir()}
-			w, _, err := Open[datasets.OutcomeRecord](opt)
-			require.NoError(t, err)
-			var wg sync.WaitGroup
-			for g := 0; g < 4; g++ {
-				wg.Add(1)
-				go func(g int) {
-					defer wg.Done()
-					for i := 0; i < 25; i++ {
-						assert.NoError(t, w.Append(rec(g*100+i)))
-						if c.flush && i == 10 {
-							time.Sleep(3 * flushEvery)
-						}
-					}
-				}(g)
-			}
-			wg.Wait()
+			opt := Options{Dir: t.TempDir(), SyncEvery: time.Hour, RingDir: t.TempDir()}
+			w, _ := openOutcomes(t, opt)
+			appendConcurrently(t, w, 4, 25, func(i int) {
+				if c.flush && i == 10 {
+					time.Sleep(3 * flushEvery)
+				}
+			})
 			kill(w)
-			w2, n, err := Open[datasets.OutcomeRecord](opt)
-			require.NoError(t, err)
-			assert.Equal(t, 100, n)
-			require.NoError(t, w2.Close())
-			got := readAll(t, dir)
-			require.Len(t, got, 100)
-			seen := map[string]bool{}
-			for _, r := range got {
-				assert.False(t, seen[r.DecisionID], "recovered twice: %s", r.DecisionID)
-				seen[r.DecisionID] = true
-			}
+			requireRecoveredOnce(t, opt, 100)
 			rings, _ := filepath.Glob(filepath.Join(opt.RingDir, "*.ring"))
 			assert.Empty(t, rings, "a clean close leaves no ring behind")
 		})
@@ -249,16 +267,9 @@ func TestPeriodicSyncAppendsSurviveAKillExactlyOnce(t *testing.T) {
 // copied into a new segment rather than lost with the file.
 func TestARemovedSegmentIsSalvaged(t *testing.T) {
 	dir := t.TempDir()
-	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix, SyncEvery: 50 * time.Millisecond})
-	require.NoError(t, err)
-	for i := 0; i < 9; i++ {
-		require.NoError(t, w.Append(rec(i)))
-	}
-	require.Eventually(t, func() bool { // written out to the segment
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		return w.flushed == w.pos
-	}, 5*time.Second, time.Millisecond)
+	w, _ := openOutcomes(t, Options{Dir: dir, SyncEvery: 50 * time.Millisecond})
+	appendRecs(t, w, 0, 9)
+	waitFlushed(t, w)
 	require.NoError(t, os.RemoveAll(filepath.Join(dir, "wal")))
 	require.Eventually(t, func() bool { return w.Failing(time.Minute) != nil }, 5*time.Second, 10*time.Millisecond)
 	require.NoError(t, w.Close())
@@ -286,8 +297,7 @@ func TestDecisionRecordsRoundTripThroughTheLog(t *testing.T) {
 // ring in the same place: nothing could recover it.
 func TestRingsOfVanishedLogFoldersAreRemoved(t *testing.T) {
 	rings, gone := t.TempDir(), t.TempDir()
-	w, _, err := Open[datasets.OutcomeRecord](Options{Dir: gone, Prefix: datasets.OutcomeLogPrefix, SyncEvery: time.Second, RingDir: rings, RingBytes: 1 << 16})
-	require.NoError(t, err)
+	w, _ := openOutcomes(t, Options{Dir: gone, SyncEvery: time.Second, RingDir: rings, RingBytes: 1 << 16})
 	require.NoError(t, w.Append(rec(1)))
 	kill(w)
 	left, _ := filepath.Glob(filepath.Join(rings, "*.ring"))
@@ -295,9 +305,8 @@ func TestRingsOfVanishedLogFoldersAreRemoved(t *testing.T) {
 	require.NoError(t, os.RemoveAll(gone))
 
 	other := t.TempDir()
-	w2, _, err := Open[datasets.OutcomeRecord](Options{Dir: other, Prefix: datasets.OutcomeLogPrefix, SyncEvery: time.Second, RingDir: rings, RingBytes: 1 << 16})
-	require.NoError(t, err)
-	_, err = os.Stat(left[0])
+	w2, _ := openOutcomes(t, Options{Dir: other, SyncEvery: time.Second, RingDir: rings, RingBytes: 1 << 16})
+	_, err := os.Stat(left[0])
 	assert.True(t, os.IsNotExist(err), "the orphan ring is removed")
 	require.NoError(t, w2.Close())
 }
@@ -305,34 +314,13 @@ func TestRingsOfVanishedLogFoldersAreRemoved(t *testing.T) {
 // A crash after the flusher wrote records to a segment but before it moved
 // the ring's tail leaves them in both: the next start recovers each once.
 func TestRecordsInBothASegmentAndTheRingAreRecoveredOnce(t *testing.T) {
-	dir := t.TempDir()
-	opt := Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix, SyncEvery: time.Hour, RingDir: t.TempDir(), RingBytes: 1 << 16}
-	w, _, err := Open[datasets.OutcomeRecord](opt)
-	require.NoError(t, err)
+	opt := Options{Dir: t.TempDir(), SyncEvery: time.Hour, RingDir: t.TempDir(), RingBytes: 1 << 16}
+	w, _ := openOutcomes(t, opt)
 	start := w.ring.tail()
-	for i := 0; i < 20; i++ {
-		require.NoError(t, w.Append(rec(i)))
-	}
-	require.Eventually(t, func() bool {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		return w.flushed == w.pos
-	}, 5*time.Second, time.Millisecond)
-	for i := 20; i < 30; i++ { // these stay in the ring only
-		require.NoError(t, w.Append(rec(i)))
-	}
+	appendRecs(t, w, 0, 20)
+	waitFlushed(t, w)
+	appendRecs(t, w, 20, 30) // these stay in the ring only
 	kill(w)
 	w.ring.setTail(start) // as if the process died before moving the tail
-
-	w2, n, err := Open[datasets.OutcomeRecord](opt)
-	require.NoError(t, err)
-	assert.Equal(t, 30, n)
-	require.NoError(t, w2.Close())
-	got := readAll(t, dir)
-	require.Len(t, got, 30)
-	seen := map[string]bool{}
-	for _, r := range got {
-		assert.False(t, seen[r.DecisionID], "recovered twice: %s", r.DecisionID)
-		seen[r.DecisionID] = true
-	}
+	requireRecoveredOnce(t, opt, 30)
 }

@@ -254,17 +254,7 @@ func (f *filler) classification(level int) string {
 			input + f.expand(f.pick([]string{"\n\nThanks, {first}", "\n\nBest regards,\n{person}", "\n\n> On {date}, {person} wrote:\n> Following up on order {order}."}))
 	}
 
-	var tpl string
-	switch level {
-	case 1:
-		tpl = f.pick(clsIntroL1)
-	case 2:
-		tpl = f.pick(clsIntroL2)
-	case 3:
-		tpl = f.pick(clsIntroL3)
-	default:
-		tpl = f.pick(clsIntroL4)
-	}
+	tpl := f.intro(taskStyles[TaskClassification], level)
 	var defs, examples []string
 	for _, j := range labelIdx {
 		defs = append(defs, fmt.Sprintf("- %s: %s", fam.labels[j].name, fam.labels[j].def))
@@ -284,38 +274,5 @@ func (f *filler) classification(level int) string {
 		"input", input,
 	)
 
-	var cons []string
-	switch level {
-	case 1:
-		if f.chance(0.4) {
-			cons = f.pickN(clsEasyConstraints, 1)
-		}
-	case 2:
-		cons = f.pickN(clsEasyConstraints, 1)
-		if f.chance(0.3) {
-			cons = append(cons, f.pickN(clsHardConstraints, 1)...)
-		}
-	case 3:
-		cons = f.pickN(clsHardConstraints, f.between(1, 3))
-	default:
-		cons = f.pickN(clsHardConstraints, f.between(3, 5))
-	}
-	return f.withConstraints(text, cons)
-}
-
-// withConstraints appends requirements to a prompt, laid out in one of a few
-// styles.
-func (f *filler) withConstraints(text string, cons []string) string {
-	if len(cons) == 0 {
-		return text
-	}
-	for i, c := range cons {
-		cons[i] = f.expand(c)
-	}
-	if len(cons) == 1 {
-		sep := f.pick([]string{"\n", "\n\n", " "})
-		return text + sep + cons[0]
-	}
-	head := f.pick([]string{"Requirements:", "Rules:", "Constraints:", "Instructions:", "Please note:", "Make sure that you follow these rules:"})
-	return text + "\n\n" + head + "\n" + f.list(cons)
+	return f.withConstraints(text, f.constraints(taskStyles[TaskClassification], level))
 }

@@ -141,27 +141,8 @@ func (f *filler) code(level int) string {
 	}
 	task := f.expand(f.pick(codeTasks[tier-1]))
 
-	var tpl string
-	var cons []string
-	switch level {
-	case 1:
-		tpl = f.pick(codeIntroL1)
-		if f.chance(0.4) {
-			cons = f.pickN(codeEasyConstraints, 1)
-		}
-	case 2:
-		tpl = f.pick(codeIntroL2)
-		cons = f.pickN(codeEasyConstraints, f.between(0, 1))
-		if f.chance(0.4) {
-			cons = append(cons, f.pickN(codeHardConstraints, 1)...)
-		}
-	case 3:
-		tpl = f.pick(codeIntroL3)
-		cons = f.pickN(codeHardConstraints, f.between(2, 3))
-	default:
-		tpl = f.pick(codeIntroL4)
-		cons = f.pickN(codeHardConstraints, f.between(3, 6))
-	}
+	tpl := f.intro(taskStyles[TaskCode], level)
+	cons := f.constraints(taskStyles[TaskCode], level)
 	text := f.expand(strings.ReplaceAll(tpl, "{task}", task))
 
 	if level >= 3 {
@@ -190,12 +171,12 @@ func (f *filler) code(level int) string {
 			text += strings.TrimRight(b.String(), "\n")
 		}
 	}
-	if level == 4 && f.chance(0.5) {
-		text += f.expand(f.pick([]string{
+	if level == 4 {
+		text += f.maybe(0.5, []string{
 			"\n\nNon-functional requirements: p99 latency under {n} ms, no more than {small} allocations per request, structured logging, and graceful degradation when the {component} is unavailable.",
 			"\n\nAlso describe how you would test failure scenarios: network partitions, a slow {component}, a full disk, and clock skew of {n} seconds.",
 			"\n\nIf the input exceeds {big} items, switch to a streaming strategy, unless the caller has set a strict-memory flag, in which case fail fast with a clear error.",
-		}))
+		})
 	}
 	return f.withConstraints(text, cons)
 }

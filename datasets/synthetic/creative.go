@@ -61,36 +61,17 @@ var creativeHardConstraints = []string{
 }
 
 func (f *filler) creative(level int) string {
-	var tpl string
-	var cons []string
-	switch level {
-	case 1:
-		tpl = f.pick(creativeL1)
-		if f.chance(0.3) {
-			cons = f.pickN(creativeEasyConstraints, 1)
-		}
-	case 2:
-		tpl = f.pick(creativeL2)
-		cons = f.pickN(creativeEasyConstraints, f.between(0, 1))
-		if f.chance(0.3) {
-			cons = append(cons, f.pickN(creativeHardConstraints, 1)...)
-		}
-	case 3:
-		tpl = f.pick(creativeL3)
-		cons = f.pickN(creativeHardConstraints, f.between(1, 2))
-	default:
-		tpl = f.pick(creativeL4)
-		cons = f.pickN(creativeHardConstraints, f.between(2, 4))
-	}
+	tpl := f.intro(taskStyles[TaskCreative], level)
+	cons := f.constraints(taskStyles[TaskCreative], level)
 	text := f.expand(tpl)
-	if f.chance(0.3) {
-		text = f.expand(f.pick([]string{
-			"For our {company} newsletter: ",
-			"I'm running a writing workshop in {city}. ",
-			"Creative task: ",
-			"For a {dept} team-building event, ",
-			"Please help me with this: ",
-		})) + lowerFirstIf(text)
+	if opener := f.maybe(0.3, []string{
+		"For our {company} newsletter: ",
+		"I'm running a writing workshop in {city}. ",
+		"Creative task: ",
+		"For a {dept} team-building event, ",
+		"Please help me with this: ",
+	}); opener != "" {
+		text = opener + lowerFirstIf(text)
 	}
 	return f.withConstraints(text, cons)
 }

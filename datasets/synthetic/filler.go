@@ -34,6 +34,15 @@ func (f *filler) between(lo, hi int) int { return lo + f.rng.IntN(hi-lo+1) }
 
 func (f *filler) chance(p float64) bool { return f.rng.Float64() < p }
 
+// maybe returns, with probability p, one of options with its placeholders
+// filled in, and "" otherwise.
+func (f *filler) maybe(p float64, options []string) string {
+	if !f.chance(p) {
+		return ""
+	}
+	return f.expand(f.pick(options))
+}
+
 // pickN returns n distinct elements of xs in random order (all of xs when n
 // is larger).
 func (f *filler) pickN(xs []string, n int) []string {
@@ -92,46 +101,6 @@ func (f *filler) value(key string) string {
 		return f.company()
 	case "person":
 		return f.person()
-	case "first":
-		return f.pick(firstNames)
-	case "city":
-		return f.pick(cities)
-	case "industry":
-		return f.pick(industries)
-	case "dept":
-		return f.pick(departments)
-	case "plan":
-		return f.pick(plans)
-	case "metric":
-		return f.pick(metrics)
-	case "month":
-		return f.pick(months)
-	case "weekday":
-		return f.pick(weekdays)
-	case "region":
-		return f.pick(regions)
-	case "component":
-		return f.pick(components)
-	case "audience":
-		return f.pick(audiences)
-	case "tone":
-		return f.pick(tones)
-	case "topic":
-		return f.pick(topics)
-	case "subject":
-		return f.pick(creativeSubjects)
-	case "word":
-		return f.pick(creativeWords)
-	case "expense":
-		return f.pick(expenses)
-	case "dockind":
-		return f.pick(docKinds)
-	case "entity":
-		return f.pick(entities)
-	case "field":
-		return f.pick(entityFields)
-	case "ident":
-		return f.pick(identifiers)
 	case "lang":
 		return f.lang.Name
 	case "lib":
@@ -159,6 +128,9 @@ func (f *filler) value(key string) string {
 	case "order":
 		return f.orderID()
 	}
+	if pool, ok := placeholderPools[key]; ok {
+		return f.pick(pool)
+	}
 	return "{" + key + "}"
 }
 
@@ -169,23 +141,34 @@ func (f *filler) expand(tpl string) string {
 		return tpl
 	}
 	f.sb.Reset()
+	writeSlots(&f.sb, tpl, func(key string) (string, bool) { return f.stickyValue(key), true })
+	return f.sb.String()
+}
+
+// writeSlots writes tpl to b with each {slot} replaced by its value, in one
+// pass from left to right, so that inserted text is never scanned again. A
+// slot without a value (ok false) is written as it stands; so is the rest of
+// tpl after a "{" that is never closed.
+func writeSlots(b *strings.Builder, tpl string, value func(slot string) (v string, ok bool)) {
 	for {
 		i := strings.IndexByte(tpl, '{')
 		if i < 0 {
-			f.sb.WriteString(tpl)
-			break
+			b.WriteString(tpl)
+			return
 		}
 		j := strings.IndexByte(tpl[i:], '}')
 		if j < 0 {
-			f.sb.WriteString(tpl)
-			break
+			b.WriteString(tpl)
+			return
 		}
-		f.sb.WriteString(tpl[:i])
-		key := tpl[i+1 : i+j]
-		f.sb.WriteString(f.stickyValue(key))
+		b.WriteString(tpl[:i])
+		if v, ok := value(tpl[i+1 : i+j]); ok {
+			b.WriteString(v)
+		} else {
+			b.WriteString(tpl[i : i+j+1])
+		}
 		tpl = tpl[i+j+1:]
 	}
-	return f.sb.String()
 }
 
 // stickyValue returns the value of key in the current prompt, drawing it on
@@ -250,33 +233,15 @@ func (f *filler) list(items []string) string {
 func fillSlots(tpl string, pairs ...string) string {
 	var b strings.Builder
 	b.Grow(len(tpl) + 256)
-	for {
-		i := strings.IndexByte(tpl, '{')
-		if i < 0 {
-			b.WriteString(tpl)
-			return b.String()
-		}
-		j := strings.IndexByte(tpl[i:], '}')
-		if j < 0 {
-			b.WriteString(tpl)
-			return b.String()
-		}
-		b.WriteString(tpl[:i])
-		slot := tpl[i+1 : i+j]
-		val, found := "", false
+	writeSlots(&b, tpl, func(slot string) (string, bool) {
 		for k := 0; k+1 < len(pairs); k += 2 {
 			if pairs[k] == slot {
-				val, found = pairs[k+1], true
-				break
+				return pairs[k+1], true
 			}
 		}
-		if found {
-			b.WriteString(val)
-		} else {
-			b.WriteString(tpl[i : i+j+1])
-		}
-		tpl = tpl[i+j+1:]
-	}
+		return "", false
+	})
+	return b.String()
 }
 
 // joinOr formats labels as "a, b or c".

@@ -166,14 +166,12 @@ func (f *filler) rag(level int) string {
 		addLine(f.factText(target.stmt, s, "", f.between(target.lo, target.hi)) + f.expand(" (superseded on {date})"))
 		addLine(f.factText(target.stmt, s2, "", f.between(target.lo, target.hi)))
 		q := f.factText(target.cmp, s, s2, v)
-		if f.chance(0.5) {
-			q += f.expand(f.pick([]string{
-				" If the answer depends on the plan, assume the customer is on {plan} and has {n} seats.",
-				" Then explain whether this changes for staff who joined after {date}, unless they are contractors.",
-				" Also compute the difference over a full year, showing each step.",
-				" Finally, say which document should be updated and why.",
-			}))
-		}
+		q += f.maybe(0.5, []string{
+			" If the answer depends on the plan, assume the customer is on {plan} and has {n} seats.",
+			" Then explain whether this changes for staff who joined after {date}, unless they are contractors.",
+			" Also compute the difference over a full year, showing each step.",
+			" Finally, say which document should be updated and why.",
+		})
 		qs = append(qs, q)
 		if f.chance(0.6) {
 			other := factTpls[f.rng.IntN(len(factTpls))]
@@ -206,27 +204,8 @@ func (f *filler) rag(level int) string {
 	if len(qs) > 1 {
 		q = f.list(qs)
 	}
-	var tpl string
-	var cons []string
-	switch level {
-	case 1:
-		tpl = f.pick(ragIntroL1)
-		if f.chance(0.3) {
-			cons = f.pickN(ragEasyConstraints, 1)
-		}
-	case 2:
-		tpl = f.pick(ragIntroL2)
-		cons = f.pickN(ragEasyConstraints, f.between(0, 1))
-		if f.chance(0.3) {
-			cons = append(cons, f.pickN(ragHardConstraints, 1)...)
-		}
-	case 3:
-		tpl = f.pick(ragIntroL3)
-		cons = f.pickN(ragHardConstraints, f.between(1, 3))
-	default:
-		tpl = f.pick(ragIntroL4)
-		cons = f.pickN(ragHardConstraints, f.between(3, 5))
-	}
+	tpl := f.intro(taskStyles[TaskRAG], level)
+	cons := f.constraints(taskStyles[TaskRAG], level)
 	qlow := strings.ToLower(q[:1]) + q[1:]
 	text := fillSlots(f.expand(tpl), "ctx", ctx, "qlow", qlow, "q", q, "ndocs", strconv.Itoa(ndocs))
 	return f.withConstraints(text, cons)

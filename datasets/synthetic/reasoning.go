@@ -73,38 +73,17 @@ var reasonHardConstraints = []string{
 }
 
 func (f *filler) reasoning(level int) string {
-	var tpl string
-	var cons []string
-	switch level {
-	case 1:
-		tpl = f.pick(reasonL1)
-		if f.chance(0.5) {
-			cons = f.pickN(reasonEasyConstraints, 1)
-		}
-	case 2:
-		tpl = f.pick(reasonL2)
-		cons = f.pickN(reasonEasyConstraints, f.between(0, 1))
-		if f.chance(0.3) {
-			cons = append(cons, f.pickN(reasonHardConstraints, 1)...)
-		}
-	case 3:
-		tpl = f.pick(reasonL3)
-		cons = f.pickN(reasonHardConstraints, f.between(1, 2))
-	default:
-		tpl = f.pick(reasonL4)
-		cons = f.pickN(reasonHardConstraints, f.between(2, 4))
-	}
+	tpl := f.intro(taskStyles[TaskReasoning], level)
+	cons := f.constraints(taskStyles[TaskReasoning], level)
 	text := f.expand(tpl)
-	if f.chance(0.35) {
-		text = f.expand(f.pick([]string{
-			"I'm preparing a {dept} training quiz. ",
-			"My kid asked me this and I'm stuck: ",
-			"Interview question from {company}: ",
-			"Puzzle of the week: ",
-			"Homework help: ",
-			"For a {industry} planning exercise: ",
-		})) + text
-	}
+	text = f.maybe(0.35, []string{
+		"I'm preparing a {dept} training quiz. ",
+		"My kid asked me this and I'm stuck: ",
+		"Interview question from {company}: ",
+		"Puzzle of the week: ",
+		"Homework help: ",
+		"For a {industry} planning exercise: ",
+	}) + text
 	if level >= 3 && f.chance(0.4) {
 		text += "\n\n" + f.expand(f.pick([]string{
 			"Then generalise the result to {small} variables.",

@@ -175,26 +175,7 @@ func (f *filler) summarization(level int) string {
 			" (" + g2.name + ")\n" + strings.Join(more, sep)
 	}
 
-	var tpl string
-	var cons []string
-	switch level {
-	case 1:
-		tpl = f.pick(sumIntroL1)
-		if f.chance(0.3) {
-			cons = f.pickN(sumEasyConstraints, 1)
-		}
-	case 2:
-		tpl = f.pick(sumIntroL2)
-		cons = f.pickN(sumEasyConstraints, f.between(0, 1))
-		if f.chance(0.3) {
-			cons = append(cons, f.pickN(sumHardConstraints, 1)...)
-		}
-	case 3:
-		tpl = f.pick(sumIntroL3)
-		cons = f.pickN(sumHardConstraints, f.between(2, 3))
-	default:
-		tpl = f.pick(sumIntroL4)
-		cons = f.pickN(sumHardConstraints, f.between(3, 6))
-	}
+	tpl := f.intro(taskStyles[TaskSummarization], level)
+	cons := f.constraints(taskStyles[TaskSummarization], level)
 	return f.withConstraints(fillSlots(f.expand(tpl), "genre", g.name, "doc", doc), cons)
 }

@@ -2,6 +2,7 @@ package synthetic
 
 import (
 	"math"
+	"math/rand/v2"
 	"regexp"
 	"strings"
 	"testing"
@@ -307,6 +308,35 @@ func TestGenerate_PromptsAreVariedValidText(t *testing.T) {
 	for task, l := range maxLen {
 		assert.LessOrEqual(t, l, maxLen[TaskRAG], "RAG prompts are the longest, not %s", task)
 	}
+}
+
+func TestTaskStyles_EveryTaskHasTemplatesAndConstraintRanges(t *testing.T) {
+	require.Len(t, taskStyles, len(taskMix))
+	for _, task := range taskMix {
+		t.Run(task.name, func(t *testing.T) {
+			s, ok := taskStyles[task.name]
+			require.True(t, ok)
+			for i, intros := range s.intros {
+				assert.NotEmpty(t, intros, "level %d", i+1)
+			}
+			assert.NotEmpty(t, s.easy)
+			assert.NotEmpty(t, s.hard)
+			for _, r := range [][2]int{s.mix.easy2, s.mix.hard3, s.mix.hard4} {
+				assert.GreaterOrEqual(t, r[0], 0)
+				assert.LessOrEqual(t, r[0], r[1])
+			}
+		})
+	}
+}
+
+// A fixed count must not draw: the prompts of every seed depend on it.
+func TestFillerCount_FixedRangeLeavesTheRandomStreamAlone(t *testing.T) {
+	a, b := newFiller(rand.New(rand.NewPCG(1, 2))), newFiller(rand.New(rand.NewPCG(1, 2)))
+	assert.Equal(t, 1, a.count([2]int{1, 1}))
+	assert.Equal(t, b.rng.Uint64(), a.rng.Uint64())
+	n := a.count([2]int{0, 1})
+	assert.Contains(t, []int{0, 1}, n)
+	assert.NotEqual(t, b.rng.Uint64(), a.rng.Uint64(), "a range draws")
 }
 
 func TestWordingDifficulty_GrowsWithConstraintsCodeAndMath(t *testing.T) {

@@ -133,3 +133,28 @@ var entities = []string{"customer", "order", "invoice", "shipment", "employee", 
 var entityFields = []string{"email", "id", "created_at", "amount", "status", "country", "sku", "timestamp", "region", "score"}
 
 var identifiers = []string{"items", "records", "rows", "values", "entries", "events", "batch", "buf", "data", "payload"}
+
+// placeholderPools maps each placeholder key that stands for one word of a
+// pool above to that pool ({city} is one of cities).
+var placeholderPools = map[string][]string{
+	"first":     firstNames,
+	"city":      cities,
+	"industry":  industries,
+	"dept":      departments,
+	"plan":      plans,
+	"metric":    metrics,
+	"month":     months,
+	"weekday":   weekdays,
+	"region":    regions,
+	"component": components,
+	"audience":  audiences,
+	"tone":      tones,
+	"topic":     topics,
+	"subject":   creativeSubjects,
+	"word":      creativeWords,
+	"expense":   expenses,
+	"dockind":   docKinds,
+	"entity":    entities,
+	"field":     entityFields,
+	"ident":     identifiers,
+}
