@@ -43,9 +43,13 @@ type Metadata struct {
 	Validation      map[string]Metrics `json:"validation"`
 	OutputTokens    map[string]float64 `json:"expected_output_tokens"` // per model, learned from the outcome log
 	Observations    map[string]int     `json:"observations,omitempty"` // per model, training examples that observed it
-	Version         string             `json:"predictor_version"`      // fingerprint of the weights
-	EmbeddingDim    int                `json:"embedding_dim"`
-	Hidden          int                `json:"hidden"`
+	// ObservedUntil is when the newest logged outcome the predictor was
+	// trained on was stored (zero without logs): a server counts only
+	// outcomes stored later on top of Observations.
+	ObservedUntil time.Time `json:"observed_until,omitzero"`
+	Version       string    `json:"predictor_version"` // fingerprint of the weights
+	EmbeddingDim  int       `json:"embedding_dim"`
+	Hidden        int       `json:"hidden"`
 }
 
 // Model is the predictor's weights. Matrices are row-major float32.
@@ -171,15 +175,7 @@ func (m *Model) Forward(v *features.Vector, a *Activations) {
 
 	h := a.H
 	copy(h, m.B1)
-	for i, xi := range x {
-		if xi == 0 {
-			continue
-		}
-		row := m.W1[i*hid : i*hid+hid]
-		for j, w := range row {
-			h[j] += xi * w
-		}
-	}
+	addProduct(h, x, m.W1)
 	for j := range h {
 		if h[j] < 0 {
 			h[j] = 0
@@ -191,24 +187,8 @@ func (m *Model) Forward(v *features.Vector, a *Activations) {
 	for j, p := range prior {
 		lg[j] += p
 	}
-	for i, hi := range h {
-		if hi == 0 {
-			continue
-		}
-		row := m.W2[i*nout : i*nout+nout]
-		for j, w := range row {
-			lg[j] += hi * w
-		}
-	}
-	for i, xi := range x {
-		if xi == 0 {
-			continue
-		}
-		row := m.Ws[i*nout : i*nout+nout]
-		for j, w := range row {
-			lg[j] += xi * w
-		}
-	}
+	addProduct(lg, h, m.W2)
+	addProduct(lg, x, m.Ws)
 	if n > 0 && len(m.Sparse) > 0 { // nil while the network alone trains
 		scale := SparseScale(n)
 		for _, id := range v.IDs {
@@ -234,6 +214,21 @@ func SparseScale(n int) float32 { return float32(1 / math.Sqrt(float64(n))) }
 // Sigmoid is the logistic function in float32.
 func Sigmoid(z float32) float32 {
 	return float32(1 / (1 + math.Exp(-float64(z))))
+}
+
+// addProduct adds x·w to dst, w row-major with len(dst) columns, skipping
+// the rows of zero inputs (most of a ReLU layer's and of the input's).
+func addProduct(dst, x, w []float32) {
+	n := len(dst)
+	for i, xi := range x {
+		if xi == 0 {
+			continue
+		}
+		row := w[i*n : i*n+n]
+		for j, v := range row {
+			dst[j] += xi * v
+		}
+	}
 }
 
 func resize(s []float32, n int) []float32 {

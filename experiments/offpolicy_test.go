@@ -1,7 +1,6 @@
 package experiments_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand"
 	"os"
@@ -11,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"switchyard/classifier"
+	"switchyard/classifier/classifiertest"
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
 	"switchyard/datasets/synthetic"
@@ -19,6 +18,7 @@ import (
 	"switchyard/experiments/ope"
 	"switchyard/features"
 	"switchyard/training"
+	"switchyard/training/trainingtest"
 )
 
 // TestOffPolicyEstimateFromSimulatedLogsCoversTheTruth logs an
@@ -26,48 +26,16 @@ import (
 // Parquet (revealing only the chosen model's outcome), then estimates another
 // policy's value from those logs and compares with its true value.
 func TestOffPolicyEstimateFromSimulatedLogsCoversTheTruth(t *testing.T) {
-	w, err := synthetic.Generate(synthetic.Config{Seed: 5, Prompts: 3000})
-	require.NoError(t, err)
-	truth := map[string]datasets.OutcomeRecord{}
-	for _, o := range w.Outcomes {
-		truth[o.PromptID+"/"+o.Model] = o
-	}
-	var trainP, logP []datasets.PromptRecord
+	inLog := func(p datasets.PromptRecord) bool { return training.InHoldout(p.PromptID, "ope-test", 0.5) }
+	w := trainingtest.Train(t, trainingtest.Options{Seed: 5, Prompts: 3000, Buckets: 1 << 14, EmbeddingDim: 8, Hidden: 16, Epochs: 4,
+		Train: func(p datasets.PromptRecord) bool { return !inLog(p) }})
+	var logP []datasets.PromptRecord
 	for _, p := range w.Prompts {
-		if training.InHoldout(p.PromptID, "ope-test", 0.5) {
+		if inLog(p) {
 			logP = append(logP, p)
-		} else {
-			trainP = append(trainP, p)
 		}
 	}
-	var trainO []datasets.OutcomeRecord
-	inTrain := map[string]bool{}
-	for _, p := range trainP {
-		inTrain[p.PromptID] = true
-	}
-	for _, o := range w.Outcomes {
-		if inTrain[o.PromptID] {
-			trainO = append(trainO, o)
-		}
-	}
-	spec := features.DefaultSpec()
-	spec.Buckets = 1 << 14
-	s := training.DefaultSettings()
-	s.EmbeddingDim, s.Hidden, s.Epochs = 8, 16, 4
-	tr := &training.Trainer{Settings: s}
-	m, _, err := tr.Fit(context.Background(), &datasets.Dataset{Catalogue: w.Catalogue, Prompts: trainP, Outcomes: trainO},
-		training.Job{Spec: spec, ValidationShare: 0.1, SplitSalt: "validation"})
-	require.NoError(t, err)
-
-	newRouter := func(cfg policy.Config) *policy.Router {
-		sc, err := classifier.NewGoScorer(m)
-		require.NoError(t, err)
-		ext, err := features.NewExtractor(spec)
-		require.NoError(t, err)
-		r, err := policy.NewRouter(ext, sc, m.Meta, w.Catalogue, cfg)
-		require.NoError(t, err)
-		return r
-	}
+	newRouter := func(cfg policy.Config) *policy.Router { return w.Router(t, cfg) }
 	logging := newRouter(policy.Config{Name: "logging", QualityBar: 0.7,
 		Exploration: policy.Exploration{Strategy: policy.ExploreEpsilonGreedy, Epsilon: 0.3}})
 	target := newRouter(policy.Config{Name: "target", QualityBar: 0.9})
@@ -86,12 +54,13 @@ func TestOffPolicyEstimateFromSimulatedLogsCoversTheTruth(t *testing.T) {
 			rec.Candidates = append(rec.Candidates, datasets.Candidate{Model: o.Model, PredictedQuality: o.PredictedQuality, ExpectedCostUSD: o.ExpectedCostUSD})
 		}
 		decisions = append(decisions, rec)
-		o := truth[p.PromptID+"/"+d.Chosen]
+		o := w.Truth(t, p.PromptID, d.Chosen)
 		outcomes = append(outcomes, datasets.OutcomeRecord{DecisionID: id, Model: d.Chosen, Quality: o.Quality, CostUSD: o.CostUSD, Source: datasets.SourceOnline})
 		td, err := target.Route(policy.Request{Input: in})
 		require.NoError(t, err)
-		trueQ += truth[p.PromptID+"/"+td.Chosen].Quality
-		trueC += truth[p.PromptID+"/"+td.Chosen].CostUSD
+		to := w.Truth(t, p.PromptID, td.Chosen)
+		trueQ += to.Quality
+		trueC += to.CostUSD
 	}
 	trueQ /= float64(len(logP))
 	trueC /= float64(len(logP))
@@ -123,18 +92,8 @@ func smallRouter(t *testing.T) *policy.Router {
 	t.Helper()
 	w, err := synthetic.Generate(synthetic.Config{Seed: 1, Prompts: 20})
 	require.NoError(t, err)
-	spec := features.DefaultSpec()
-	spec.Buckets = 1 << 10
-	m, err := classifier.NewModel(spec, []string{"mini", "flash"}, 4, 4)
-	require.NoError(t, err)
-	m.Init(rand.New(rand.NewSource(1)))
-	sc, err := classifier.NewGoScorer(m)
-	require.NoError(t, err)
-	ext, err := features.NewExtractor(spec)
-	require.NoError(t, err)
-	r, err := policy.NewRouter(ext, sc, m.Meta, w.Catalogue, policy.Config{Name: "t", QualityBar: 0.5})
-	require.NoError(t, err)
-	return r
+	m := classifiertest.New(t, classifiertest.Options{Models: []string{"mini", "flash"}, Buckets: 1 << 10, EmbeddingDim: 4, Hidden: 4})
+	return classifiertest.Router(t, m, w.Catalogue, policy.Config{Name: "t", QualityBar: 0.5})
 }
 
 func TestOffPolicyRecordsCountsOutcomesWithoutDecision(t *testing.T) {

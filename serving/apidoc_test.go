@@ -20,7 +20,7 @@ func TestAPIDocumentsEveryField(t *testing.T) {
 	require.NoError(t, err)
 	doc := string(b)
 	for _, v := range []any{serving.RouteRequest{}, serving.RouteResponse{}, serving.FeedbackRequest{},
-		serving.FeedbackResponse{}, policy.Option{}, serving.Message{}} {
+		serving.FeedbackResponse{}, policy.Option{}, serving.Message{}, serving.ModelInfo{}} {
 		typ := reflect.TypeOf(v)
 		for i := 0; i < typ.NumField(); i++ {
 			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")

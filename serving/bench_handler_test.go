@@ -5,25 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"math/rand"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"switchyard/classifier"
 	"switchyard/classifier/policy"
-	"switchyard/datasets/logstore"
 	"switchyard/datasets/synthetic"
-	"switchyard/features"
 	"switchyard/serving"
-	"switchyard/training"
+	"switchyard/serving/servingtest"
 )
 
 // BenchmarkHandler is the in-process cost of a whole /v1/route request
@@ -86,24 +78,14 @@ func BenchmarkRouteMessages(b *testing.B) {
 	}
 }
 
-// benchHandler is the HTTP handler of a server with cfg, the
+// benchHandler is the HTTP handler of a service with cfg, the
 // production-size predictor (random weights) scored by ONNX Runtime and the
-// durable decision log.
+// durable logs, served in process.
 func benchHandler(b *testing.B, cfg serving.Config) http.Handler {
 	cat := synthetic.DefaultCatalogue()
-	def := training.DefaultSettings()
-	m, err := classifier.NewModel(features.DefaultSpec(), cat.Names(), def.EmbeddingDim, def.Hidden)
+	svc, err := serving.Open(context.Background(), serving.Options{Config: cfg, LogDir: b.TempDir(), Writer: "bench",
+		Load: servingtest.Predictor(benchModel(b, cat), cat, policy.ScorerONNX, policy.Config{Name: "bench", QualityBar: 0.8})})
 	require.NoError(b, err)
-	m.Init(rand.New(rand.NewSource(1)))
-	path := filepath.Join(b.TempDir(), "p.onnx")
-	require.NoError(b, classifier.WriteONNX(path, m))
-	router, sc, err := policy.LoadRouter(policy.LoadOptions{ModelPath: path, Catalogue: cat, Policy: policy.Config{Name: "bench", QualityBar: 0.8}})
-	require.NoError(b, err)
-	b.Cleanup(func() { sc.Close() })
-	dlog, err := logstore.NewDecisionLog(logstore.DefaultDecisionLogConfig(b.TempDir()), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	require.NoError(b, err)
-	b.Cleanup(func() { dlog.Close(context.Background()) })
-	srv, err := serving.New(cfg, serving.Deps{Router: router, Catalogue: cat, Decisions: dlog, Registry: prometheus.NewRegistry()})
-	require.NoError(b, err)
-	return srv.Handler()
+	b.Cleanup(func() { svc.Close(context.Background()) })
+	return svc.Handler()
 }

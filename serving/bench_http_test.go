@@ -3,30 +3,20 @@ package serving_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"math/rand"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"switchyard/classifier"
 	"switchyard/classifier/policy"
-	"switchyard/datasets"
-	"switchyard/datasets/logstore"
 	"switchyard/datasets/synthetic"
-	"switchyard/features"
 	"switchyard/serving"
 	"switchyard/serving/loadgen"
-	"switchyard/training"
+	"switchyard/serving/servingtest"
 )
 
 // BenchmarkHTTP measures POST /v1/route over loopback against the no-op
@@ -38,32 +28,10 @@ import (
 // process on its own, overload included: BenchmarkServe in cmd/switchyard.)
 func BenchmarkHTTP(b *testing.B) {
 	cat := synthetic.DefaultCatalogue()
-	def := training.DefaultSettings() // the production-size predictor, as in BenchmarkDecision
-	m, err := classifier.NewModel(features.DefaultSpec(), cat.Names(), def.EmbeddingDim, def.Hidden)
-	require.NoError(b, err)
-	m.Init(rand.New(rand.NewSource(1)))
-	m.Meta.Version = "bench"
-	path := filepath.Join(b.TempDir(), "p.onnx")
-	require.NoError(b, classifier.WriteONNX(path, m))
-	router, sc, err := policy.LoadRouter(policy.LoadOptions{ModelPath: path, Catalogue: cat, Scorer: policy.ScorerONNX,
-		Policy: policy.Config{Name: "bench", QualityBar: 0.8}})
-	require.NoError(b, err)
-	defer sc.Close()
-	logs := b.TempDir()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: logs, Prefix: datasets.OutcomeLogPrefix, Log: quiet})
-	require.NoError(b, err)
-	defer wal.Close()
-	dlog, err := logstore.NewDecisionLog(logstore.DefaultDecisionLogConfig(logs), quiet)
-	require.NoError(b, err)
-	defer dlog.Close(context.Background())
 	cfg := serving.DefaultConfig()
 	cfg.MaxInFlight = 0 // measure the stack, not the shedding
-	srv, err := serving.New(cfg, serving.Deps{Router: router, Catalogue: cat, Decisions: dlog, Outcomes: wal, Log: quiet,
-		Registry: prometheus.NewRegistry()})
-	require.NoError(b, err)
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
+	ts := servingtest.Start(b, serving.Options{Config: cfg,
+		Load: servingtest.Predictor(benchModel(b, cat), cat, policy.ScorerONNX, policy.Config{Name: "bench", QualityBar: 0.8})})
 	body, _ := json.Marshal(map[string]string{"prompt": benchPrompt(1 << 10)})
 	run := func(path string, rate float64, d time.Duration) *loadgen.Result {
 		res, err := loadgen.Run(context.Background(), loadgen.Config{URL: ts.URL + path, Bodies: [][]byte{body}, Connections: 64,

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,8 +12,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"switchyard/classifier"
+	"switchyard/classifier/classifiertest"
 	"switchyard/classifier/policy"
+	"switchyard/datasets"
 	"switchyard/datasets/logstore"
 	"switchyard/datasets/synthetic"
 	"switchyard/features"
@@ -36,17 +35,19 @@ func benchPrompt(n int) string {
 	return sb.String()[:n]
 }
 
+// benchModel writes the production-size predictor (random weights) over
+// cat's models and returns its path.
+func benchModel(b *testing.B, cat *datasets.Catalogue) string {
+	def := training.DefaultSettings()
+	return classifiertest.Write(b, classifiertest.New(b, classifiertest.Options{Models: cat.Names(), Spec: features.DefaultSpec(),
+		EmbeddingDim: def.EmbeddingDim, Hidden: def.Hidden}))
+}
+
 // BenchmarkDecision is the in-process cost of one routing decision
 // (features + scoring + policy) with the production-size predictor.
 func BenchmarkDecision(b *testing.B) {
 	cat := synthetic.DefaultCatalogue()
-	def := training.DefaultSettings()
-	m, err := classifier.NewModel(features.DefaultSpec(), cat.Names(), def.EmbeddingDim, def.Hidden)
-	require.NoError(b, err)
-	m.Init(rand.New(rand.NewSource(1)))
-	m.Meta.Version = "bench"
-	path := filepath.Join(b.TempDir(), "p.onnx")
-	require.NoError(b, classifier.WriteONNX(path, m))
+	path := benchModel(b, cat)
 	for _, scorer := range []string{policy.ScorerONNX, policy.ScorerGo} {
 		r, sc, err := policy.LoadRouter(policy.LoadOptions{ModelPath: path, Catalogue: cat, Scorer: scorer,
 			Policy: policy.Config{Name: "bench", QualityBar: 0.8}})

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"switchyard/datasets/synthetic"
 	"switchyard/experiments/rollout"
 	"switchyard/serving"
+	"switchyard/serving/servingtest"
 )
 
 // writeConfig writes a catalogue, a predictor and a configuration with two
@@ -60,22 +60,13 @@ func writeConfig(t *testing.T, mutate func(*serving.FileConfig)) (string, *servi
 
 func TestExperimentsAssignUnitsDeterministically(t *testing.T) {
 	path, _ := writeConfig(t, nil)
-	rt, err := serving.ReadConfig(path, policy.LoadOptions{Scorer: policy.ScorerGo})
-	require.NoError(t, err)
-	defer rt.Close()
-	logs := t.TempDir()
-	dlog, err := logstore.NewDecisionLog(logstore.DefaultDecisionLogConfig(logs), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	require.NoError(t, err)
-	srv, err := serving.New(serving.DefaultConfig(), serving.Deps{Routing: rt, Catalogue: rt.Catalogue, Decisions: dlog})
-	require.NoError(t, err)
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
+	ts := servingtest.Start(t, serving.Options{Config: serving.DefaultConfig(), Load: servingtest.Configuration(path)})
 
 	armOf := map[string]string{}
 	counts := map[string]int{}
 	for i := 0; i < 2000; i++ {
 		user := fmt.Sprintf("user-%d", i%400)
-		code, out := post(t, ts.URL+"/v1/route", `{"prompt":"Summarise the meeting notes","user":"`+user+`"}`)
+		code, out := ts.Post(t, "/v1/route", `{"prompt":"Summarise the meeting notes","user":"`+user+`"}`)
 		require.Equal(t, http.StatusOK, code, out)
 		arm := out["arm"].(string)
 		assert.Equal(t, "cheaper-bar", out["experiment"])
@@ -101,7 +92,7 @@ func TestExperimentsAssignUnitsDeterministically(t *testing.T) {
 	assert.InDelta(t, 0.3*400, treated, 3*9.2, "units split by weight") // 3 sd of Binomial(400, 0.3)
 
 	// no unit key: the default policy, no experiment
-	code, out := post(t, ts.URL+"/v1/route", `{"prompt":"hi"}`)
+	code, out := ts.Post(t, "/v1/route", `{"prompt":"hi"}`)
 	require.Equal(t, http.StatusOK, code)
 	assert.Nil(t, out["experiment"])
 	assert.Equal(t, "control", out["policy"])
@@ -110,7 +101,7 @@ func TestExperimentsAssignUnitsDeterministically(t *testing.T) {
 	var ex struct {
 		Experiments []rollout.ExperimentState `json:"experiments"`
 	}
-	require.Equal(t, http.StatusOK, getJSON(t, ts.URL+"/v1/experiments", &ex))
+	require.Equal(t, http.StatusOK, ts.Get(t, "/v1/experiments", &ex))
 	require.Len(t, ex.Experiments, 1)
 	got := map[string]int64{}
 	for _, a := range ex.Experiments[0].Arms {
@@ -129,8 +120,8 @@ func TestExperimentsAssignUnitsDeterministically(t *testing.T) {
 	}
 
 	// every decision records experiment and arm
-	require.NoError(t, dlog.Close(context.Background()))
-	decisions, _, err := datasets.ReadLogDir(logs)
+	require.NoError(t, ts.Stop())
+	decisions, _, err := datasets.ReadLogDir(ts.LogDir)
 	require.NoError(t, err)
 	require.Len(t, decisions, 2001)
 	for _, d := range decisions[:2000] {
@@ -174,17 +165,9 @@ func TestInvalidConfigurationsAreRejectedWithTheReason(t *testing.T) {
 // with zero failed requests.
 func TestInvalidReloadUnderLoadFailsNoRequest(t *testing.T) {
 	path, _ := writeConfig(t, nil)
-	load := func() (*serving.Routing, error) {
-		return serving.ReadConfig(path, policy.LoadOptions{Scorer: policy.ScorerGo})
-	}
-	rt, err := load()
-	require.NoError(t, err)
 	cfg := serving.DefaultConfig()
 	cfg.AdminKey = "k"
-	srv, err := serving.New(cfg, serving.Deps{Routing: rt, Catalogue: rt.Catalogue, Reload: load})
-	require.NoError(t, err)
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
+	ts := servingtest.Start(t, serving.Options{Config: cfg, Load: servingtest.Configuration(path)})
 	// break the configuration: weights that do not sum to 1
 	b, _ := os.ReadFile(path)
 	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(string(b), `"weight": 0.3`, `"weight": 0.9`, 1)), 0o644))
@@ -197,7 +180,7 @@ func TestInvalidReloadUnderLoadFailsNoRequest(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; i < 100; i++ {
-				code, _ := post(t, ts.URL+"/v1/route", fmt.Sprintf(`{"prompt":"q %d","user":"u%d"}`, i, w))
+				code, _ := ts.Post(t, "/v1/route", fmt.Sprintf(`{"prompt":"q %d","user":"u%d"}`, i, w))
 				mu.Lock()
 				if code == http.StatusOK {
 					served++
@@ -210,14 +193,8 @@ func TestInvalidReloadUnderLoadFailsNoRequest(t *testing.T) {
 	}
 	rejected := 0
 	for i := 0; i < 10; i++ {
-		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/admin/reload", nil)
-		req.Header.Set("Authorization", "Bearer k")
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
 		var body map[string]map[string]string
-		json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusUnprocessableEntity {
+		if ts.Reload(t, "k", &body) == http.StatusUnprocessableEntity {
 			rejected++
 			assert.Contains(t, body["error"]["message"], "weights sum to 1.6")
 		}
@@ -230,29 +207,20 @@ func TestInvalidReloadUnderLoadFailsNoRequest(t *testing.T) {
 
 func TestShadowOutcomesAreStoredAsShadow(t *testing.T) {
 	path, _ := writeConfig(t, func(c *serving.FileConfig) { c.DefaultPolicy = "thrifty"; c.Experiments = nil })
-	rt, err := serving.ReadConfig(path, policy.LoadOptions{Scorer: policy.ScorerGo})
-	require.NoError(t, err)
-	defer rt.Close()
-	logs := t.TempDir()
-	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: logs, Prefix: datasets.OutcomeLogPrefix})
-	require.NoError(t, err)
-	srv, err := serving.New(serving.DefaultConfig(), serving.Deps{Routing: rt, Catalogue: rt.Catalogue, Outcomes: wal})
-	require.NoError(t, err)
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-	_, out := post(t, ts.URL+"/v1/route", `{"prompt":"hello"}`)
+	ts := servingtest.Start(t, serving.Options{Config: serving.DefaultConfig(), Load: servingtest.Configuration(path)})
+	_, out := ts.Post(t, "/v1/route", `{"prompt":"hello"}`)
 	id := out["decision_id"].(string)
 	require.Equal(t, "opus-class", out["shadow"])
-	code, fb := post(t, ts.URL+"/v1/feedback", `{"decision_id":"`+id+`","quality":0.4}`)
+	code, fb := ts.Post(t, "/v1/feedback", `{"decision_id":"`+id+`","quality":0.4}`)
 	require.Equal(t, http.StatusOK, code, fb)
-	code, sh := post(t, ts.URL+"/v1/feedback", `{"decision_id":"`+id+`","quality":0.9,"shadow":true}`)
+	code, sh := ts.Post(t, "/v1/feedback", `{"decision_id":"`+id+`","quality":0.9,"shadow":true}`)
 	require.Equal(t, http.StatusOK, code, sh)
 	assert.Equal(t, "opus-class", sh["model"])
-	code, again := post(t, ts.URL+"/v1/feedback", `{"decision_id":"`+id+`","quality":0.1,"shadow":true}`)
+	code, again := ts.Post(t, "/v1/feedback", `{"decision_id":"`+id+`","quality":0.1,"shadow":true}`)
 	require.Equal(t, http.StatusOK, code)
 	assert.Equal(t, sh, again, "idempotent")
-	require.NoError(t, wal.Close())
-	_, outcomes, err := datasets.ReadLogDir(logs)
+	require.NoError(t, ts.Stop())
+	_, outcomes, err := datasets.ReadLogDir(ts.LogDir)
 	require.NoError(t, err)
 	require.Len(t, outcomes, 2)
 	bySource := map[string]datasets.OutcomeRecord{}
@@ -293,53 +261,42 @@ func TestConfigurationExampleIsValid(t *testing.T) {
 func TestReviewedEdgeCases(t *testing.T) {
 	// a reverted rollout stays reverted across a reload of the same configuration
 	rw := newRolloutWorld(t)
-	fc := serving.FileConfig{Catalogue: filepath.Join(rw.dir, "catalogue.csv"), DefaultPolicy: "a",
-		Policies: []serving.PolicySpec{{Config: policy.Config{Name: "a", QualityBar: 0.9}, Predictor: filepath.Join(rw.dir, "p.onnx")},
-			{Config: policy.Config{Name: "b", QualityBar: 0.2}, Predictor: filepath.Join(rw.dir, "p.onnx")}},
+	fc := serving.FileConfig{Catalogue: rw.CataloguePath, DefaultPolicy: "a",
+		Policies: []serving.PolicySpec{{Config: policy.Config{Name: "a", QualityBar: 0.9}, Predictor: rw.Predictor},
+			{Config: policy.Config{Name: "b", QualityBar: 0.2}, Predictor: rw.Predictor}},
 		Experiments: []rollout.ExperimentSpec{{Name: "r", Unit: rollout.UnitUser, Salt: "s",
 			Arms: []rollout.ArmSpec{{Name: "control", Policy: "a"}, {Name: "treatment", Policy: "b"}},
 			Rollout: &rollout.Spec{Treatment: "treatment", Control: "control", Stages: []float64{0.5, 1}, MinOutcomes: 1000,
 				Guardrails: []rollout.Guardrail{{Metric: rollout.MetricQuality, Tolerance: 0.05}}}}}}
-	load := func() (*serving.Routing, error) {
-		return serving.BuildRouting(fc, policy.LoadOptions{Scorer: policy.ScorerGo})
-	}
-	rt, err := load()
-	require.NoError(t, err)
-	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: t.TempDir(), Prefix: datasets.OutcomeLogPrefix})
-	require.NoError(t, err)
-	defer wal.Close()
 	cfg := serving.DefaultConfig()
 	cfg.AdminKey = "k"
-	srv, err := serving.New(cfg, serving.Deps{Routing: rt, Catalogue: rt.Catalogue, Outcomes: wal, Reload: load})
-	require.NoError(t, err)
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
+	ts := servingtest.Start(t, serving.Options{Config: cfg, Load: servingtest.Routing(fc)})
 	for i := 0; i < 400; i++ {
-		code, out := post(t, ts.URL+"/v1/route", fmt.Sprintf(`{"prompt":"q","user":"u%d"}`, i))
+		code, out := ts.Post(t, "/v1/route", fmt.Sprintf(`{"prompt":"q","user":"u%d"}`, i))
 		require.Equal(t, http.StatusOK, code)
 		q := 1.0
 		if out["arm"] == "treatment" {
 			q = 0 // treatment always fails: the quality guardrail breaches
 		}
-		post(t, ts.URL+"/v1/feedback", fmt.Sprintf(`{"decision_id":%q,"quality":%v}`, out["decision_id"], q))
+		ts.Post(t, "/v1/feedback", fmt.Sprintf(`{"decision_id":%q,"quality":%v}`, out["decision_id"], q))
 	}
 	state := func() rollout.ExperimentState {
 		var ex struct {
 			Experiments []rollout.ExperimentState `json:"experiments"`
 		}
-		getJSON(t, ts.URL+"/v1/experiments", &ex)
+		ts.Get(t, "/v1/experiments", &ex)
 		return ex.Experiments[0]
 	}
 	require.Equal(t, "reverted", state().State)
-	require.NoError(t, srv.Reload())
+	require.Equal(t, http.StatusOK, ts.Reload(t, "k", nil))
 	assert.Equal(t, "reverted", state().State, "a reload of the same experiment keeps its rollout state")
 
 	// a decision id cannot reach the shadow slot
-	code, out := post(t, ts.URL+"/v1/feedback", `{"decision_id":"x#shadow","quality":1}`)
+	code, out := ts.Post(t, "/v1/feedback", `{"decision_id":"x#shadow","quality":1}`)
 	assert.Equal(t, http.StatusBadRequest, code, out)
 
 	// the no-op endpoint answers 413 above the body limit
-	code, _ = post(t, ts.URL+"/v1/noop", `{"prompt":"`+strings.Repeat("a", 5<<20)+`"}`)
+	code, _ = ts.Post(t, "/v1/noop", `{"prompt":"`+strings.Repeat("a", 5<<20)+`"}`)
 	assert.Equal(t, http.StatusRequestEntityTooLarge, code)
 
 	// logging after the decision log is closed drops instead of panicking

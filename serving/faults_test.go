@@ -1,14 +1,9 @@
 package serving_test
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"math/rand"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,45 +11,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"switchyard/classifier"
+	"switchyard/classifier/classifiertest"
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
-	"switchyard/datasets/logstore"
 	"switchyard/datasets/synthetic"
 	"switchyard/features"
 	"switchyard/serving"
+	"switchyard/serving/servingtest"
 )
-
-func getJSON(t *testing.T, url string, out any) int {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	if out != nil {
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
-	}
-	return resp.StatusCode
-}
 
 // When ONNX Runtime fails at run time, requests are answered by the pure-Go
 // scorer, /readyz says degraded and a metric counts the fallbacks.
 func TestONNXRuntimeFailureFallsBackToGoScorer(t *testing.T) {
 	cat := synthetic.DefaultCatalogue()
-	spec := features.DefaultSpec()
-	spec.Buckets = 1 << 12
-	m, err := classifier.NewModel(spec, cat.Names(), 8, 8)
-	require.NoError(t, err)
-	m.Init(rand.New(rand.NewSource(1)))
+	m := classifiertest.New(t, classifiertest.Options{Models: cat.Names(), Hidden: 8})
 	// an ONNX graph whose embedding table is too small for the ids the
 	// extractor produces: ONNX Runtime's Gather fails on most requests
-	small := spec
-	small.Buckets = 1 << 6
-	bad, err := classifier.NewModel(small, cat.Names(), 8, 8)
-	require.NoError(t, err)
+	bad := classifiertest.New(t, classifiertest.Options{Models: cat.Names(), Buckets: 1 << 6, Hidden: 8})
 	raw, err := classifier.ExportONNX(bad)
 	require.NoError(t, err)
 	rt, err := classifier.OpenRuntime(classifier.FindRuntimeLibrary(""))
@@ -63,55 +40,29 @@ func TestONNXRuntimeFailureFallsBackToGoScorer(t *testing.T) {
 	require.NoError(t, err)
 	goScorer, err := classifier.NewGoScorer(m)
 	require.NoError(t, err)
-	reg := prometheus.NewRegistry()
-	var srv *serving.Server
-	fb := classifier.NewFallbackScorer(ort, goScorer, func() { srv.CountFallback() })
-	ext, err := features.NewExtractor(spec)
+	ext, err := features.NewExtractor(m.Meta.FeatureSpec)
 	require.NoError(t, err)
-	router, err := policy.NewRouter(ext, fb, m.Meta, cat, policy.Config{Name: "p", QualityBar: 0.5})
-	require.NoError(t, err)
-	srv, err = serving.New(serving.DefaultConfig(), serving.Deps{Router: router, Catalogue: cat, Registry: reg})
-	require.NoError(t, err)
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
+	ts := servingtest.Start(t, serving.Options{Config: serving.DefaultConfig(), Load: func(onFallback func()) (*serving.Routing, error) {
+		router, err := policy.NewRouter(ext, classifier.NewFallbackScorer(ort, goScorer, onFallback), m.Meta, cat, policy.Config{Name: "p", QualityBar: 0.5})
+		if err != nil {
+			return nil, err
+		}
+		return serving.SingleRouting(router, cat), nil
+	}})
 
 	var rd serving.Readiness
-	require.Equal(t, http.StatusOK, getJSON(t, ts.URL+"/readyz", &rd))
+	require.Equal(t, http.StatusOK, ts.Get(t, "/readyz", &rd))
 	assert.Equal(t, "ready", rd.Status)
 	for i := 0; i < 20; i++ {
-		code, out := post(t, ts.URL+"/v1/route", `{"prompt":"an ordinary request that hashes to many ids"}`)
+		code, out := ts.Post(t, "/v1/route", `{"prompt":"an ordinary request that hashes to many ids"}`)
 		require.Equal(t, http.StatusOK, code, out)
 	}
-	require.Equal(t, http.StatusOK, getJSON(t, ts.URL+"/readyz", &rd))
+	require.Equal(t, http.StatusOK, ts.Get(t, "/readyz", &rd))
 	assert.Equal(t, "degraded", rd.Status)
 	require.NotEmpty(t, rd.Reasons)
 	assert.Contains(t, rd.Reasons[0], "onnx runtime failed")
-	assert.Equal(t, 20.0, metricValue(t, reg, "switchyard_scorer_fallbacks_total"))
-	assert.Equal(t, 1.0, metricValue(t, reg, "switchyard_degraded"))
-}
-
-// metricValue sums the values of a gathered metric family (counter or gauge).
-func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		var v float64
-		for _, m := range mf.GetMetric() {
-			if c := m.GetCounter(); c != nil {
-				v += c.GetValue()
-			}
-			if g := m.GetGauge(); g != nil {
-				v += g.GetValue()
-			}
-		}
-		return v
-	}
-	t.Fatalf("metric %s not registered", name)
-	return 0
+	assert.Equal(t, 20.0, ts.Metric(t, "switchyard_scorer_fallbacks_total"))
+	assert.Equal(t, 1.0, ts.Metric(t, "switchyard_degraded"))
 }
 
 // When the log folder becomes unwritable, routing goes on, feedback is
@@ -119,7 +70,7 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // resumes when the folder comes back.
 func TestUnwritableLogFolderDegradesAndRecovers(t *testing.T) {
 	f := startServer(t, serving.DefaultConfig(), policy.ScorerGo)
-	_, out := post(t, f.url+"/v1/route", `{"prompt":"first"}`)
+	_, out := f.Post(t, "/v1/route", `{"prompt":"first"}`)
 	id := out["decision_id"].(string)
 
 	// the folder disappears and a file takes its place
@@ -128,22 +79,22 @@ func TestUnwritableLogFolderDegradesAndRecovers(t *testing.T) {
 	require.NoError(t, os.WriteFile(f.logs, []byte("not a folder"), 0o644))
 
 	for i := 0; i < 5; i++ {
-		code, _ := post(t, f.url+"/v1/route", `{"prompt":"routing goes on"}`)
+		code, _ := f.Post(t, "/v1/route", `{"prompt":"routing goes on"}`)
 		require.Equal(t, http.StatusOK, code)
 	}
-	code, body := post(t, f.url+"/v1/feedback", `{"decision_id":"`+id+`","quality":1}`)
+	code, body := f.Post(t, "/v1/feedback", `{"decision_id":"`+id+`","quality":1}`)
 	assert.Equal(t, http.StatusServiceUnavailable, code, body)
 	var rd serving.Readiness
-	require.Equal(t, http.StatusOK, getJSON(t, f.url+"/readyz", &rd))
+	require.Equal(t, http.StatusOK, f.Get(t, "/readyz", &rd))
 	assert.Equal(t, "degraded", rd.Status)
 	assert.Contains(t, strings.Join(rd.Reasons, " "), "not a directory")
 
 	// the folder comes back: the feedback is accepted and stored once
 	require.NoError(t, os.Remove(f.logs))
 	require.NoError(t, os.Rename(moved, f.logs))
-	code, body = post(t, f.url+"/v1/feedback", `{"decision_id":"`+id+`","quality":1}`)
+	code, body = f.Post(t, "/v1/feedback", `{"decision_id":"`+id+`","quality":1}`)
 	require.Equal(t, http.StatusOK, code, body)
-	require.NoError(t, f.wal.Close())
+	require.NoError(t, f.Stop())
 	_, outcomes, err := datasets.ReadLogDir(f.logs)
 	require.NoError(t, err)
 	require.Len(t, outcomes, 1)
@@ -161,28 +112,10 @@ func TestLoadWithReloadsLosesNothing(t *testing.T) {
 	raw, err := os.ReadFile(good)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(modelPath, raw, 0o644))
-	load := func() (*serving.Routing, error) {
-		r, _, err := policy.LoadRouter(policy.LoadOptions{ModelPath: modelPath, Catalogue: cat, Scorer: policy.ScorerONNX,
-			Policy: policy.Config{Name: "p", QualityBar: 0.6}})
-		if err != nil {
-			return nil, err
-		}
-		return serving.SingleRouting(r, cat), nil
-	}
-	routing, err := load()
-	require.NoError(t, err)
-	logs := t.TempDir()
-	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: logs, Prefix: datasets.OutcomeLogPrefix})
-	require.NoError(t, err)
-	dlog, err := logstore.NewDecisionLog(logstore.DefaultDecisionLogConfig(logs), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	require.NoError(t, err)
 	cfg := serving.DefaultConfig()
 	cfg.AdminKey = "admin-secret"
-	reg := prometheus.NewRegistry()
-	srv, err := serving.New(cfg, serving.Deps{Routing: routing, Catalogue: cat, Decisions: dlog, Outcomes: wal, Reload: load, Registry: reg})
-	require.NoError(t, err)
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
+	ts := servingtest.Start(t, serving.Options{Config: cfg,
+		Load: servingtest.Predictor(modelPath, cat, policy.ScorerONNX, policy.Config{Name: "p", QualityBar: 0.6})})
 
 	var mu sync.Mutex
 	acked := map[string]bool{}
@@ -193,7 +126,7 @@ func TestLoadWithReloadsLosesNothing(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; i < 150; i++ {
-				code, out := post(t, ts.URL+"/v1/route", fmt.Sprintf(`{"prompt":"worker %d request %d: translate this"}`, w, i))
+				code, out := ts.Post(t, "/v1/route", fmt.Sprintf(`{"prompt":"worker %d request %d: translate this"}`, w, i))
 				if code != http.StatusOK {
 					mu.Lock()
 					failures++
@@ -201,7 +134,7 @@ func TestLoadWithReloadsLosesNothing(t *testing.T) {
 					continue
 				}
 				id := out["decision_id"].(string)
-				code, _ = post(t, ts.URL+"/v1/feedback", `{"decision_id":"`+id+`","quality":0.5}`)
+				code, _ = ts.Post(t, "/v1/feedback", `{"decision_id":"`+id+`","quality":0.5}`)
 				mu.Lock()
 				if code == http.StatusOK {
 					acked[id] = true
@@ -213,14 +146,7 @@ func TestLoadWithReloadsLosesNothing(t *testing.T) {
 		}(w)
 	}
 	reloads := 0
-	reload := func() int {
-		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/admin/reload", nil)
-		req.Header.Set("Authorization", "Bearer admin-secret")
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	reload := func() int { return ts.Reload(t, "admin-secret", nil) }
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 loop:
@@ -236,14 +162,13 @@ loop:
 	// garbage in place of the model: rejected, the old one keeps serving
 	require.NoError(t, os.WriteFile(modelPath, []byte("garbage, not ONNX"), 0o644))
 	assert.Equal(t, http.StatusUnprocessableEntity, reload())
-	code, _ := post(t, ts.URL+"/v1/route", `{"prompt":"still served"}`)
+	code, _ := ts.Post(t, "/v1/route", `{"prompt":"still served"}`)
 	assert.Equal(t, http.StatusOK, code)
 
 	assert.Zero(t, failures, "no request failed")
 	assert.Greater(t, reloads, 0)
-	require.NoError(t, wal.Close())
-	require.NoError(t, dlog.Close(context.Background()))
-	decisions, outcomes, err := datasets.ReadLogDir(logs)
+	require.NoError(t, ts.Stop())
+	decisions, outcomes, err := datasets.ReadLogDir(ts.LogDir)
 	require.NoError(t, err)
 	count := map[string]int{}
 	for _, o := range outcomes {
@@ -322,7 +247,7 @@ func TestOverloadIsShedWith429(t *testing.T) {
 	assert.Greater(t, codes[http.StatusTooManyRequests], 0, "with one slot, concurrent requests are shed: %v", codes)
 	assert.Equal(t, "1", retryAfter)
 	assert.Equal(t, codes[http.StatusOK]+codes[http.StatusTooManyRequests], 16*20)
-	assert.Greater(t, metricValue(t, f.reg, "switchyard_shed_requests_total"), 0.0)
+	assert.Greater(t, f.Metric(t, "switchyard_shed_requests_total"), 0.0)
 }
 
 func TestMetricsAndTracePassthrough(t *testing.T) {

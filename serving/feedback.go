@@ -339,9 +339,15 @@ func (s *Server) RememberDecisions(decisions []datasets.DecisionKey) {
 // (with its answer) when it was stored at or after since — its decision was
 // recent but never reached the decision log, which is written
 // asynchronously — and otherwise belongs to a decision too old to remember.
-// Every online outcome counts for the routers' per-model outcome counts.
+// Every online outcome counts for the per-model outcome counts of the
+// routers whose predictor was not trained on it (stored after its
+// ObservedUntil).
 func (s *Server) RememberOutcomes(outcomes []datasets.OutcomeRecord, since time.Time) {
 	routers := s.routers()
+	until := make([]time.Time, len(routers))
+	for i, r := range routers {
+		until[i] = r.Metadata().ObservedUntil
+	}
 	for _, o := range outcomes {
 		if o.DecisionID == "" {
 			continue
@@ -351,8 +357,10 @@ func (s *Server) RememberOutcomes(outcomes []datasets.OutcomeRecord, since time.
 		case datasets.SourceShadow:
 			key += shadowSuffix
 		case datasets.SourceOnline:
-			for _, r := range routers {
-				r.Observe(o.Model)
+			for i, r := range routers {
+				if o.Time.IsZero() || o.Time.After(until[i]) {
+					r.Observe(o.Model)
+				}
 			}
 		default:
 			continue

@@ -51,7 +51,7 @@ func TestRequestSizeLimitsNameTheLimit(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, out := post(t, f.url+"/v1/route", c.body)
+			code, out := f.Post(t, "/v1/route", c.body)
 			require.Equal(t, c.code, code, out)
 			if c.msg != "" {
 				assert.Contains(t, out["error"].(map[string]any)["message"], c.msg)
@@ -64,9 +64,9 @@ func TestRequestSizeLimitsNameTheLimit(t *testing.T) {
 // (assembled in linear time).
 func TestManyMessagesAreLoggedWhole(t *testing.T) {
 	f := startServer(t, serving.DefaultConfig(), policy.ScorerGo)
-	code, out := post(t, f.url+"/v1/route", messagesBody(5000, "turn"))
+	code, out := f.Post(t, "/v1/route", messagesBody(5000, "turn"))
 	require.Equal(t, http.StatusOK, code, out)
-	require.NoError(t, f.dlog.Close(t.Context()))
+	require.NoError(t, f.Stop())
 	decisions := readDecisions(t, f.logs)
 	require.Len(t, decisions, 1)
 	assert.Equal(t, strings.Repeat("turn\n", 4999)+"turn", decisions[0].Prompt)
@@ -74,7 +74,7 @@ func TestManyMessagesAreLoggedWhole(t *testing.T) {
 
 func TestFeedbackRefusesImplausibleValues(t *testing.T) {
 	f := startServer(t, serving.DefaultConfig(), policy.ScorerGo)
-	_, out := post(t, f.url+"/v1/route", `{"prompt":"hello"}`)
+	_, out := f.Post(t, "/v1/route", `{"prompt":"hello"}`)
 	id := out["decision_id"].(string)
 	cases := []struct{ name, body, field string }{
 		{"huge cost", `{"decision_id":"` + id + `","quality":1,"cost_usd":1e308}`, "cost_usd"},
@@ -85,18 +85,18 @@ func TestFeedbackRefusesImplausibleValues(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, out := post(t, f.url+"/v1/feedback", c.body)
+			code, out := f.Post(t, "/v1/feedback", c.body)
 			require.Equal(t, http.StatusBadRequest, code, out)
 			e := out["error"].(map[string]any)
 			assert.Equal(t, c.field, e["field"])
 			assert.Less(t, len(e["message"].(string)), 300, "the message does not echo a huge value")
 		})
 	}
-	code, out := post(t, f.url+"/v1/feedback", ``)
+	code, out := f.Post(t, "/v1/feedback", ``)
 	require.Equal(t, http.StatusBadRequest, code)
 	assert.Contains(t, out["error"].(map[string]any)["message"], "decision_id and quality", "the feedback endpoint's own hint")
 
-	code, out = post(t, f.url+"/v1/feedback", `{"decision_id":"`+strings.Repeat("y", 200)+`","quality":1}`)
+	code, out = f.Post(t, "/v1/feedback", `{"decision_id":"`+strings.Repeat("y", 200)+`","quality":1}`)
 	require.Equal(t, http.StatusNotFound, code)
 	assert.Less(t, len(out["error"].(map[string]any)["message"].(string)), 150, "an unknown id is shortened in the answer")
 }
@@ -161,19 +161,19 @@ func TestAccessLogHasALinePerRequest(t *testing.T) {
 func TestRouteRespectsContextWindows(t *testing.T) {
 	f := startServer(t, serving.DefaultConfig(), policy.ScorerGo)
 	big := strings.Repeat("long context ", (1<<20)/13)
-	code, out := post(t, f.url+"/v1/route", `{"prompt":"`+big+`","quality_bar":0}`)
+	code, out := f.Post(t, "/v1/route", `{"prompt":"`+big+`","quality_bar":0}`)
 	require.Equal(t, http.StatusOK, code, out)
 	assert.Equal(t, "flash", out["model"], "the only model with a window over 262k tokens")
 	assert.Empty(t, out["fallbacks"])
 
-	code, out = post(t, f.url+"/v1/route", `{"prompt":"`+big+`","candidates":["mini","opus-class"]}`)
+	code, out = f.Post(t, "/v1/route", `{"prompt":"`+big+`","candidates":["mini","opus-class"]}`)
 	require.Equal(t, http.StatusBadRequest, code, out)
 	e := out["error"].(map[string]any)
 	assert.Equal(t, "prompt", e["field"])
 	assert.Contains(t, e["message"], "200,000 (opus-class)")
 
 	mid := strings.Repeat("mid ", 150_000) // about 150,000 tokens: fits flash and the 200k models
-	code, out = post(t, f.url+"/v1/route", `{"prompt":"`+mid+`","quality_bar":0}`)
+	code, out = f.Post(t, "/v1/route", `{"prompt":"`+mid+`","quality_bar":0}`)
 	require.Equal(t, http.StatusOK, code, out)
 	for _, m := range append([]any{out["model"]}, out["fallbacks"].([]any)...) {
 		assert.NotContains(t, []string{"open-8b-selfhosted", "mini", "gpt-4o-class"}, m)

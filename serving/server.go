@@ -592,6 +592,9 @@ type ModelInfo struct {
 	Routable             bool     `json:"routable"` // the predictor scores it
 	ExpectedOutputTokens float64  `json:"expected_output_tokens,omitempty"`
 	ValidationAUC        *float64 `json:"validation_auc,omitempty"`
+	// Observations are the outcomes of the model the default policy
+	// counts: its predictor's training examples plus those stored since.
+	Observations int64 `json:"observations"`
 }
 
 func (s *Server) handleModels(w http.ResponseWriter, _ *http.Request) {
@@ -605,6 +608,7 @@ func (s *Server) handleModels(w http.ResponseWriter, _ *http.Request) {
 	for _, m := range s.catalogue().Models {
 		info := ModelInfo{Model: m.Name, InputUSDPerMTok: m.InputUSDPerMTok, OutputUSDPerMTok: m.OutputUSDPerMTok, ContextWindow: m.ContextWindow}
 		if r != nil {
+			info.Observations = r.Observations(m.Name)
 			meta := r.Metadata()
 			for _, name := range meta.Models {
 				if name == m.Name {

@@ -26,7 +26,10 @@ import (
 // it listens, the log folder it owns, and how its routing is built.
 type Options struct {
 	Config
-	Addr   string // listen address; ":0" ports are chosen by the system (see Service.Addr)
+	// Addr is the listen address; ":0" ports are chosen by the system (see
+	// Service.Addr). Empty: the service does not listen, and its Handler
+	// serves in process (the simulator).
+	Addr   string
 	LogDir string // the decision and outcome logs (Parquet in dt=/hour= partitions)
 	Writer string // writer id in the log files' names; default logstore.DefaultWriterID()
 	// Load builds the routing at start and on every reload (POST
@@ -85,8 +88,10 @@ func Open(ctx context.Context, opt Options) (_ *Service, err error) {
 	if s.lock, err = logstore.LockDir(opt.LogDir, opt.Writer); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
-	if s.ln, err = net.Listen("tcp", opt.Addr); err != nil {
-		return nil, fmt.Errorf("serve: %w", err)
+	if opt.Addr != "" {
+		if s.ln, err = net.Listen("tcp", opt.Addr); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
 	}
 	onFallback := func() {
 		if s.srv != nil {
@@ -182,13 +187,24 @@ func failing(what string, err error) error {
 	return fmt.Errorf("%s failing: %w", what, err)
 }
 
-// Addr is the address the service listens on.
-func (s *Service) Addr() string { return s.ln.Addr().String() }
+// Addr is the address the service listens on ("" when it does not listen).
+func (s *Service) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Handler is the service's HTTP handler, for requests served in process.
+func (s *Service) Handler() http.Handler { return s.hs.Handler }
 
 // Run serves until ctx ends (or the listener fails), reloading on SIGHUP
 // when asked to, then stops gracefully: requests in flight finish, the
 // predictors close, and both logs are flushed and converted to Parquet.
 func (s *Service) Run(ctx context.Context) error {
+	if s.ln == nil {
+		return errors.New("serve: the service was opened without an address to listen on")
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.hs.Serve(s.ln) }()
 	hup := make(chan os.Signal, 1)
@@ -218,6 +234,17 @@ func (s *Service) Run(ctx context.Context) error {
 		return serveErr
 	}
 	return err
+}
+
+// Close stops a service that is not running (one served in process through
+// Handler): the predictors close, both logs are flushed and converted to
+// Parquet, and the log folder's lock is released. Closing twice, or after
+// Run, does nothing.
+func (s *Service) Close(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.stop(ctx)
 }
 
 // stop closes the predictors and the logs, and releases the lock.

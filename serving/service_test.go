@@ -12,9 +12,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"switchyard/classifier"
+	"switchyard/classifier/classifiertest"
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
+	"switchyard/datasets/synthetic"
 	"switchyard/serving"
+	"switchyard/serving/servingtest"
 )
 
 // The service's lifecycle without the command line: Open takes the log
@@ -74,4 +78,59 @@ func TestServiceOpensServesAndStopsWithItsLogs(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "a decision of the earlier run is remembered (its feedback is answered idempotently)")
 	stop2()
 	require.NoError(t, <-done2)
+}
+
+// A restarted service counts the outcomes stored by the earlier run on top
+// of its predictor's training observations, unless the predictor was
+// trained on them (stored before its ObservedUntil): retraining from the
+// logs and restarting does not count an outcome twice.
+func TestRestartCountsOnlyOutcomesThePredictorDidNotSee(t *testing.T) {
+	cat := synthetic.DefaultCatalogue()
+	m := classifiertest.New(t, classifiertest.Options{Models: cat.Names(), BiasStep: 0.4, OutputTokens: 200})
+	logs := t.TempDir()
+	start := func(m *classifier.Model) *servingtest.Server {
+		return servingtest.Start(t, serving.Options{Config: serving.DefaultConfig(), LogDir: logs,
+			Load: servingtest.Predictor(classifiertest.Write(t, m), cat, policy.ScorerGo, policy.Config{Name: "p", QualityBar: 0.6})})
+	}
+	observations := func(s *servingtest.Server) map[string]int64 {
+		var out struct {
+			Models []serving.ModelInfo `json:"models"`
+		}
+		require.Equal(t, http.StatusOK, s.Get(t, "/v1/models", &out))
+		n := map[string]int64{}
+		for _, mi := range out.Models {
+			n[mi.Model] = mi.Observations
+		}
+		return n
+	}
+
+	first := start(m)
+	chosen := map[string]int64{}
+	for i := range 3 {
+		d := first.Route(t, map[string]string{"prompt": fmt.Sprintf("question %d", i)})
+		require.Equal(t, http.StatusOK, first.Feedback(t, map[string]any{"decision_id": d.DecisionID, "quality": 1}))
+		chosen[d.Model]++
+	}
+	require.NotEmpty(t, chosen)
+	for _, name := range cat.Names() {
+		assert.Equal(t, chosen[name], observations(first)[name], "%s: counted as they arrive", name)
+	}
+	require.NoError(t, first.Stop())
+
+	again := start(m)
+	for _, name := range cat.Names() {
+		assert.Equal(t, chosen[name], observations(again)[name], "%s: the earlier run's outcomes count after a restart", name)
+	}
+	require.NoError(t, again.Stop())
+
+	retrained := *m
+	retrained.Meta.ObservedUntil = time.Now() // as if trained on every outcome stored so far
+	retrained.Meta.Observations = map[string]int{}
+	for name, n := range chosen {
+		retrained.Meta.Observations[name] = int(n)
+	}
+	last := start(&retrained)
+	for _, name := range cat.Names() {
+		assert.Equal(t, int64(retrained.Meta.Observations[name]), observations(last)[name], "%s: not counted twice", name)
+	}
 }

@@ -2,95 +2,57 @@ package serving_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
-	"math/rand"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"switchyard/classifier"
+	"switchyard/classifier/classifiertest"
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
-	"switchyard/datasets/logstore"
 	"switchyard/datasets/synthetic"
 	"switchyard/features"
 	"switchyard/serving"
+	"switchyard/serving/servingtest"
 )
 
+// fixture is a service over the synthetic catalogue and a small predictor
+// that ranks later (dearer) models better, for one test.
 type fixture struct {
+	*servingtest.Server
 	url   string
 	cat   *datasets.Catalogue
-	model string
+	model string // the predictor's path
 	logs  string
-	dlog  *logstore.DecisionLog
-	wal   *logstore.WAL[datasets.OutcomeRecord]
-	srv   *serving.Server
-	reg   *prometheus.Registry
 }
 
-// writeModel writes a small randomly initialised predictor over the
-// synthetic catalogue's models and returns its path.
+// writeModel writes the fixture's predictor over cat's models and returns
+// its path.
 func writeModel(t *testing.T, cat *datasets.Catalogue) string {
 	t.Helper()
-	spec := features.DefaultSpec()
-	spec.Buckets = 1 << 12
-	m, err := classifier.NewModel(spec, cat.Names(), 8, 16)
-	require.NoError(t, err)
-	m.Init(rand.New(rand.NewSource(1)))
-	for i := range m.B2 {
-		m.B2[i] = float32(i) * 0.4 // later (dearer) models predicted better
-	}
-	m.Meta.OutputTokens = map[string]float64{}
-	for _, n := range cat.Names() {
-		m.Meta.OutputTokens[n] = 200
-	}
-	m.Meta.Version = m.Fingerprint()
-	path := filepath.Join(t.TempDir(), "predictor.onnx")
-	require.NoError(t, classifier.WriteONNX(path, m))
-	return path
+	return classifiertest.Write(t, classifiertest.New(t, classifiertest.Options{Models: cat.Names(), BiasStep: 0.4, OutputTokens: 200}))
 }
 
 func startServer(t *testing.T, cfg serving.Config, scorer string) *fixture {
 	t.Helper()
-	return startServerWith(t, cfg, scorer, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return startServerWith(t, cfg, scorer, nil)
 }
 
-// startServerWith starts a server whose log goes to log.
+// startServerWith starts a service whose log goes to log (discarded when nil).
 func startServerWith(t *testing.T, cfg serving.Config, scorer string, log *slog.Logger) *fixture {
 	t.Helper()
 	cat := synthetic.DefaultCatalogue()
-	f := &fixture{cat: cat, model: writeModel(t, cat), logs: t.TempDir()}
-	router, sc, err := policy.LoadRouter(policy.LoadOptions{ModelPath: f.model, Catalogue: cat, Scorer: scorer,
-		Policy: policy.Config{Name: "test", Version: "7", QualityBar: 0.6}})
-	require.NoError(t, err)
-	t.Cleanup(func() { sc.Close() })
-	f.wal, _, err = logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: f.logs, Prefix: datasets.OutcomeLogPrefix})
-	require.NoError(t, err)
-	t.Cleanup(func() { f.wal.Close() })
-	lc := logstore.DefaultDecisionLogConfig(f.logs)
-	f.dlog, err = logstore.NewDecisionLog(lc, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	require.NoError(t, err)
-	t.Cleanup(func() { f.dlog.Close(context.Background()) })
-	f.reg = prometheus.NewRegistry()
-	f.srv, err = serving.New(cfg, serving.Deps{Router: router, Catalogue: cat, Decisions: f.dlog, Outcomes: f.wal,
-		Log: log, Registry: f.reg,
-		Health: []func() error{func() error { return f.wal.Failing(time.Minute) }}})
-	require.NoError(t, err)
-	ts := httptest.NewServer(f.srv.Handler()) // a real listener on 127.0.0.1
-	t.Cleanup(ts.Close)
-	f.url = ts.URL
-	return f
+	model := writeModel(t, cat)
+	s := servingtest.Start(t, serving.Options{Config: cfg, Log: log,
+		Load: servingtest.Predictor(model, cat, scorer, policy.Config{Name: "test", Version: "7", QualityBar: 0.6})})
+	return &fixture{Server: s, url: s.URL, cat: cat, model: model, logs: s.LogDir}
 }
 
 // readDecisions reads every decision in a log folder.
@@ -119,20 +81,10 @@ func (s *syncBuffer) Bytes() []byte {
 	return append([]byte(nil), s.b.Bytes()...)
 }
 
-func post(t *testing.T, url, body string) (int, map[string]any) {
-	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	var out map[string]any
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
-	return resp.StatusCode, out
-}
-
 func TestRouteReturnsADecisionForEveryCandidate(t *testing.T) {
 	f := startServer(t, serving.DefaultConfig(), policy.ScorerONNX)
 	for _, path := range []string{"/v1/route", "/route"} {
-		code, out := post(t, f.url+path, `{"prompt":"Classify this ticket: I was charged twice.","request_id":"r-1"}`)
+		code, out := f.Post(t, path, `{"prompt":"Classify this ticket: I was charged twice.","request_id":"r-1"}`)
 		require.Equal(t, http.StatusOK, code, out)
 		_, ok := f.cat.Lookup(out["model"].(string))
 		assert.True(t, ok, "chosen model is in the catalogue")
@@ -155,7 +107,7 @@ func TestRouteReturnsADecisionForEveryCandidate(t *testing.T) {
 
 func TestRouteHonoursRequestOptions(t *testing.T) {
 	f := startServer(t, serving.DefaultConfig(), policy.ScorerGo)
-	code, out := post(t, f.url+"/v1/route", `{"messages":[{"role":"system","content":"be brief"},
+	code, out := f.Post(t, "/v1/route", `{"messages":[{"role":"system","content":"be brief"},
 		{"role":"user","content":[{"type":"text","text":"Summarise this"},{"type":"image_url"}]}],
 		"candidates":["mini","opus-class"],"quality_bar":0.0,"task":"summarization","model":"gpt-x","temperature":0.2}`)
 	require.Equal(t, http.StatusOK, code, out)
@@ -163,7 +115,7 @@ func TestRouteHonoursRequestOptions(t *testing.T) {
 	assert.Equal(t, "mini", out["model"], "a zero bar is cleared by the cheapest")
 	assert.Equal(t, 0.0, out["quality_bar"])
 
-	code, out = post(t, f.url+"/v1/route", `{"prompt":"hello","quality_bar":1}`)
+	code, out = f.Post(t, "/v1/route", `{"prompt":"hello","quality_bar":1}`)
 	require.Equal(t, http.StatusOK, code, out)
 	assert.Equal(t, false, out["cleared"])
 }
@@ -192,7 +144,7 @@ func TestRouteRejectsBadInputNamingTheField(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, out := post(t, f.url+"/v1/route", c.body)
+			code, out := f.Post(t, "/v1/route", c.body)
 			require.Equal(t, http.StatusBadRequest, code, out)
 			e := out["error"].(map[string]any)
 			assert.Contains(t, e["message"], c.msg)
@@ -207,19 +159,19 @@ func TestRouteAnswers413AboveTheBodyLimit(t *testing.T) {
 	cfg := serving.DefaultConfig()
 	cfg.MaxBodyBytes = 1 << 10
 	f := startServer(t, cfg, policy.ScorerGo)
-	code, out := post(t, f.url+"/v1/route", `{"prompt":"`+strings.Repeat("a", 2<<10)+`"}`)
+	code, out := f.Post(t, "/v1/route", `{"prompt":"`+strings.Repeat("a", 2<<10)+`"}`)
 	assert.Equal(t, http.StatusRequestEntityTooLarge, code, out)
-	code, _ = post(t, f.url+"/v1/route", `{"prompt":"`+strings.Repeat("a", 900)+`"}`)
+	code, _ = f.Post(t, "/v1/route", `{"prompt":"`+strings.Repeat("a", 900)+`"}`)
 	assert.Equal(t, http.StatusOK, code)
 }
 
 func TestRouteHandlesHugeAndBinaryPrompts(t *testing.T) {
 	f := startServer(t, serving.DefaultConfig(), policy.ScorerONNX)
 	huge, _ := json.Marshal(map[string]string{"prompt": strings.Repeat("lorem ipsum dolor ", 1<<16)})
-	code, out := post(t, f.url+"/v1/route", string(huge))
+	code, out := f.Post(t, "/v1/route", string(huge))
 	assert.Equal(t, http.StatusOK, code, out)
 	bin, _ := json.Marshal(map[string]string{"prompt": "\x00\x01\xff\xfe binary"})
-	code, out = post(t, f.url+"/v1/route", string(bin))
+	code, out = f.Post(t, "/v1/route", string(bin))
 	assert.Equal(t, http.StatusOK, code, out)
 }
 
@@ -255,8 +207,10 @@ func TestHealthReadyAndModels(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
-	code, _ := post(t, ts.URL+"/v1/route", `{"prompt":"x"}`)
-	assert.Equal(t, http.StatusServiceUnavailable, code)
+	resp, err = http.Post(ts.URL+"/v1/route", "application/json", strings.NewReader(`{"prompt":"x"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 }
 
 func TestEveryDecisionIsWrittenToTheDecisionLog(t *testing.T) {
@@ -268,23 +222,15 @@ func TestEveryDecisionIsWrittenToTheDecisionLog(t *testing.T) {
 		for i := 0; i < 25; i++ {
 			prompt := "Write a haiku about routers, take " + strings.Repeat("!", i)
 			body, _ := json.Marshal(map[string]any{"prompt": prompt, "task": "creative", "request_id": "req"})
-			code, out := post(t, f.url+"/v1/route", string(body))
+			code, out := f.Post(t, "/v1/route", string(body))
 			require.Equal(t, http.StatusOK, code)
 			ids[out["decision_id"].(string)] = out["model"].(string)
 		}
-		code, _ := post(t, f.url+"/v1/route", `{"prompt":`) // rejected: not logged
+		code, _ := f.Post(t, "/v1/route", `{"prompt":`) // rejected: not logged
 		require.Equal(t, http.StatusBadRequest, code)
-		require.NoError(t, f.dlog.Close(context.Background()))
+		require.NoError(t, f.Stop())
 
-		files, err := filepath.Glob(filepath.Join(f.logs, "dt=*", "hour=*", "*.parquet"))
-		require.NoError(t, err)
-		require.NotEmpty(t, files)
-		var recs []datasets.DecisionRecord
-		for _, p := range files {
-			r, err := datasets.ReadDecisions(p)
-			require.NoError(t, err)
-			recs = append(recs, r...)
-		}
+		recs := readDecisions(t, f.logs)
 		require.Len(t, recs, 25)
 		for _, r := range recs {
 			assert.Equal(t, ids[r.DecisionID], r.Chosen)
@@ -352,17 +298,17 @@ func TestLoadRouterRejectsBrokenInputs(t *testing.T) {
 
 func TestFeedbackIsStoredOnceAndValidated(t *testing.T) {
 	f := startServer(t, serving.DefaultConfig(), policy.ScorerGo)
-	code, out := post(t, f.url+"/v1/route", `{"prompt":"Tag this ticket: refund please"}`)
+	code, out := f.Post(t, "/v1/route", `{"prompt":"Tag this ticket: refund please"}`)
 	require.Equal(t, http.StatusOK, code)
 	id, model := out["decision_id"].(string), out["model"].(string)
 
 	body := `{"decision_id":"` + id + `","quality":0.9,"input_tokens":12,"output_tokens":30,"latency_ms":420}`
-	code, first := post(t, f.url+"/v1/feedback", body)
+	code, first := f.Post(t, "/v1/feedback", body)
 	require.Equal(t, http.StatusOK, code, first)
 	assert.Equal(t, model, first["model"])
 	p, _ := f.cat.Lookup(model)
 	assert.InDelta(t, p.CostUSD(12, 30), first["cost_usd"], 1e-15, "cost from the chosen model's prices")
-	code, second := post(t, f.url+"/v1/feedback", `{"decision_id":"`+id+`","quality":0.1}`)
+	code, second := f.Post(t, "/v1/feedback", `{"decision_id":"`+id+`","quality":0.1}`)
 	require.Equal(t, http.StatusOK, code)
 	assert.Equal(t, first, second, "a repeated feedback gets the same answer")
 
@@ -381,7 +327,7 @@ func TestFeedbackIsStoredOnceAndValidated(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, out := post(t, f.url+"/v1/feedback", c.body)
+			code, out := f.Post(t, "/v1/feedback", c.body)
 			require.Equal(t, c.code, code, out)
 			if c.field != "" {
 				assert.Equal(t, c.field, out["error"].(map[string]any)["field"])
@@ -389,7 +335,7 @@ func TestFeedbackIsStoredOnceAndValidated(t *testing.T) {
 		})
 	}
 
-	require.NoError(t, f.wal.Close())
+	require.NoError(t, f.Stop())
 	_, outcomes, err := datasets.ReadLogDir(f.logs)
 	require.NoError(t, err)
 	require.Len(t, outcomes, 1, "stored once")
@@ -401,7 +347,7 @@ func TestFeedbackIsStoredOnceAndValidated(t *testing.T) {
 
 func TestConcurrentFeedbackForOneDecisionIsStoredOnce(t *testing.T) {
 	f := startServer(t, serving.DefaultConfig(), policy.ScorerGo)
-	_, out := post(t, f.url+"/v1/route", `{"prompt":"x"}`)
+	_, out := f.Post(t, "/v1/route", `{"prompt":"x"}`)
 	id := out["decision_id"].(string)
 	var wg sync.WaitGroup
 	for i := 0; i < 16; i++ {
@@ -415,7 +361,7 @@ func TestConcurrentFeedbackForOneDecisionIsStoredOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	require.NoError(t, f.wal.Close())
+	require.NoError(t, f.Stop())
 	_, outcomes, err := datasets.ReadLogDir(f.logs)
 	require.NoError(t, err)
 	assert.Len(t, outcomes, 1)

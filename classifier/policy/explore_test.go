@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"switchyard/classifier"
+	"switchyard/classifier/classifiertest"
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
 	"switchyard/features"
@@ -39,16 +39,9 @@ func testRouterWindows(t *testing.T, cfg policy.Config, windows map[string]int, 
 // error.
 func newTestRouter(t *testing.T, cfg policy.Config, windows map[string]int, extra bool) (*policy.Router, error) {
 	t.Helper()
-	spec := features.DefaultSpec()
-	spec.Buckets = 1 << 10
-	models := []string{"cheap", "mid", "dear", "top"}
-	m, err := classifier.NewModel(spec, models, 4, 4)
-	require.NoError(t, err)
-	m.Init(rand.New(rand.NewSource(1)))
-	for j := range m.B2 {
-		m.B2[j] = float32(j) // dearer models predicted better
-	}
-	m.Meta.OutputTokens = map[string]float64{"cheap": 100, "mid": 100, "dear": 100, "top": 100}
+	// dearer models predicted better
+	m := classifiertest.New(t, classifiertest.Options{Models: []string{"cheap", "mid", "dear", "top"}, Buckets: 1 << 10,
+		EmbeddingDim: 4, Hidden: 4, BiasStep: 1, OutputTokens: 100})
 	prices := []datasets.ModelPrice{
 		{Name: "cheap", InputUSDPerMTok: 0.1, OutputUSDPerMTok: 0.1}, {Name: "mid", InputUSDPerMTok: 1, OutputUSDPerMTok: 1},
 		{Name: "dear", InputUSDPerMTok: 10, OutputUSDPerMTok: 10}, {Name: "top", InputUSDPerMTok: 100, OutputUSDPerMTok: 100}}
@@ -60,11 +53,7 @@ func newTestRouter(t *testing.T, cfg policy.Config, windows map[string]int, extr
 	}
 	cat, err := datasets.NewCatalogue(prices)
 	require.NoError(t, err)
-	sc, err := classifier.NewGoScorer(m)
-	require.NoError(t, err)
-	ext, err := features.NewExtractor(spec)
-	require.NoError(t, err)
-	return policy.NewRouter(ext, sc, m.Meta, cat, cfg)
+	return classifiertest.NewRouter(m, cat, cfg)
 }
 
 // checkFrequencies routes one context n times and checks that every

@@ -26,7 +26,6 @@ import (
 	"switchyard/classifier"
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
-	"switchyard/datasets/logstore"
 	"switchyard/features"
 	"switchyard/serving"
 	"switchyard/training"
@@ -286,19 +285,12 @@ func runStrategy(ctx context.Context, cfg Config, st Strategy, train, test []int
 	return rounds, added, nil
 }
 
-// serveRound sends n requests through a fresh in-process server with its own
-// decision and outcome logs, answering each with the chosen model's outcome.
-func serveRound(cfg Config, st Strategy, router *policy.Router, dir string, round int, train []int, rng *rand.Rand, n, served int, added *Added) (Round, error) {
+// serveRound sends n requests through the service, started afresh in
+// process on the strategy's log folder (as a restarted server would be),
+// answering each with the chosen model's outcome.
+func serveRound(cfg Config, st Strategy, router *policy.Router, dir string, round int, train []int, rng *rand.Rand, n, served int, added *Added) (_ Round, err error) {
 	b := cfg.Bench
 	r := Round{Strategy: st.Name, Round: round, Shares: map[string]float64{}}
-	wal, _, err := logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix})
-	if err != nil {
-		return r, err
-	}
-	dlog, err := logstore.NewDecisionLog(logstore.DefaultDecisionLogConfig(dir), cfg.Log)
-	if err != nil {
-		return r, err
-	}
 	sc := serving.DefaultConfig()
 	sc.InstanceID = fmt.Sprintf("%s-r%d", safeName(st.Name), round)
 	sc.ExploreSeed = uint64(cfg.Seed)
@@ -307,11 +299,19 @@ func serveRound(cfg Config, st Strategy, router *policy.Router, dir string, roun
 		return r, err
 	}
 	sc.MaxInFlight, sc.RequestTimeout = 0, 0 // one request at a time, in process
-	srv, err := serving.New(sc, serving.Deps{Router: router, Catalogue: cat, Decisions: dlog, Outcomes: wal, Log: cfg.Log})
+	svc, err := serving.Open(context.Background(), serving.Options{Config: sc, LogDir: dir, Writer: "simulate", Log: cfg.Log,
+		Load: func(func()) (*serving.Routing, error) { return serving.SingleRouting(router, cat), nil }})
 	if err != nil {
 		return r, err
 	}
-	h := srv.Handler()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	defer func() {
+		if cerr := svc.Close(ctx); err == nil {
+			err = cerr
+		}
+	}()
+	h := svc.Handler()
 	for k := 0; k < n; k++ {
 		i := train[rng.Intn(len(train))]
 		in := b.Inputs[i]
@@ -339,12 +339,7 @@ func serveRound(cfg Config, st Strategy, router *policy.Router, dir string, roun
 			r.ExplorationRate++
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := dlog.Close(ctx); err != nil {
-		return r, err
-	}
-	if err := wal.Close(); err != nil {
+	if err := svc.Close(ctx); err != nil {
 		return r, err
 	}
 	fn := float64(n)
