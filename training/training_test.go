@@ -97,11 +97,7 @@ func TestExampleWeightsDecideWhatIsLearned(t *testing.T) {
 }
 
 func TestWriteArtifactsLoadsBack(t *testing.T) {
-	ds := syntheticDataset(t, 200)
-	tr := smallTrainer(2)
-	tr.Settings.Epochs = 1
-	m, res, err := tr.Fit(context.Background(), ds, smallJob())
-	require.NoError(t, err)
+	m, res, tr := quickFit(t)
 	dir := t.TempDir()
 	require.NoError(t, training.WriteArtifacts(dir, m, res, tr.Settings))
 	got, err := classifier.ReadONNX(filepath.Join(dir, training.PredictorFile))
@@ -111,11 +107,7 @@ func TestWriteArtifactsLoadsBack(t *testing.T) {
 }
 
 func TestWriteArtifactsGivesTheModeOSCreateGives(t *testing.T) {
-	ds := syntheticDataset(t, 200)
-	tr := smallTrainer(2)
-	tr.Settings.Epochs = 1
-	m, res, err := tr.Fit(context.Background(), ds, smallJob())
-	require.NoError(t, err)
+	m, res, tr := quickFit(t)
 	dir := t.TempDir()
 	// the reference: what os.Create makes under this process's umask
 	// (0644 under the usual 022), so that the test holds under any umask
@@ -168,4 +160,14 @@ func TestSplitIsStableAndByPrompt(t *testing.T) {
 	assert.Equal(t, ho, ho2)
 	_, ho3 := training.Split(ex, "other salt", 0.25)
 	assert.NotEqual(t, ho, ho3)
+}
+
+// quickFit trains one epoch on 200 synthetic prompts.
+func quickFit(t *testing.T) (*classifier.Model, *training.Result, *training.Trainer) {
+	t.Helper()
+	tr := smallTrainer(2)
+	tr.Settings.Epochs = 1
+	m, res, err := tr.Fit(context.Background(), syntheticDataset(t, 200), smallJob())
+	require.NoError(t, err)
+	return m, res, tr
 }

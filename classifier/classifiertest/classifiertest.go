@@ -89,21 +89,7 @@ func Write(t testing.TB, m *classifier.Model) string {
 // Router is a router over m scored by the pure-Go forward pass.
 func Router(t testing.TB, m *classifier.Model, cat *datasets.Catalogue, cfg policy.Config) *policy.Router {
 	t.Helper()
-	r, err := NewRouter(m, cat, cfg)
+	r, err := policy.ModelRouter(m, cat, cfg)
 	require.NoError(t, err)
 	return r
-}
-
-// NewRouter is Router returning policy.NewRouter's error, for tests of
-// what it refuses.
-func NewRouter(m *classifier.Model, cat *datasets.Catalogue, cfg policy.Config) (*policy.Router, error) {
-	sc, err := classifier.NewGoScorer(m)
-	if err != nil {
-		return nil, err
-	}
-	ext, err := features.NewExtractor(m.Meta.FeatureSpec)
-	if err != nil {
-		return nil, err
-	}
-	return policy.NewRouter(ext, sc, m.Meta, cat, cfg)
 }

@@ -53,7 +53,7 @@ func newTestRouter(t *testing.T, cfg policy.Config, windows map[string]int, extr
 	}
 	cat, err := datasets.NewCatalogue(prices)
 	require.NoError(t, err)
-	return classifiertest.NewRouter(m, cat, cfg)
+	return policy.ModelRouter(m, cat, cfg)
 }
 
 // checkFrequencies routes one context n times and checks that every

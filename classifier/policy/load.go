@@ -95,3 +95,17 @@ func LoadRouter(opts LoadOptions) (*Router, classifier.Scorer, error) {
 	}
 	return r, sc, nil
 }
+
+// ModelRouter builds a router over a predictor held in memory (one just
+// trained, or built by a test), scored by the pure-Go forward pass.
+func ModelRouter(m *classifier.Model, cat *datasets.Catalogue, cfg Config) (*Router, error) {
+	ext, err := features.NewExtractor(m.Meta.FeatureSpec)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := classifier.NewGoScorer(m)
+	if err != nil {
+		return nil, err
+	}
+	return NewRouter(ext, sc, m.Meta, cat, cfg)
+}

@@ -384,19 +384,11 @@ func score(r *policy.Router, b *eval.Bench, test []int) (float64, float64, error
 }
 
 func newRouter(m *classifier.Model, b *eval.Bench, catModels []string, cfg policy.Config) (*policy.Router, error) {
-	sc, err := classifier.NewGoScorer(m)
-	if err != nil {
-		return nil, err
-	}
-	ext, err := features.NewExtractor(m.Meta.FeatureSpec)
-	if err != nil {
-		return nil, err
-	}
 	cat, err := catalogue(b, catModels)
 	if err != nil {
 		return nil, err
 	}
-	return policy.NewRouter(ext, sc, m.Meta, cat, cfg)
+	return policy.ModelRouter(m, cat, cfg)
 }
 
 func catalogue(b *eval.Bench, models []string) (*datasets.Catalogue, error) {

@@ -119,13 +119,7 @@ func TestRunReportsEveryRouterAndTheFiguresRecomputeFromDecisions(t *testing.T) 
 }
 
 func TestRunTwoModelPoolReportsAPGRAndFolds(t *testing.T) {
-	b := smallBench(t, 600, []string{"mini", "opus-class"})
-	cfg := smallConfig(features.Spec{})
-	cfg.Learned.Spec = features.DefaultSpec()
-	cfg.Learned.Spec.Buckets = 1 << 14
-	cfg.Folds = 3
-	rep, err := Run(context.Background(), b, cfg)
-	require.NoError(t, err)
+	rep := twoModelRun(t, 600)
 	require.True(t, rep.TwoModel)
 	require.Len(t, rep.Folds, 3)
 	test := 0
@@ -258,13 +252,7 @@ func TestTaskLabelSettingsHideLabelsWhereTheySay(t *testing.T) {
 // The learned router's paired differences are fold by fold, with an
 // interval around their mean.
 func TestVersusPairsTheLearnedRouterFoldByFold(t *testing.T) {
-	b := smallBench(t, 400, []string{"mini", "opus-class"})
-	cfg := smallConfig(features.Spec{})
-	cfg.Learned.Spec = features.DefaultSpec()
-	cfg.Learned.Spec.Buckets = 1 << 14
-	cfg.Folds = 3
-	rep, err := Run(context.Background(), b, cfg)
-	require.NoError(t, err)
+	rep := twoModelRun(t, 400)
 	require.Len(t, rep.Versus, len(rep.Folds[0].Routers)-1)
 	learned := rep.Folds[0].Routers[0]
 	require.Equal(t, "learned", learned.Kind)
@@ -286,4 +274,17 @@ func TestVersusPairsTheLearnedRouterFoldByFold(t *testing.T) {
 			assert.GreaterOrEqual(t, c.Mean, best.Mean, "the best baseline is the one the learned router leads least")
 		}
 	}
+}
+
+// twoModelRun evaluates, on 3 folds, the routers over a pool of two models
+// on n synthetic prompts.
+func twoModelRun(t *testing.T, n int) *Report {
+	t.Helper()
+	cfg := smallConfig(features.Spec{})
+	cfg.Learned.Spec = features.DefaultSpec()
+	cfg.Learned.Spec.Buckets = 1 << 14
+	cfg.Folds = 3
+	rep, err := Run(context.Background(), smallBench(t, n, []string{"mini", "opus-class"}), cfg)
+	require.NoError(t, err)
+	return rep
 }
