@@ -3,12 +3,12 @@ package abtest
 import (
 	"fmt"
 
+	"switchyard/experiments/figure"
+
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // WritePlot writes a PNG with each arm's average quality and cost and their
@@ -52,11 +52,5 @@ func WritePlot(path string, rep *Report) error {
 	if err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}
-	img := vgimg.New(12*vg.Inch, 4.5*vg.Inch)
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Millimeter * 8, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
-	canvases := plot.Align([][]*plot.Plot{{pq, pc}}, tiles, dc)
-	pq.Draw(canvases[0][0])
-	pc.Draw(canvases[0][1])
-	return savePNG(path, img)
+	return figure.Row(path, 12*vg.Inch, 4.5*vg.Inch, 8*vg.Millimeter, pq, pc)
 }

@@ -8,12 +8,12 @@ import (
 	"sort"
 	"strconv"
 
+	"switchyard/experiments/figure"
+
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // WriteCSV writes one row per strategy and round.
@@ -102,20 +102,8 @@ func WritePlot(path string, res *Result) error {
 	if err != nil {
 		return fmt.Errorf("simulate: plot: %w", err)
 	}
-	img := vgimg.New(14*vg.Inch, 5*vg.Inch)
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Millimeter * 6, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
-	plots := [][]*plot.Plot{{pq, pc}}
-	canvases := plot.Align(plots, tiles, dc)
-	pq.Draw(canvases[0][0])
-	pc.Draw(canvases[0][1])
-	f, err := os.Create(path)
-	if err != nil {
+	if err := figure.Row(path, 14*vg.Inch, 5*vg.Inch, 6*vg.Millimeter, pq, pc); err != nil {
 		return fmt.Errorf("simulate: %w", err)
 	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return fmt.Errorf("simulate: write %s: %w", path, err)
-	}
-	return f.Close()
+	return nil
 }
