@@ -28,7 +28,7 @@ STATICCHECK_VER := v0.8.2
 
 export SWITCHYARD_ORT_LIB := $(ORT_LIB)
 
-.PHONY: all build ort test bench run clean fuzz quality lint onnx-proto
+.PHONY: all build ort redis test bench run clean fuzz quality lint onnx-proto
 
 all: build
 
@@ -49,7 +49,16 @@ $(ORT_LIB):
 	mv $(ORT_DIR)/tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1 $(ORT_LIB)
 	rm -rf $(ORT_DIR)/tmp
 
-test: ort
+# The fleet tests run a real redis-server (Debian's package), installed
+# with apt-get when the machine lacks it (as root, or through sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+redis:
+	@command -v redis-server >/dev/null || { \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$(SUDO) apt-get install -y -q redis-server >/dev/null || { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q redis-server >/dev/null; }; \
+		command -v redis-server >/dev/null || { echo "redis-server is needed by the fleet tests: install Debian's redis-server package" >&2; exit 1; }; }
+
+test: ort redis
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=20000x

@@ -45,7 +45,9 @@ type Metadata struct {
 	Observations    map[string]int     `json:"observations,omitempty"` // per model, training examples that observed it
 	// ObservedUntil is when the newest logged outcome the predictor was
 	// trained on was stored (zero without logs): a server counts only
-	// outcomes stored later on top of Observations.
+	// outcomes stored later on top of Observations. (A logged outcome
+	// stored earlier that training could not use, its prompt not kept,
+	// say, is counted again only by a later predictor.)
 	ObservedUntil time.Time `json:"observed_until,omitzero"`
 	Version       string    `json:"predictor_version"` // fingerprint of the weights
 	EmbeddingDim  int       `json:"embedding_dim"`
@@ -217,7 +219,8 @@ func Sigmoid(z float32) float32 {
 }
 
 // addProduct adds x·w to dst, w row-major with len(dst) columns, skipping
-// the rows of zero inputs (most of a ReLU layer's and of the input's).
+// the rows of zero inputs (a ReLU layer's inactive units, an input's
+// absent task embedding).
 func addProduct(dst, x, w []float32) {
 	n := len(dst)
 	for i, xi := range x {

@@ -93,7 +93,9 @@ func smallRouter(t *testing.T) *policy.Router {
 	w, err := synthetic.Generate(synthetic.Config{Seed: 1, Prompts: 20})
 	require.NoError(t, err)
 	m := classifiertest.New(t, classifiertest.Options{Models: []string{"mini", "flash"}, Buckets: 1 << 10, EmbeddingDim: 4, Hidden: 4})
-	return classifiertest.Router(t, m, w.Catalogue, policy.Config{Name: "t", QualityBar: 0.5})
+	r, err := policy.ModelRouter(m, w.Catalogue, policy.Config{Name: "t", QualityBar: 0.5})
+	require.NoError(t, err)
+	return r
 }
 
 func TestOffPolicyRecordsCountsOutcomesWithoutDecision(t *testing.T) {

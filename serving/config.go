@@ -69,6 +69,18 @@ func SingleRouting(r *policy.Router, cat *datasets.Catalogue) *Routing {
 	return &Routing{Catalogue: cat, Default: r, Policies: map[string]*policy.Router{r.Config().Name: r}, Shadows: map[string]string{}}
 }
 
+// all are the routing's routers, one per policy (none for a nil routing).
+func (r *Routing) all() []*policy.Router {
+	if r == nil {
+		return nil
+	}
+	out := make([]*policy.Router, 0, len(r.Policies))
+	for _, p := range r.Policies {
+		out = append(out, p)
+	}
+	return out
+}
+
 // Close releases the routers' scorers and what the routing owns (once).
 func (r *Routing) Close() error {
 	var errs []error

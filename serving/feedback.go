@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"switchyard/datasets"
 	"switchyard/experiments/rollout"
+	"switchyard/serving/fleet"
 )
 
 // FeedbackRequest is the body of POST /v1/feedback: what the gateway
@@ -267,6 +269,17 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 		key, source = fb.DecisionID+shadowSuffix, datasets.SourceShadow
 	}
 	entry, stored, done, err := s.index.claim(key)
+	if errors.Is(err, errUnknownDecision) && s.fleet != nil {
+		// made by another replica?
+		if ok, ferr := s.adoptShared(req.Context(), fb.DecisionID); ferr != nil {
+			s.countFeedback("", "unreachable")
+			writeError(w, http.StatusServiceUnavailable, &fieldError{field: "decision_id",
+				msg: fmt.Sprintf("decision %s was not made by this replica and the fleet's shared state is unreachable; retry later", quoteID(fb.DecisionID))})
+			return
+		} else if ok {
+			entry, stored, done, err = s.index.claim(key)
+		}
+	}
 	if err != nil && fb.Shadow {
 		s.countFeedback("", "unknown")
 		writeError(w, http.StatusNotFound, &fieldError{field: "decision_id", msg: fmt.Sprintf("decision %s had no shadow model", quoteID(fb.DecisionID))})
@@ -283,6 +296,24 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 		writeJSON(w, http.StatusOK, &FeedbackResponse{DecisionID: fb.DecisionID, Model: model, Quality: stored.quality,
 			CostUSD: stored.costUSD, Recorded: true})
 		return
+	}
+	claimed := false
+	if s.fleet != nil {
+		shared, held, err := s.claimShared(req.Context(), key)
+		if err != nil {
+			done(nil)
+			s.countFeedback(model, "pending")
+			writeError(w, http.StatusServiceUnavailable, &fieldError{msg: "another replica is storing the feedback of this decision; retry later"})
+			return
+		}
+		if shared != nil {
+			a := answer{quality: shared.Quality, costUSD: shared.CostUSD}
+			done(&a)
+			s.countFeedback(model, "repeated")
+			writeJSON(w, http.StatusOK, &FeedbackResponse{DecisionID: fb.DecisionID, Model: model, Quality: a.quality, CostUSD: a.costUSD, Recorded: true})
+			return
+		}
+		claimed = held
 	}
 	rec := datasets.OutcomeRecord{DecisionID: fb.DecisionID, Model: model, Quality: *fb.Quality,
 		Source: source, Time: time.Now().UTC(), Error: fb.Error}
@@ -302,6 +333,9 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 	}
 	if err := s.outcomes.Append(rec); err != nil {
 		done(nil)
+		if claimed {
+			_ = s.fleet.Release(context.WithoutCancel(req.Context()), key)
+		}
 		s.countFeedback(model, "failed")
 		s.log.Error("feedback: outcome log", "decision_id", fb.DecisionID, "err", err)
 		writeError(w, http.StatusServiceUnavailable, &fieldError{msg: "the outcome log cannot be written now; retry later"})
@@ -309,6 +343,9 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 	}
 	resp := &FeedbackResponse{DecisionID: fb.DecisionID, Model: model, Quality: rec.Quality, CostUSD: rec.CostUSD, Recorded: true}
 	done(&answer{quality: rec.Quality, costUSD: rec.CostUSD})
+	if s.fleet != nil {
+		s.settleShared(context.WithoutCancel(req.Context()), key, model, fleet.Answer{Quality: rec.Quality, CostUSD: rec.CostUSD}, claimed)
+	}
 	for _, r := range s.routers() {
 		r.Observe(model)
 	}
@@ -339,9 +376,10 @@ func (s *Server) RememberDecisions(decisions []datasets.DecisionKey) {
 // (with its answer) when it was stored at or after since — its decision was
 // recent but never reached the decision log, which is written
 // asynchronously — and otherwise belongs to a decision too old to remember.
-// Every online outcome counts for the per-model outcome counts of the
-// routers whose predictor was not trained on it (stored after its
-// ObservedUntil).
+// Every online or shadow outcome counts for the per-model outcome counts of
+// the routers whose predictor was not trained on it: stored after its
+// ObservedUntil (an outcome without a time, only when the predictor was
+// not trained on logs).
 func (s *Server) RememberOutcomes(outcomes []datasets.OutcomeRecord, since time.Time) {
 	routers := s.routers()
 	until := make([]time.Time, len(routers))
@@ -357,13 +395,13 @@ func (s *Server) RememberOutcomes(outcomes []datasets.OutcomeRecord, since time.
 		case datasets.SourceShadow:
 			key += shadowSuffix
 		case datasets.SourceOnline:
-			for i, r := range routers {
-				if o.Time.IsZero() || o.Time.After(until[i]) {
-					r.Observe(o.Model)
-				}
-			}
 		default:
 			continue
+		}
+		for i, r := range routers {
+			if until[i].IsZero() || o.Time.After(until[i]) {
+				r.Observe(o.Model)
+			}
 		}
 		a := answer{quality: o.Quality, costUSD: o.CostUSD}
 		if !s.index.markAnswered(key, a) && !o.Time.IsZero() && !o.Time.Before(since) {

@@ -22,6 +22,7 @@ type Metrics struct {
 	InFlight         prometheus.Gauge
 	Reloads          *prometheus.CounterVec // by result
 	ScorerFallbacks  prometheus.Counter     // scorings that fell back to the pure-Go scorer
+	FleetConflicts   prometheus.Counter     // outcomes acknowledged by two replicas while Redis was unreachable
 }
 
 // NewMetrics creates and registers the metrics.
@@ -55,12 +56,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Configuration reloads, by result (ok, rejected)."}, []string{"result"}),
 		ScorerFallbacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_scorer_fallbacks_total",
 			Help: "Scorings answered by the pure-Go scorer because ONNX Runtime failed."}),
+		FleetConflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_fleet_conflicts_total",
+			Help: "Outcomes this replica acknowledged while Redis was unreachable that another replica had also stored (the first stays)."}),
 	}
 	for _, reason := range []string{"in_flight", "queue_delay", "queue_timeout"} {
 		m.Shed.WithLabelValues(reason) // exported as 0 from the start
 	}
 	reg.MustRegister(m.Decisions, m.Explored, m.PredictedQuality, m.ExpectedCost, m.DecisionSeconds, m.RequestSeconds,
-		m.Feedback, m.RealisedQuality, m.RealisedCost, m.Shed, m.InFlight, m.Reloads, m.ScorerFallbacks)
+		m.Feedback, m.RealisedQuality, m.RealisedCost, m.Shed, m.InFlight, m.Reloads, m.ScorerFallbacks, m.FleetConflicts)
 	return m
 }
 

@@ -84,6 +84,9 @@ type Deps struct {
 	// Shedder, when set, decides which routing requests (/v1/route, /route,
 	// /v1/noop) to answer 429 because the server is overloaded.
 	Shedder Shedder
+	// Fleet, when set, shares decisions, the claims on their outcomes and
+	// the outcome counts with the other replicas.
+	Fleet Fleet
 }
 
 // Shedder decides, request by request, whether to answer 429 because the
@@ -94,23 +97,25 @@ type Shedder interface {
 
 // Server answers routing requests.
 type Server struct {
-	cfg      Config
-	routing  atomic.Pointer[Routing]
-	cat      *datasets.Catalogue
-	sink     DecisionSink
-	outcomes OutcomeSink
-	index    *decisionIndex
-	log      *slog.Logger
-	instance string
-	counter  atomic.Uint64
-	metrics  *Metrics
-	registry *prometheus.Registry
-	inflight chan struct{}
-	admit    chan struct{} // slots of routing requests being decided (Config.MaxRouting)
-	shedder  Shedder
-	reload   func() (*Routing, error)
-	health   []func() error
-	reloadMu sync.Mutex
+	cfg       Config
+	routing   atomic.Pointer[Routing]
+	cat       *datasets.Catalogue
+	sink      DecisionSink
+	outcomes  OutcomeSink
+	index     *decisionIndex
+	log       *slog.Logger
+	instance  string
+	counter   atomic.Uint64
+	metrics   *Metrics
+	registry  *prometheus.Registry
+	inflight  chan struct{}
+	admit     chan struct{} // slots of routing requests being decided (Config.MaxRouting)
+	shedder   Shedder
+	reload    func() (*Routing, error)
+	health    []func() error
+	fleet     Fleet
+	unsettled unsettled
+	reloadMu  sync.Mutex
 	// reload coalescing: tickets asked, the last ticket a finished reload
 	// covered, and its result (under reloadMu)
 	reloadAsked atomic.Uint64
@@ -142,7 +147,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, cat: d.Catalogue, sink: d.Decisions, outcomes: d.Outcomes, log: d.Log, instance: instance,
 		index: newDecisionIndex(cfg.MaxRemembered), registry: d.Registry, reload: d.Reload, health: d.Health,
-		shedder: d.Shedder}
+		shedder: d.Shedder, fleet: d.Fleet}
+	if d.Fleet != nil {
+		s.health = append(s.health, s.fleetHealth)
+	}
 	if cfg.MaxInFlight > 0 {
 		s.inflight = make(chan struct{}, cfg.MaxInFlight)
 	}
@@ -174,12 +182,21 @@ func (s *Server) setRouter(r *policy.Router) { s.store(SingleRouting(r, s.cat)) 
 // store serves rt from now on, logging its rollouts' transitions. An
 // experiment whose specification did not change keeps its rollout state
 // and counts across the reload (feedback for decisions made before it
-// reaches the same rollout).
+// reaches the same rollout). A router over the same predictor as one it
+// replaces keeps its outcome counts.
 func (s *Server) store(rt *Routing) {
 	if old := s.routing.Load(); old != nil {
 		for _, x := range rt.Experiments {
 			for _, o := range old.Experiments {
 				if x.Resume(o) {
+					break
+				}
+			}
+		}
+		for _, r := range rt.all() {
+			for _, o := range old.all() {
+				if o.Metadata().Version == r.Metadata().Version {
+					r.KeepObserved(o)
 					break
 				}
 			}
@@ -246,15 +263,7 @@ func (s *Server) catalogue() *datasets.Catalogue {
 
 // routers returns every router of the current routing.
 func (s *Server) routers() []*policy.Router {
-	rt := s.routing.Load()
-	if rt == nil {
-		return nil
-	}
-	out := make([]*policy.Router, 0, len(rt.Policies))
-	for _, r := range rt.Policies {
-		out = append(out, r)
-	}
-	return out
+	return s.routing.Load().all()
 }
 
 // Handler returns the HTTP routes.
@@ -329,6 +338,7 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 	if shadow != "" {
 		s.index.add(id+shadowSuffix, shadow)
 	}
+	s.shareDecision(id, d.Chosen, shadow, d.Propensity, d.Policy, exp, arm)
 	// The decision is in the log before its answer leaves: an answered
 	// decision survives a killed process.
 	if s.sink != nil {

@@ -20,6 +20,7 @@ import (
 
 	"switchyard/datasets"
 	"switchyard/datasets/logstore"
+	"switchyard/serving/fleet"
 )
 
 // Options are what a running service is made of: the handler's Config, where
@@ -45,6 +46,10 @@ type Options struct {
 	Log            *slog.Logger
 	// ShutdownTimeout bounds the graceful stop; 20 s when 0.
 	ShutdownTimeout time.Duration
+	// Redis, when set, is the URL of the Redis the replicas of a fleet
+	// share decisions, the claims on their outcomes and the outcome counts
+	// through (serving/fleet).
+	Redis string
 }
 
 // Service is a Server with its whole lifecycle: the log folder's lock, the
@@ -58,7 +63,10 @@ type Service struct {
 	lock        io.Closer
 	dlog        *logstore.DecisionLog
 	outcomes    *logstore.WAL[datasets.OutcomeRecord]
+	fleet       *fleet.Redis
 	stopShedder context.CancelFunc
+	stopSync    context.CancelFunc
+	syncDone    chan struct{}
 }
 
 // Open takes the log folder's lock before anything in it is touched and
@@ -153,11 +161,19 @@ func Open(ctx context.Context, opt Options) (_ *Service, err error) {
 		shedder = d
 	}
 	dlog, outcomes := s.dlog, s.outcomes
+	health := []func() error{
+		func() error { return failing("decision log", dlog.Failing(time.Minute)) },
+		func() error { return failing("outcome log", outcomes.Failing(time.Minute)) },
+	}
+	var shared Fleet
+	if opt.Redis != "" {
+		if s.fleet, err = fleet.Open(ctx, fleet.Options{URL: opt.Redis, Owner: opt.Writer, Log: opt.Log}); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+		shared = s.fleet
+	}
 	s.srv, err = New(opt.Config, Deps{Routing: routing, Catalogue: routing.Catalogue, Decisions: dlog, Outcomes: outcomes, Log: opt.Log,
-		Registry: reg, Reload: reload, Shedder: shedder, Health: []func() error{
-			func() error { return failing("decision log", dlog.Failing(time.Minute)) },
-			func() error { return failing("outcome log", outcomes.Failing(time.Minute)) },
-		}})
+		Registry: reg, Reload: reload, Shedder: shedder, Health: health, Fleet: shared})
 	if err != nil {
 		return nil, err
 	}
@@ -169,6 +185,28 @@ func Open(ctx context.Context, opt Options) (_ *Service, err error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("serve: read earlier outcomes: %w", err)
+	}
+	if s.fleet != nil {
+		if err := s.srv.SeedFleet(ctx); err != nil {
+			opt.Log.Warn("fleet: outcome counts not offered", "err", err)
+		}
+		s.srv.SyncFleet(ctx)
+		var syncCtx context.Context
+		syncCtx, s.stopSync = context.WithCancel(context.Background())
+		s.syncDone = make(chan struct{})
+		go func() {
+			defer close(s.syncDone)
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-syncCtx.Done():
+					return
+				case <-t.C:
+					s.srv.SyncFleet(syncCtx)
+				}
+			}
+		}()
 	}
 	debug.FreeOSMemory() // start-up garbage (the logs read, the predictor's bytes) is not kept resident
 	s.hs = &http.Server{Handler: s.srv.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
@@ -202,6 +240,9 @@ func (s *Service) Handler() http.Handler { return s.hs.Handler }
 // when asked to, then stops gracefully: requests in flight finish, the
 // predictors close, and both logs are flushed and converted to Parquet.
 func (s *Service) Run(ctx context.Context) error {
+	if s.srv == nil {
+		return errors.New("serve: the service is closed")
+	}
 	if s.ln == nil {
 		return errors.New("serve: the service was opened without an address to listen on")
 	}
@@ -241,7 +282,7 @@ func (s *Service) Run(ctx context.Context) error {
 // Parquet, and the log folder's lock is released. Closing twice, or after
 // Run, does nothing.
 func (s *Service) Close(ctx context.Context) error {
-	if s.srv == nil {
+	if s == nil || s.srv == nil {
 		return nil
 	}
 	return s.stop(ctx)
@@ -250,6 +291,10 @@ func (s *Service) Close(ctx context.Context) error {
 // stop closes the predictors and the logs, and releases the lock.
 func (s *Service) stop(ctx context.Context) error {
 	var errs []error
+	s.stopFleetSync()
+	if s.fleet != nil {
+		s.srv.SyncFleet(ctx) // what is still unsettled, if Redis answers
+	}
 	if err := s.srv.Close(); err != nil {
 		s.opt.Log.Error("close the predictors", "err", err)
 	}
@@ -272,6 +317,7 @@ func (s *Service) closeAll() {
 	if s.stopShedder != nil {
 		s.stopShedder()
 	}
+	s.stopFleetSync()
 	if s.srv != nil {
 		s.srv.Close()
 	}
@@ -281,10 +327,23 @@ func (s *Service) closeAll() {
 	if s.outcomes != nil {
 		s.outcomes.Close()
 	}
+	if s.fleet != nil {
+		s.fleet.Close()
+		s.fleet = nil
+	}
 	if s.ln != nil {
 		s.ln.Close()
 	}
 	if s.lock != nil {
 		s.lock.Close()
+	}
+}
+
+// stopFleetSync stops the fleet's sync loop and waits for it (once).
+func (s *Service) stopFleetSync() {
+	if s.stopSync != nil {
+		s.stopSync()
+		<-s.syncDone
+		s.stopSync = nil
 	}
 }

@@ -88,8 +88,10 @@ func TestRestartCountsOnlyOutcomesThePredictorDidNotSee(t *testing.T) {
 	cat := synthetic.DefaultCatalogue()
 	m := classifiertest.New(t, classifiertest.Options{Models: cat.Names(), BiasStep: 0.4, OutputTokens: 200})
 	logs := t.TempDir()
+	cfg := serving.DefaultConfig()
+	cfg.AdminKey = "k"
 	start := func(m *classifier.Model) *servingtest.Server {
-		return servingtest.Start(t, serving.Options{Config: serving.DefaultConfig(), LogDir: logs,
+		return servingtest.Start(t, serving.Options{Config: cfg, LogDir: logs,
 			Load: servingtest.Predictor(classifiertest.Write(t, m), cat, policy.ScorerGo, policy.Config{Name: "p", QualityBar: 0.6})})
 	}
 	observations := func(s *servingtest.Server) map[string]int64 {
@@ -120,6 +122,10 @@ func TestRestartCountsOnlyOutcomesThePredictorDidNotSee(t *testing.T) {
 	again := start(m)
 	for _, name := range cat.Names() {
 		assert.Equal(t, chosen[name], observations(again)[name], "%s: the earlier run's outcomes count after a restart", name)
+	}
+	require.Equal(t, http.StatusOK, again.Reload(t, "k", nil))
+	for _, name := range cat.Names() {
+		assert.Equal(t, chosen[name], observations(again)[name], "%s: and after a reload of the same predictor", name)
 	}
 	require.NoError(t, again.Stop())
 

@@ -3,6 +3,7 @@ package training
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"switchyard/datasets"
 	"switchyard/features"
@@ -23,6 +24,9 @@ type LogStats struct {
 	// logs (see datasets.CountOutcomeLinks): they cannot be used.
 	Outcomes                int
 	OutcomesWithoutDecision int
+	// Newest is when the newest outcome that became part of an example
+	// was stored (the predictor's ObservedUntil).
+	Newest time.Time
 }
 
 // Links gives the outcome counts back as datasets.OutcomeLinks.
@@ -89,11 +93,13 @@ func FromLogs(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRe
 		e := Example{PromptID: key, Labels: make([]float32, len(models)), Weights: make([]float32, len(models))}
 		ext.Extract(features.Input{Prompt: d.Prompt, Task: d.Task}, &e.Vec)
 		e.Labels[j], e.Weights[j] = float32(o.Quality), float32(w)
+		st.Newest = latest(st.Newest, o.Time)
 		wsum += w
 		bandit = append(bandit, cell{len(out), j})
 		for _, s := range jd.Shadows {
 			if k, ok := col[s.Model]; ok && k != j {
 				e.Labels[k], e.Weights[k] = float32(s.Quality), 1
+				st.Newest = latest(st.Newest, s.Time)
 				st.Shadow++
 			}
 		}
@@ -108,6 +114,13 @@ func FromLogs(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRe
 		}
 	}
 	return out, st, nil
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b.UTC()
+	}
+	return a
 }
 
 // TokenMeans is each model's mean output tokens over outcomes that report

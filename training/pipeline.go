@@ -127,11 +127,7 @@ func (t *Trainer) Fit(ctx context.Context, ds *datasets.Dataset, job Job) (*clas
 		}
 	}
 	if job.Logs != nil {
-		for _, o := range job.Logs.Outcomes {
-			if o.Time.After(m.Meta.ObservedUntil) {
-				m.Meta.ObservedUntil = o.Time.UTC()
-			}
-		}
+		m.Meta.ObservedUntil = job.Logs.Stats.Newest
 	}
 	m.Meta.DataFingerprint = fingerprint(ex, models)
 	m.Meta.CreatedAt = now().UTC().Truncate(time.Second)

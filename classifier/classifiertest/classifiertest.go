@@ -13,8 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"switchyard/classifier"
-	"switchyard/classifier/policy"
-	"switchyard/datasets"
 	"switchyard/features"
 )
 
@@ -84,12 +82,4 @@ func Write(t testing.TB, m *classifier.Model) string {
 	path := filepath.Join(t.TempDir(), "predictor.onnx")
 	require.NoError(t, classifier.WriteONNX(path, m))
 	return path
-}
-
-// Router is a router over m scored by the pure-Go forward pass.
-func Router(t testing.TB, m *classifier.Model, cat *datasets.Catalogue, cfg policy.Config) *policy.Router {
-	t.Helper()
-	r, err := policy.ModelRouter(m, cat, cfg)
-	require.NoError(t, err)
-	return r
 }

@@ -101,11 +101,11 @@ func LoadRouter(opts LoadOptions) (*Router, classifier.Scorer, error) {
 func ModelRouter(m *classifier.Model, cat *datasets.Catalogue, cfg Config) (*Router, error) {
 	ext, err := features.NewExtractor(m.Meta.FeatureSpec)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("router over predictor %s: %w", m.Meta.Version, err)
 	}
 	sc, err := classifier.NewGoScorer(m)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("router over predictor %s: %w", m.Meta.Version, err)
 	}
 	return NewRouter(ext, sc, m.Meta, cat, cfg)
 }

@@ -230,6 +230,25 @@ func (r *Router) Observe(model string) {
 	}
 }
 
+// SetObserved sets the outcomes of model counted since the predictor's data
+// to n: the count a fleet of replicas shares (serving's Fleet), which
+// replaces this router's own.
+func (r *Router) SetObserved(model string, n int64) {
+	if c, ok := r.observed[model]; ok {
+		c.Store(n)
+	}
+}
+
+// KeepObserved takes the outcome counts of old, a router over the same
+// predictor that this one replaces.
+func (r *Router) KeepObserved(old *Router) {
+	for m, c := range r.observed {
+		if o, ok := old.observed[m]; ok {
+			c.Store(o.Load())
+		}
+	}
+}
+
 // Observations returns the outcomes of model known to the router: those
 // the predictor was trained on plus those counted since.
 func (r *Router) Observations(model string) int64 {

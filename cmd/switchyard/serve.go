@@ -7,10 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"switchyard/classifier/policy"
 	"switchyard/features"
@@ -39,6 +42,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	writerID := fs.String("writer-id", "", "writer id in the names of the log files this server writes (a-z, 0-9, _; default: from the host name); one server per folder and writer id")
 	debugLog := fs.Bool("debug", false, "debug logging")
 	exploreSeed := fs.Uint64("explore-seed", 1, "seed of the exploration draws (a hash of it and the decision id)")
+	redisURL := fs.String("redis", "", "Redis the replicas of a fleet share state through: redis://[:password@]host:port[/db], rediss:// for TLS (also $SWITCHYARD_REDIS_URL); none: this server alone")
 	cpu := registerCPUProfile(fs)
 	memLimit := fs.Int64("memory-limit-mb", 100, "soft limit of the Go heap in MiB (the garbage collector works harder near it; 0: none)")
 	stopProfile, err := cpu.parse(fs, args)
@@ -50,6 +54,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		debug.SetMemoryLimit(*memLimit << 20)
 	}
 	log := newLogger(stderr, *debugLog)
+	if *addr == "" {
+		return errors.New("serve: --addr is empty: give a listen address such as 127.0.0.1:8080 (port 0: chosen by the system)")
+	}
+	if *redisURL == "" {
+		*redisURL = os.Getenv("SWITCHYARD_REDIS_URL")
+	}
+	if *redisURL != "" { // the Redis client's own messages (reconnects) into the server's log
+		redis.SetLogger(redisLog{log})
+	}
 	apiKeys, adminKey, err := readKeys(*keysFile, *adminFile)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -83,7 +96,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	opt := serving.Options{Config: def, Addr: *addr, LogDir: *logs, Writer: *writerID, Load: load,
-		ShedDelay: *shedDelay, ReloadOnSIGHUP: true, Log: log}
+		ShedDelay: *shedDelay, ReloadOnSIGHUP: true, Log: log, Redis: *redisURL}
 	opt.KeepPrompts, opt.MaxBodyBytes, opt.MaxInFlight, opt.RequestTimeout = *keepPrompts, *maxBody, *maxInFlight, *timeout
 	opt.ExploreSeed, opt.APIKeys, opt.AdminKey, opt.AccessLog = *exploreSeed, apiKeys, adminKey, *accessLog
 	opt.MaxMessages, opt.MaxTextBytes = *maxMessages, *maxText
@@ -163,4 +176,11 @@ func runRoute(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(serving.DecisionResponse(d)) // the server's answer, without its ids
+}
+
+// redisLog writes the Redis client's messages to the server's log.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
 }

@@ -3,12 +3,12 @@ package abtest
 import (
 	"fmt"
 
-	"switchyard/experiments/figure"
-
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"switchyard/experiments/figure"
 )
 
 // WritePlot writes a PNG with each arm's average quality and cost and their
@@ -52,5 +52,8 @@ func WritePlot(path string, rep *Report) error {
 	if err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}
-	return figure.Row(path, 12*vg.Inch, 4.5*vg.Inch, 8*vg.Millimeter, pq, pc)
+	if err := figure.Row(path, 12*vg.Inch, 4.5*vg.Inch, 8*vg.Millimeter, pq, pc); err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	return nil
 }

@@ -17,6 +17,9 @@ import (
 // Row draws the panels left to right on a width × height canvas, padX
 // apart, and writes it to path as a PNG (replacing the file at once).
 func Row(path string, width, height, padX vg.Length, panels ...*plot.Plot) error {
+	if len(panels) == 0 {
+		return fmt.Errorf("figure %s: no panels to draw", path)
+	}
 	img := vgimg.New(width, height)
 	pad := 2 * vg.Millimeter
 	tiles := draw.Tiles{Rows: 1, Cols: len(panels), PadX: padX, PadTop: pad, PadBottom: pad, PadLeft: pad, PadRight: pad}

@@ -8,12 +8,12 @@ import (
 	"sort"
 	"strconv"
 
-	"switchyard/experiments/figure"
-
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"switchyard/experiments/figure"
 )
 
 // WriteCSV writes one row per strategy and round.

@@ -226,7 +226,7 @@ func runStrategy(ctx context.Context, cfg Config, st Strategy, train, test []int
 		if cfg.AddModel != "" && added == nil && served+n > cfg.AddAt && served < cfg.AddAt {
 			n = cfg.AddAt - served // the round ends where the model is added
 		}
-		r, err := serveRound(cfg, st, router, dir, round, train, rng, n, served, added)
+		r, err := serveRound(ctx, cfg, st, router, dir, round, train, rng, n, served, added)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -288,7 +288,7 @@ func runStrategy(ctx context.Context, cfg Config, st Strategy, train, test []int
 // serveRound sends n requests through the service, started afresh in
 // process on the strategy's log folder (as a restarted server would be),
 // answering each with the chosen model's outcome.
-func serveRound(cfg Config, st Strategy, router *policy.Router, dir string, round int, train []int, rng *rand.Rand, n, served int, added *Added) (_ Round, err error) {
+func serveRound(ctx context.Context, cfg Config, st Strategy, router *policy.Router, dir string, round int, train []int, rng *rand.Rand, n, served int, added *Added) (_ Round, err error) {
 	b := cfg.Bench
 	r := Round{Strategy: st.Name, Round: round, Shares: map[string]float64{}}
 	sc := serving.DefaultConfig()
@@ -299,15 +299,13 @@ func serveRound(cfg Config, st Strategy, router *policy.Router, dir string, roun
 		return r, err
 	}
 	sc.MaxInFlight, sc.RequestTimeout = 0, 0 // one request at a time, in process
-	svc, err := serving.Open(context.Background(), serving.Options{Config: sc, LogDir: dir, Writer: "simulate", Log: cfg.Log,
+	svc, err := serving.Open(ctx, serving.Options{Config: sc, LogDir: dir, Writer: "simulate", Log: cfg.Log,
 		Load: func(func()) (*serving.Routing, error) { return serving.SingleRouting(router, cat), nil }})
 	if err != nil {
 		return r, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	defer func() {
-		if cerr := svc.Close(ctx); err == nil {
+	defer func() { // on an error: the logs are flushed all the same
+		if cerr := closeService(svc); err == nil {
 			err = cerr
 		}
 	}()
@@ -339,7 +337,7 @@ func serveRound(cfg Config, st Strategy, router *policy.Router, dir string, roun
 			r.ExplorationRate++
 		}
 	}
-	if err := svc.Close(ctx); err != nil {
+	if err := closeService(svc); err != nil {
 		return r, err
 	}
 	fn := float64(n)
@@ -438,4 +436,12 @@ func remove(xs []string, x string) []string {
 
 func safeName(s string) string {
 	return strings.NewReplacer(":", "-", "/", "-", " ", "-").Replace(s)
+}
+
+// closeService stops a round's service, its logs flushed to Parquet within
+// a minute.
+func closeService(svc *serving.Service) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return svc.Close(ctx)
 }

@@ -68,7 +68,8 @@ func Start(t testing.TB, opt serving.Options) *Server {
 
 // Stop ends the service as a SIGTERM would: requests in flight finish and
 // both logs are flushed to Parquet in LogDir. Stopping twice returns the
-// first stop's error.
+// first stop's error. A service that has not stopped after a minute is
+// reported as an error and left running.
 func (s *Server) Stop() error {
 	if s.stopped {
 		return s.err
@@ -113,14 +114,14 @@ func Routing(fc serving.FileConfig) func(func()) (*serving.Routing, error) {
 }
 
 // Post sends body as JSON to the path and decodes the JSON answer into a
-// map (nil when the answer is not a JSON object).
+// map; the test fails when the answer is not JSON.
 func (s *Server) Post(t testing.TB, path, body string) (int, map[string]any) {
 	t.Helper()
 	resp, err := http.Post(s.URL+path, "application/json", strings.NewReader(body))
 	require.NoError(t, err)
 	defer drain(resp.Body)
 	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out), "the answer of %s is JSON", path)
 	return resp.StatusCode, out
 }
 

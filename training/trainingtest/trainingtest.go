@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"switchyard/classifier"
-	"switchyard/classifier/classifiertest"
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
 	"switchyard/datasets/synthetic"
@@ -112,5 +111,7 @@ func (w *World) Truth(t testing.TB, promptID, model string) datasets.OutcomeReco
 // catalogue, scored by the pure-Go forward pass.
 func (w *World) Router(t testing.TB, cfg policy.Config) *policy.Router {
 	t.Helper()
-	return classifiertest.Router(t, w.Model, w.Catalogue, cfg)
+	r, err := policy.ModelRouter(w.Model, w.Catalogue, cfg)
+	require.NoError(t, err)
+	return r
 }

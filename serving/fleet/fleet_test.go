@@ -1,0 +1,150 @@
+package fleet_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"switchyard/serving/fleet"
+	"switchyard/serving/fleet/fleettest"
+)
+
+func open(t *testing.T, url, owner string) *fleet.Redis {
+	t.Helper()
+	r, err := fleet.Open(context.Background(), fleet.Options{URL: url, Owner: owner})
+	require.NoError(t, err)
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func TestDecisionsSharedInBatchesAreSeenByEveryReplica(t *testing.T) {
+	srv := fleettest.Start(t)
+	a, b := open(t, srv.URL, "a"), open(t, srv.URL, "b")
+	ctx := context.Background()
+	for i := range 1000 {
+		a.PutDecision(fmt.Sprint("d-", i), fleet.Decision{Model: "mini", Propensity: 0.9, Policy: "p", Experiment: "e", Arm: "control", Shadow: "opus"})
+	}
+	for _, i := range []int{0, 500, 999} {
+		d, ok, err := b.Decision(ctx, fmt.Sprint("d-", i), time.Second)
+		require.NoError(t, err)
+		require.True(t, ok, "decision %d", i)
+		assert.Equal(t, fleet.Decision{Model: "mini", Propensity: 0.9, Policy: "p", Experiment: "e", Arm: "control", Shadow: "opus"}, d)
+	}
+	_, ok, err := b.Decision(ctx, "never", 10*time.Millisecond)
+	require.NoError(t, err)
+	assert.False(t, ok)
+	assert.Zero(t, a.Dropped())
+}
+
+func TestTheFirstClaimOnAnOutcomeWinsFleetWide(t *testing.T) {
+	srv := fleettest.Start(t)
+	a, b := open(t, srv.URL, "a"), open(t, srv.URL, "b")
+	ctx := context.Background()
+
+	stored, err := a.Claim(ctx, "d-1")
+	require.NoError(t, err)
+	assert.Nil(t, stored, "a holds the claim")
+	_, err = b.Claim(ctx, "d-1")
+	assert.ErrorIs(t, err, fleet.ErrPending)
+	require.NoError(t, b.Release(ctx, "d-1"), "b's release of a's claim does nothing")
+	_, err = b.Claim(ctx, "d-1")
+	assert.ErrorIs(t, err, fleet.ErrPending)
+
+	ok, err := a.Settle(ctx, "d-1", fleet.Answer{Quality: 0.7, CostUSD: 0.01}, "mini", []string{"p-1"}, false)
+	require.NoError(t, err)
+	assert.True(t, ok)
+	got, err := b.Claim(ctx, "d-1")
+	require.NoError(t, err)
+	assert.Equal(t, &fleet.Answer{Quality: 0.7, CostUSD: 0.01}, got)
+
+	// a claim given up can be taken by another replica
+	_, err = a.Claim(ctx, "d-2")
+	require.NoError(t, err)
+	require.NoError(t, a.Release(ctx, "d-2"))
+	got, err = b.Claim(ctx, "d-2")
+	require.NoError(t, err)
+	assert.Nil(t, got, "b holds it now")
+
+	// reconciling keeps the first answer
+	ok, err = b.Settle(ctx, "d-1", fleet.Answer{Quality: 0.1}, "mini", []string{"p-1"}, true)
+	require.NoError(t, err)
+	assert.False(t, ok)
+	got, err = a.Claim(ctx, "d-1")
+	require.NoError(t, err)
+	assert.Equal(t, 0.7, got.Quality)
+}
+
+func TestConcurrentClaimsLeaveOneWinner(t *testing.T) {
+	srv := fleettest.Start(t)
+	replicas := []*fleet.Redis{open(t, srv.URL, "a"), open(t, srv.URL, "b"), open(t, srv.URL, "c")}
+	ctx := context.Background()
+	for k := range 50 {
+		key := fmt.Sprint("k-", k)
+		var mu sync.Mutex
+		winners := 0
+		var wg sync.WaitGroup
+		for _, r := range replicas {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				stored, err := r.Claim(ctx, key)
+				if err == nil && stored == nil {
+					mu.Lock()
+					winners++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		require.Equal(t, 1, winners, key)
+	}
+}
+
+func TestObservationsAreCountedPerPredictorAndSeededOnce(t *testing.T) {
+	srv := fleettest.Start(t)
+	a, b := open(t, srv.URL, "a"), open(t, srv.URL, "b")
+	ctx := context.Background()
+	require.NoError(t, a.SeedObservations(ctx, "p-1", map[string]int64{"mini": 5}))
+	require.NoError(t, b.SeedObservations(ctx, "p-1", map[string]int64{"mini": 9, "opus": 2}), "mini was seeded first by a")
+	for i := range 3 {
+		_, err := a.Settle(ctx, fmt.Sprint("o-", i), fleet.Answer{Quality: 1}, "mini", []string{"p-1", "p-2"}, false)
+		require.NoError(t, err)
+	}
+	n, err := b.Observations(ctx, "p-1")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int64{"mini": 8, "opus": 2}, n)
+	n, err = b.Observations(ctx, "p-2")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int64{"mini": 3}, n)
+}
+
+func TestHealthFollowsRedis(t *testing.T) {
+	srv := fleettest.Start(t)
+	a := open(t, srv.URL, "a")
+	ctx := context.Background()
+	_, err := a.Claim(ctx, "x")
+	require.NoError(t, err)
+	require.NoError(t, a.Health())
+	srv.Stop()
+	_, err = a.Claim(ctx, "y")
+	require.Error(t, err)
+	assert.ErrorContains(t, a.Health(), "redis unreachable")
+	srv.Restart(t)
+	_, err = a.Claim(ctx, "y")
+	require.NoError(t, err)
+	assert.NoError(t, a.Health())
+
+	// a replica started while Redis is down opens, degraded
+	srv.Stop()
+	down, err := fleet.Open(ctx, fleet.Options{URL: srv.URL, Owner: "late"})
+	require.NoError(t, err)
+	defer down.Close()
+	assert.Error(t, down.Health())
+	_, err = fleet.Open(ctx, fleet.Options{URL: "http://nope"})
+	assert.ErrorContains(t, err, "redis")
+}
