@@ -85,9 +85,17 @@ func TestRolloutWithNoTrueDifferenceIsRarelyReverted(t *testing.T) {
 		t.Skip("slow (a real server under load, or many training rounds): make test runs it; -short leaves it out")
 	}
 	rw := newRolloutWorld(t)
+	states := make([]rollout.ExperimentState, 20)
+	t.Run("runs", func(t *testing.T) { // independent runs, each on its own server: side by side
+		for seed := range states {
+			t.Run(fmt.Sprint("seed-", 100+seed), func(t *testing.T) {
+				t.Parallel()
+				states[seed], _ = rw.run(t, 100+int64(seed), 0.9, 2500) // the same policy as control
+			})
+		}
+	})
 	reverted, complete := 0, 0
-	for seed := int64(0); seed < 20; seed++ {
-		st, _ := rw.run(t, 100+seed, 0.9, 2500) // the same policy as control
+	for _, st := range states {
 		switch st.State {
 		case "reverted":
 			reverted++

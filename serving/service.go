@@ -121,8 +121,13 @@ func Open(ctx context.Context, opt Options) (_ *Service, err error) {
 		}
 	}()
 	var recovered int
-	s.outcomes, recovered, err = logstore.Open[datasets.OutcomeRecord](logstore.Options{Dir: opt.LogDir, Prefix: datasets.OutcomeLogPrefix,
-		Writer: opt.Writer, MaxBytes: 64 << 20, MaxAge: 10 * time.Minute, Log: opt.Log})
+	var unsettled []datasets.OutcomeRecord // recovered outcomes a killed process may not have told the fleet
+	var onRecover func([]datasets.OutcomeRecord)
+	if opt.Redis != "" {
+		onRecover = func(recs []datasets.OutcomeRecord) { unsettled = append(unsettled, recs...) }
+	}
+	s.outcomes, recovered, err = logstore.OpenRecovering(logstore.Options{Dir: opt.LogDir, Prefix: datasets.OutcomeLogPrefix,
+		Writer: opt.Writer, MaxBytes: 64 << 20, MaxAge: 10 * time.Minute, Log: opt.Log}, onRecover)
 	if err != nil {
 		return nil, fmt.Errorf("serve: outcome log: %w", err)
 	}
@@ -178,6 +183,10 @@ func Open(ctx context.Context, opt Options) (_ *Service, err error) {
 		return nil, err
 	}
 	s.srv.RememberDecisions(past)
+	var offered []datasets.DecisionKey // offered to the fleet below, once the outcomes are read
+	if s.fleet != nil {
+		offered = past
+	}
 	past = nil
 	err = datasets.EachOutcomeFile(opt.LogDir, func(rows []datasets.OutcomeRecord) error {
 		s.srv.RememberOutcomes(rows, since)
@@ -187,7 +196,8 @@ func Open(ctx context.Context, opt Options) (_ *Service, err error) {
 		return nil, fmt.Errorf("serve: read earlier outcomes: %w", err)
 	}
 	if s.fleet != nil {
-		if err := s.srv.SeedFleet(ctx); err != nil {
+		s.srv.Unsettled(unsettled)
+		if err := s.srv.SeedFleet(ctx, offered); err != nil {
 			opt.Log.Warn("fleet: outcome counts not offered", "err", err)
 		}
 		s.srv.SyncFleet(ctx)

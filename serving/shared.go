@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"switchyard/datasets"
 	"switchyard/experiments/rollout"
 	"switchyard/serving/fleet"
 )
@@ -20,6 +21,7 @@ type Fleet interface {
 	Claim(ctx context.Context, key string) (*fleet.Answer, error)
 	Settle(ctx context.Context, key string, a fleet.Answer, model string, versions []string, onlyNew bool) (bool, error)
 	Release(ctx context.Context, key string) error
+	Offer(ctx context.Context, ids []string, ds []fleet.Decision) error
 	Observations(ctx context.Context, version string) (map[string]int64, error)
 	SeedObservations(ctx context.Context, version string, counts map[string]int64) error
 	Health() error
@@ -169,6 +171,25 @@ func (s *Server) predictorVersions() []string {
 	return vs
 }
 
+// Unsettled marks outcomes stored by this replica's writer but perhaps not
+// told to the fleet (recovered from the write-ahead log of a killed
+// process): the next SyncFleet tells it, replacing this replica's own
+// left-over claims, so that the fleet answers their feedback with them.
+func (s *Server) Unsettled(outcomes []datasets.OutcomeRecord) {
+	versions := s.predictorVersions()
+	for _, o := range outcomes {
+		key := o.DecisionID
+		switch o.Source {
+		case datasets.SourceShadow:
+			key += shadowSuffix
+		case datasets.SourceOnline:
+		default:
+			continue
+		}
+		s.unsettled.add(settlement{key: key, model: o.Model, answer: fleet.Answer{Quality: o.Quality, CostUSD: o.CostUSD}, versions: versions})
+	}
+}
+
 // fleetHealth is nil while Redis answers and every outcome acknowledged
 // during an outage has been told to it.
 func (s *Server) fleetHealth() error {
@@ -176,14 +197,14 @@ func (s *Server) fleetHealth() error {
 		return err
 	}
 	if n := s.unsettled.len(); n > 0 {
-		return fmt.Errorf("%d outcomes acknowledged while Redis was unreachable are not yet told to it", n)
+		return fmt.Errorf("%d outcomes stored while Redis was unreachable (or before a restart) are not yet told to it", n)
 	}
 	return nil
 }
 
-// SyncFleet tells the fleet of the outcomes acknowledged while it was
-// unreachable (an outcome another replica stored meanwhile is counted as a
-// conflict and keeps the first answer), and takes the fleet's outcome
+// SyncFleet tells the fleet of the outcomes stored while it was unreachable
+// or recovered at start (an outcome another replica stored meanwhile is
+// counted as a conflict and keeps the first answer), and takes the fleet's outcome
 // counts for the predictors served. The service calls it every second.
 func (s *Server) SyncFleet(ctx context.Context) {
 	if s.fleet == nil {
@@ -197,7 +218,7 @@ func (s *Server) SyncFleet(ctx context.Context) {
 			return
 		}
 		if !stored {
-			s.log.Warn("fleet: an outcome acknowledged here while Redis was unreachable was also stored by another replica; the first stays",
+			s.log.Warn("fleet: an outcome stored here while Redis was unreachable, or before a restart, was also stored by another replica; the first stays",
 				"key", p.key)
 			if m := s.metrics; m != nil {
 				m.FleetConflicts.Inc()
@@ -221,11 +242,21 @@ func (s *Server) SyncFleet(ctx context.Context) {
 	}
 }
 
-// SeedFleet offers the outcome counts this server found in the logs at
-// start to the fleet (kept unless a replica offered them first).
-func (s *Server) SeedFleet(ctx context.Context) error {
+// SeedFleet offers the fleet the decisions this server found in the logs
+// at start (a replica killed before sharing its last decisions shares them
+// now; what is shared is not replaced) and the outcome counts (kept unless
+// a replica offered them first).
+func (s *Server) SeedFleet(ctx context.Context, decisions []datasets.DecisionKey) error {
 	if s.fleet == nil {
 		return nil
+	}
+	ids := make([]string, len(decisions))
+	ds := make([]fleet.Decision, len(decisions))
+	for i, d := range decisions {
+		ids[i], ds[i] = d.DecisionID, fleet.Decision{Model: d.Chosen}
+	}
+	if err := s.fleet.Offer(ctx, ids, ds); err != nil {
+		return err
 	}
 	for _, r := range s.routers() {
 		counts := map[string]int64{}

@@ -78,9 +78,13 @@ type Record interface {
 // offset in the log's stream) identifies a record, so that one recovered
 // from the ring after a crash is not written twice.
 type WAL[T any] struct {
-	opt    Options
-	walDir string
-	ring   *ring // nil with SyncEvery 0
+	opt Options
+	// recovered is given the records converted while Open recovers
+	// (OpenRecovering); recovering is true until then
+	recovered  func([]T)
+	recovering bool
+	walDir     string
+	ring       *ring // nil with SyncEvery 0
 
 	mu      sync.Mutex
 	cond    *sync.Cond // ring space freed
@@ -138,7 +142,12 @@ var ErrClosed = errors.New("wal: closed")
 // left without a writer id) into Parquet, and then the records left in the
 // ring that never reached a segment. It returns how many records it
 // recovered. The caller should hold the folder's lock (LockDir).
-func Open[T any](opt Options) (*WAL[T], int, error) {
+func Open[T any](opt Options) (*WAL[T], int, error) { return OpenRecovering[T](opt, nil) }
+
+// OpenRecovering is Open that gives onRecover the records it recovers
+// (written by a process killed before it converted them), a chunk at a
+// time; the slice is reused after the call.
+func OpenRecovering[T any](opt Options, onRecover func(recs []T)) (*WAL[T], int, error) {
 	if opt.Prefix == "" || opt.Dir == "" {
 		return nil, 0, errors.New("wal: dir and prefix are required")
 	}
@@ -163,7 +172,7 @@ func Open[T any](opt Options) (*WAL[T], int, error) {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	w := &WAL[T]{opt: opt, walDir: filepath.Join(opt.Dir, "wal"), live: map[string]bool{}, cur: &batch{},
+	w := &WAL[T]{opt: opt, recovered: onRecover, recovering: true, walDir: filepath.Join(opt.Dir, "wal"), live: map[string]bool{}, cur: &batch{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), lastSync: time.Now(),
 		convWake: make(chan struct{}, 1), convDone: make(chan struct{})}
 	w.cond = sync.NewCond(&w.mu)
@@ -208,6 +217,7 @@ func Open[T any](opt Options) (*WAL[T], int, error) {
 	} else {
 		w.pos = next
 	}
+	w.recovering = false
 	go w.loop()
 	go w.converter()
 	return w, recovered, nil
@@ -957,6 +967,9 @@ func (w *WAL[T]) convert(name string) (n int, next uint64, err error) {
 		}
 		if err := pw.Write(chunk...); err != nil {
 			return err
+		}
+		if w.recovering && w.recovered != nil {
+			w.recovered(chunk)
 		}
 		n += len(chunk)
 		clear(chunk)

@@ -158,6 +158,30 @@ func TestOpenRecoversWhatAKilledProcessLeft(t *testing.T) {
 	assert.Len(t, readAll(t, dir), 11)
 }
 
+// OpenRecovering hands over exactly the records it recovers (a fleet
+// replica tells Redis of them), and nothing it writes later.
+func TestOpenRecoveringHandsOverTheRecoveredRecords(t *testing.T) {
+	dir := t.TempDir()
+	w, _ := openOutcomes(t, Options{Dir: dir})
+	appendRecs(t, w, 0, 7)
+	kill(w)
+	var got []string
+	w2, n, err := OpenRecovering(Options{Dir: dir, Prefix: datasets.OutcomeLogPrefix}, func(recs []datasets.OutcomeRecord) {
+		for _, r := range recs {
+			got = append(got, r.DecisionID)
+		}
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 7, n)
+	require.NoError(t, w2.Append(rec(99)))
+	require.NoError(t, w2.Close())
+	want := make([]string, 7)
+	for i := range want {
+		want[i] = rec(i).DecisionID
+	}
+	assert.ElementsMatch(t, want, got)
+}
+
 // A crash after the Parquet file was renamed but before the segment was
 // removed must not convert the segment twice.
 func TestASegmentIsNeverConvertedTwice(t *testing.T) {

@@ -220,6 +220,25 @@ func (r *Redis) flush(batch []queued) error {
 	return nil
 }
 
+// Offer shares decisions known from the logs at start (those a replica
+// killed before it shared them, say) without replacing what is shared.
+func (r *Redis) Offer(ctx context.Context, ids []string, ds []Decision) error {
+	for start := 0; start < len(ids); start += 512 {
+		end := min(start+512, len(ids))
+		_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i := start; i < end; i++ {
+				b, _ := json.Marshal(ds[i])
+				p.SetNX(ctx, r.key("d", ids[i]), b, r.opt.TTL)
+			}
+			return nil
+		})
+		if r.note(err) != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Decision returns a decision shared by any replica, waiting up to wait
 // for one not yet visible. ok is false when no replica shared it.
 func (r *Redis) Decision(ctx context.Context, id string, wait time.Duration) (d Decision, ok bool, err error) {
@@ -256,6 +275,16 @@ var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == 'claim:' .. ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`)
 
+// settleScript stores the answer ARGV[2] (for ARGV[3] ms) under KEYS[1]
+// unless another answer, or another replica's claim, is there: 1 when
+// stored, 2 when the same answer is there already, 0 otherwise.
+var settleScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[2] then return 2 end
+if v and v ~= 'claim:' .. ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`)
+
 // claimTTL bounds how long a claim outlives a replica that died holding it.
 const claimTTL = 10 * time.Second
 
@@ -285,27 +314,28 @@ func (r *Redis) Claim(ctx context.Context, key string) (*Answer, error) {
 
 // Settle stores the answer of a claimed outcome, and counts the outcome of
 // model under each predictor version. With onlyNew, used to reconcile
-// outcomes acknowledged while Redis was unreachable, an answer already
-// stored is kept, and false says so.
+// outcomes stored while Redis was unreachable or before a restart, the
+// answer is stored only where no other answer or other replica's claim is
+// (this replica's own claim, left by a kill, is replaced), and false says
+// it was not.
 func (r *Redis) Settle(ctx context.Context, key string, a Answer, model string, versions []string, onlyNew bool) (bool, error) {
 	b, _ := json.Marshal(a)
-	var set *redis.BoolCmd
-	var put *redis.StatusCmd
-	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		if onlyNew {
-			set = p.SetNX(ctx, r.key("o", key), b, r.opt.TTL)
-		} else {
-			put = p.Set(ctx, r.key("o", key), b, r.opt.TTL)
+	var err error
+	if onlyNew {
+		var n int64
+		n, err = settleScript.Run(ctx, r.c, []string{r.key("o", key)}, r.opt.Owner, b, r.opt.TTL.Milliseconds()).Int64()
+		if r.note(err) != nil {
+			return false, err
 		}
-		return nil
-	})
-	if r.note(err) != nil {
+		switch n {
+		case 0:
+			return false, nil
+		case 2:
+			return true, nil // stored and counted before
+		}
+	} else if err = r.note(r.c.Set(ctx, r.key("o", key), b, r.opt.TTL).Err()); err != nil {
 		return false, err
 	}
-	if set != nil && !set.Val() {
-		return false, nil
-	}
-	_ = put
 	return true, r.note(r.count(ctx, model, versions))
 }
 
