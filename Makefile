@@ -104,7 +104,7 @@ onnx-proto:
 		--go_out=classifier/onnxpb --go_opt=paths=source_relative \
 		--go_opt=Monnx.proto3=switchyard/classifier/onnxpb onnx.proto3
 
-bench: ort
+bench: ort redis
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./...
 
 # The routing-quality table: 5-fold eval of the learned router against every

@@ -80,12 +80,15 @@ func TestRolloutOfAWorsePolicyIsRevertedBeforeHalfTheUnits(t *testing.T) {
 	t.Logf("transitions: %+v", st.Rollout.Transitions)
 }
 
-func TestRolloutWithNoTrueDifferenceIsRarelyReverted(t *testing.T) {
+// With the same policy in both arms, rollouts through the server reach the
+// last stage (how rarely one reverts with no true difference is the
+// engine's property, tested over 200 seeded rollouts in experiments/rollout).
+func TestRolloutWithNoTrueDifferenceCompletesThroughTheServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow (a real server under load, or many training rounds): make test runs it; -short leaves it out")
 	}
 	rw := newRolloutWorld(t)
-	states := make([]rollout.ExperimentState, 20)
+	states := make([]rollout.ExperimentState, 2)
 	t.Run("runs", func(t *testing.T) { // independent runs, each on its own server: side by side
 		for seed := range states {
 			t.Run(fmt.Sprint("seed-", 100+seed), func(t *testing.T) {
@@ -94,16 +97,7 @@ func TestRolloutWithNoTrueDifferenceIsRarelyReverted(t *testing.T) {
 			})
 		}
 	})
-	reverted, complete := 0, 0
-	for _, st := range states {
-		switch st.State {
-		case "reverted":
-			reverted++
-		case "complete":
-			complete++
-		}
+	for i, st := range states {
+		assert.Equal(t, "complete", st.State, "seed %d: %+v", 100+i, st.Rollout)
 	}
-	t.Logf("20 runs: %d reverted, %d complete", reverted, complete)
-	assert.LessOrEqual(t, reverted, 1, "not reverted in at least 19 of 20 runs")
-	assert.Greater(t, complete, 10, "most runs reach the last stage")
 }
