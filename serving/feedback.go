@@ -387,15 +387,8 @@ func (s *Server) RememberOutcomes(outcomes []datasets.OutcomeRecord, since time.
 		until[i] = r.Metadata().ObservedUntil
 	}
 	for _, o := range outcomes {
-		if o.DecisionID == "" {
-			continue
-		}
-		key := o.DecisionID
-		switch o.Source {
-		case datasets.SourceShadow:
-			key += shadowSuffix
-		case datasets.SourceOnline:
-		default:
+		key, ok := outcomeKey(o)
+		if !ok {
 			continue
 		}
 		for i, r := range routers {
@@ -415,6 +408,21 @@ func (s *Server) countFeedback(model, result string) {
 	if s.metrics != nil {
 		s.metrics.Feedback.WithLabelValues(model, result).Inc()
 	}
+}
+
+// outcomeKey is where an outcome's answer is kept: its decision id, with
+// shadowSuffix for a shadow outcome; false for an outcome of neither
+// source, or without a decision.
+func outcomeKey(o datasets.OutcomeRecord) (string, bool) {
+	switch {
+	case o.DecisionID == "":
+		return "", false
+	case o.Source == datasets.SourceShadow:
+		return o.DecisionID + shadowSuffix, true
+	case o.Source == datasets.SourceOnline:
+		return o.DecisionID, true
+	}
+	return "", false
 }
 
 // shadowSuffix keys a decision's shadow copy in the decision index.

@@ -178,12 +178,8 @@ func (s *Server) predictorVersions() []string {
 func (s *Server) Unsettled(outcomes []datasets.OutcomeRecord) {
 	versions := s.predictorVersions()
 	for _, o := range outcomes {
-		key := o.DecisionID
-		switch o.Source {
-		case datasets.SourceShadow:
-			key += shadowSuffix
-		case datasets.SourceOnline:
-		default:
+		key, ok := outcomeKey(o)
+		if !ok {
 			continue
 		}
 		s.unsettled.add(settlement{key: key, model: o.Model, answer: fleet.Answer{Quality: o.Quality, CostUSD: o.CostUSD}, versions: versions})
