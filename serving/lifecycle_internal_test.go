@@ -3,6 +3,7 @@ package serving
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -67,4 +68,17 @@ func TestRoutingRequestsWaitForATurnThenTimeOut(t *testing.T) {
 	defer cancel()
 	assert.False(t, s.admitWait(short))
 	assert.True(t, errors.Is(short.Err(), context.DeadlineExceeded))
+}
+
+// Outcomes waiting for Redis are bounded: in a long outage the oldest are
+// given up, the newest kept.
+func TestUnsettledOutcomesAreBounded(t *testing.T) {
+	var u unsettled
+	dropped := 0
+	for i := range maxUnsettled + 5 {
+		dropped += u.add(settlement{key: strconv.Itoa(i)})
+	}
+	assert.Equal(t, maxUnsettled/10, dropped)
+	assert.Equal(t, maxUnsettled+5-maxUnsettled/10, u.len())
+	assert.Equal(t, strconv.Itoa(maxUnsettled/10), u.head()[0].key, "the oldest went")
 }

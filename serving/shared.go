@@ -53,10 +53,24 @@ type settlement struct {
 	versions   []string
 }
 
-func (u *unsettled) add(s settlement) {
+// maxUnsettled bounds the outcomes kept for telling Redis (about 30 MB):
+// in a longer outage the oldest are given up (they stay stored in the log;
+// only their fleet-wide answer is missing, so a repeat of their feedback
+// through another replica could be stored a second time).
+const maxUnsettled = 200_000
+
+// add keeps s for telling Redis; it returns how many of the oldest it gave
+// up to stay within maxUnsettled.
+func (u *unsettled) add(s settlement) int {
 	u.mu.Lock()
+	defer u.mu.Unlock()
 	u.list = append(u.list, s)
-	u.mu.Unlock()
+	if len(u.list) <= maxUnsettled {
+		return 0
+	}
+	n := maxUnsettled / 10
+	u.list = append(u.list[:0], u.list[n:]...)
+	return n
 }
 
 func (u *unsettled) len() int {
@@ -156,7 +170,9 @@ func (s *Server) settleShared(ctx context.Context, key, model string, a fleet.An
 			return
 		}
 	}
-	s.unsettled.add(set)
+	if n := s.unsettled.add(set); n > 0 {
+		s.log.Warn("fleet: Redis unreachable for long; the oldest outcomes not yet told to it are given up (they stay in the log)", "count", n)
+	}
 }
 
 // predictorVersions are the distinct predictor versions of the routing
