@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -149,7 +150,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		index: newDecisionIndex(cfg.MaxRemembered), registry: d.Registry, reload: d.Reload, health: d.Health,
 		shedder: d.Shedder, fleet: d.Fleet}
 	if d.Fleet != nil {
-		s.health = append(s.health, s.fleetHealth)
+		s.health = append(slices.Clip(s.health), s.fleetHealth) // not into the caller's array
 	}
 	if cfg.MaxInFlight > 0 {
 		s.inflight = make(chan struct{}, cfg.MaxInFlight)
