@@ -98,6 +98,7 @@ type RouteResponse struct {
 	Experiment       string          `json:"experiment,omitempty"`
 	Arm              string          `json:"arm,omitempty"`
 	Shadow           string          `json:"shadow,omitempty"` // send a copy of the request to this model; report its outcome with source shadow
+	Budget           *BudgetNote     `json:"budget,omitempty"` // the tenant's budget shaped the decision
 }
 
 // DecisionResponse is the answer for a decision, without what only the

@@ -17,6 +17,7 @@ import (
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
 	"switchyard/experiments/rollout"
+	"switchyard/serving/budget"
 )
 
 // FileConfig is the server's configuration file: named, versioned policies
@@ -27,7 +28,8 @@ type FileConfig struct {
 	DefaultPolicy string                   `json:"default_policy"` // serves requests no experiment takes
 	Policies      []PolicySpec             `json:"policies"`
 	Experiments   []rollout.ExperimentSpec `json:"experiments"`
-	Note          string                   `json:"note,omitempty"` // for people; not read
+	Budgets       *budget.Config           `json:"budgets,omitempty"` // per-tenant spending budgets
+	Note          string                   `json:"note,omitempty"`    // for people; not read
 }
 
 // PolicySpec is one policy of the configuration (policy.PolicySpec).
@@ -41,6 +43,7 @@ type Routing struct {
 	Policies    map[string]*policy.Router
 	Shadows     map[string]string // policy name -> shadow model
 	Experiments []*rollout.Experiment
+	Budgets     *budget.Config // nil: no budgets
 	scorers     []classifier.Scorer
 	closers     []io.Closer
 
@@ -183,6 +186,10 @@ func BuildRouting(fc FileConfig, opts policy.LoadOptions) (*Routing, error) {
 	if r.Default = r.Policies[def]; r.Default == nil {
 		return nil, fmt.Errorf("default policy %q is not defined", def)
 	}
+	if err := fc.Budgets.Validate(); err != nil {
+		return nil, err
+	}
+	r.Budgets = fc.Budgets
 	names := map[string]bool{}
 	for _, e := range fc.Experiments {
 		x, err := rollout.NewExperiment(e, func(name string) bool { return r.Policies[name] != nil })

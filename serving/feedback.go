@@ -68,6 +68,7 @@ type decisionIndex struct {
 	models   []string
 	modelNum map[string]uint32
 	inExp    map[idKey]expArm
+	charges  map[idKey]charge // decisions of tenants with a budget
 	answers  map[idKey]answer
 	inflight map[idKey]chan struct{} // closed when a pending feedback finishes
 	seeds    [2]maphash.Seed
@@ -77,6 +78,13 @@ type idKey [2]uint64
 
 // answer is stored feedback: what a repeated feedback is answered with.
 type answer struct{ quality, costUSD float64 }
+
+// charge is what a budget needs of a decision to correct its tenant's
+// spend by the actual cost.
+type charge struct {
+	tenant   string
+	expected float64
+}
 
 type expArm struct {
 	exp *rollout.Experiment
@@ -88,11 +96,14 @@ type indexed struct {
 	model string
 	exp   *rollout.Experiment // the experiment the decision was in, if any
 	arm   int
+	// the decision's charge to its tenant's budget, if it had one
+	budgeted bool
+	charge   charge
 }
 
 func newDecisionIndex(max int) *decisionIndex {
 	return &decisionIndex{max: max, byID: make(map[idKey]uint32), modelNum: make(map[string]uint32),
-		inExp: make(map[idKey]expArm), answers: make(map[idKey]answer), inflight: make(map[idKey]chan struct{}),
+		inExp: make(map[idKey]expArm), charges: make(map[idKey]charge), answers: make(map[idKey]answer), inflight: make(map[idKey]chan struct{}),
 		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 }
 
@@ -118,6 +129,9 @@ func (x *decisionIndex) addIn(id, model string, exp *rollout.Experiment, arm int
 		if len(x.inExp) > 0 {
 			delete(x.inExp, old)
 		}
+		if len(x.charges) > 0 {
+			delete(x.charges, old)
+		}
 		if len(x.answers) > 0 {
 			delete(x.answers, old)
 		}
@@ -133,6 +147,16 @@ func (x *decisionIndex) addIn(id, model string, exp *rollout.Experiment, arm int
 	x.byID[k] = n
 	if exp != nil {
 		x.inExp[k] = expArm{exp: exp, arm: arm}
+	}
+}
+
+// charged remembers a decision's charge to its tenant's budget.
+func (x *decisionIndex) charged(id string, c charge) {
+	k := x.key(id)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, ok := x.byID[k]; ok {
+		x.charges[k] = c
 	}
 }
 
@@ -165,6 +189,7 @@ func (x *decisionIndex) claim(id string) (e *indexed, stored *answer, done func(
 		}
 		ea := x.inExp[k]
 		e := &indexed{model: x.models[n], exp: ea.exp, arm: ea.arm}
+		e.charge, e.budgeted = x.charges[k]
 		if a, ok := x.answers[k]; ok {
 			x.mu.Unlock()
 			return e, &a, nil, nil
@@ -352,6 +377,9 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 	s.countFeedback(model, "stored")
 	if !fb.Shadow && entry.exp != nil {
 		entry.exp.Observe(entry.arm, rec.Quality, rec.CostUSD, rec.Error != "")
+	}
+	if !fb.Shadow && entry.budgeted && (fb.CostUSD != nil || fb.InputTokens != nil || fb.OutputTokens != nil) {
+		s.budgets.Correct(entry.charge.tenant, rec.CostUSD-entry.charge.expected) // the actual cost replaces the expected
 	}
 	if m := s.metrics; m != nil {
 		m.RealisedQuality.WithLabelValues(model).Observe(rec.Quality)

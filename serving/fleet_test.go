@@ -1,6 +1,7 @@
 package serving_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
 	"switchyard/datasets/synthetic"
+	"switchyard/experiments/rollout"
 	"switchyard/serving"
 	"switchyard/serving/fleet/fleettest"
 	"switchyard/serving/servingtest"
@@ -141,4 +143,122 @@ func TestFleetRidesOutARedisOutage(t *testing.T) {
 	_, outcomes, err := datasets.ReadLogDir(logs)
 	require.NoError(t, err)
 	assert.Len(t, outcomes, 3, "one outcome each for the three decisions")
+}
+
+// A staged rollout is one rollout fleet-wide: three replicas behind a
+// round-robin of routes (feedback through the next replica) judge the
+// guardrails on the fleet's outcomes, every replica shows each transition
+// within a second of it, a worse treatment advances and then is reverted
+// exactly once, and a restart of every replica resumes the rollout where
+// it stood.
+func TestFleetSharesOneRollout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (a real server under load, or many training rounds): make test runs it; -short leaves it out")
+	}
+	rw := newRolloutWorld(t)
+	redis := fleettest.Start(t)
+	logs := t.TempDir()
+	fc := rw.config(5, 0.2, 60)
+	start := func() []*servingtest.Server {
+		var out []*servingtest.Server
+		for i := range 3 {
+			out = append(out, servingtest.Start(t, serving.Options{Config: serving.DefaultConfig(), LogDir: logs, Writer: fmt.Sprint("r", i),
+				Redis: redis.URL, Load: servingtest.Routing(fc)}))
+		}
+		return out
+	}
+	fleet := start()
+	// a watcher polls every replica and notes when each first showed its
+	// n-th transition
+	shown := make([]map[int]time.Time, len(fleet))
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for i := range shown {
+			shown[i] = map[int]time.Time{}
+		}
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			for i, s := range fleet {
+				st, err := experimentState(s.URL)
+				if err != nil {
+					continue
+				}
+				for n := 1; n <= len(st.Rollout.Transitions); n++ {
+					if _, ok := shown[i][n]; !ok {
+						shown[i][n] = time.Now()
+					}
+				}
+			}
+		}
+	}()
+	rng := rand.New(rand.NewSource(5))
+	var st rollout.ExperimentState
+	for i := 0; i < 9000 && st.State != "reverted"; i++ {
+		rw.send(t, rng, fleet[i%3], fleet[(i+1)%3])
+		if i%50 == 49 {
+			st = experiment(t, fleet[i%3])
+		}
+	}
+	time.Sleep(1500 * time.Millisecond) // the other replicas' view of the last transition
+	close(stop)
+	<-watched
+	require.Equal(t, "reverted", st.State)
+	var slowest time.Duration
+	for n, tr := range st.Rollout.Transitions {
+		for i := range fleet {
+			seen, ok := shown[i][n+1]
+			require.True(t, ok, "replica %d never showed transition %d", i, n+1)
+			lag := seen.Sub(tr.Time)
+			assert.Less(t, lag, time.Second, "replica %d showed transition %d after %v", i, n+1, lag)
+			slowest = max(slowest, lag)
+		}
+	}
+	t.Logf("transitions: %+v; the slowest replica showed one %v after it", st.Rollout.Transitions, slowest)
+	reverts := 0
+	for _, tr := range st.Rollout.Transitions {
+		if tr.To == 0 {
+			reverts++
+			assert.Contains(t, tr.Reason, "guardrail breached")
+		}
+	}
+	assert.Equal(t, 1, reverts, "reverted once fleet-wide")
+	assert.Greater(t, len(st.Rollout.Transitions), 1, "advanced before it was reverted")
+	assert.Greater(t, st.Rollout.Transitions[0].To, st.Rollout.Transitions[0].From, "the first transition advances")
+	for _, s := range fleet {
+		assert.Equal(t, st.Rollout.Transitions, experiment(t, s).Rollout.Transitions, "every replica has the one history")
+		r := s.Route(t, map[string]string{"prompt": "after the revert", "user": "u1"})
+		assert.Equal(t, "control", r.Arm, "everything goes to control")
+	}
+
+	for _, s := range fleet {
+		require.NoError(t, s.Stop())
+	}
+	for _, s := range start() {
+		got := experiment(t, s)
+		assert.Equal(t, "reverted", got.State, "a restarted replica resumes the rollout")
+		assert.Equal(t, st.Rollout.Transitions, got.Rollout.Transitions)
+	}
+}
+
+// experimentState reads a server's one experiment without a test's
+// assertions (for a goroutine).
+func experimentState(url string) (rollout.ExperimentState, error) {
+	var ex struct {
+		Experiments []rollout.ExperimentState `json:"experiments"`
+	}
+	resp, err := http.Get(url + "/v1/experiments")
+	if err != nil {
+		return rollout.ExperimentState{}, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&ex); err != nil || len(ex.Experiments) != 1 || ex.Experiments[0].Rollout == nil {
+		return rollout.ExperimentState{}, fmt.Errorf("experiments: %v", err)
+	}
+	return ex.Experiments[0], nil
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"switchyard/datasets/logstore"
+	"switchyard/serving/budget"
 )
 
 // Metrics are the service's Prometheus metrics, registered into the
@@ -23,6 +24,7 @@ type Metrics struct {
 	Reloads          *prometheus.CounterVec // by result
 	ScorerFallbacks  prometheus.Counter     // scorings that fell back to the pure-Go scorer
 	FleetConflicts   prometheus.Counter     // outcomes acknowledged by two replicas while Redis was unreachable
+	BudgetShaped     *prometheus.CounterVec // decisions a budget shaped, by tenant (named ones; the rest "other") and action
 }
 
 // NewMetrics creates and registers the metrics.
@@ -58,12 +60,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Scorings answered by the pure-Go scorer because ONNX Runtime failed."}),
 		FleetConflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_fleet_conflicts_total",
 			Help: "Outcomes this replica acknowledged while Redis was unreachable that another replica had also stored (the first stays)."}),
+		BudgetShaped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_budget_shaped_decisions_total",
+			Help: "Requests a tenant's budget shaped, by tenant (those named in the configuration; the rest as other) and action (paced, capped, rejected)."}, []string{"tenant", "action"}),
 	}
 	for _, reason := range []string{"in_flight", "queue_delay", "queue_timeout"} {
 		m.Shed.WithLabelValues(reason) // exported as 0 from the start
 	}
 	reg.MustRegister(m.Decisions, m.Explored, m.PredictedQuality, m.ExpectedCost, m.DecisionSeconds, m.RequestSeconds,
-		m.Feedback, m.RealisedQuality, m.RealisedCost, m.Shed, m.InFlight, m.Reloads, m.ScorerFallbacks, m.FleetConflicts)
+		m.Feedback, m.RealisedQuality, m.RealisedCost, m.Shed, m.InFlight, m.Reloads, m.ScorerFallbacks, m.FleetConflicts, m.BudgetShaped)
 	return m
 }
 
@@ -93,4 +97,35 @@ func RegisterLogMetrics(reg prometheus.Registerer, name string, l logHealth) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "switchyard_log_write_errors_total", Help: "Failed log writes.", ConstLabels: labels},
 			func() float64 { return float64(l.Health().Errors) }),
 	)
+}
+
+// budgetCollector exports the budgets of the tenants the configuration
+// names: spend, budget and cost weight.
+type budgetCollector struct{ l *budget.Ledger }
+
+var (
+	budgetSpendDesc = prometheus.NewDesc("switchyard_budget_spent_usd",
+		"Spend of a tenant named in the configuration in its current period (expected cost, corrected by feedback), USD.", []string{"tenant", "period"}, nil)
+	budgetLimitDesc = prometheus.NewDesc("switchyard_budget_usd",
+		"Budget of a tenant named in the configuration for its period, USD.", []string{"tenant", "period"}, nil)
+	budgetWeightDesc = prometheus.NewDesc("switchyard_budget_cost_weight",
+		"Cost weight a paced tenant's budget adds to the rule now (quality per USD).", []string{"tenant", "period"}, nil)
+)
+
+func (c budgetCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- budgetSpendDesc
+	ch <- budgetLimitDesc
+	ch <- budgetWeightDesc
+}
+
+func (c budgetCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, t := range c.l.Named() {
+		st, ok := c.l.State(t)
+		if !ok {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(budgetSpendDesc, prometheus.GaugeValue, st.SpentUSD, t, st.Period)
+		ch <- prometheus.MustNewConstMetric(budgetLimitDesc, prometheus.GaugeValue, st.BudgetUSD, t, st.Period)
+		ch <- prometheus.MustNewConstMetric(budgetWeightDesc, prometheus.GaugeValue, st.CostWeight, t, st.Period)
+	}
 }

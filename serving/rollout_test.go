@@ -3,6 +3,7 @@ package serving_test
 import (
 	"fmt"
 	"math/rand"
+	"net/http"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -29,31 +30,15 @@ func newRolloutWorld(t *testing.T) rolloutWorld {
 // returns the final experiment state and the largest treatment share.
 func (rw rolloutWorld) run(t *testing.T, seed int64, treatmentBar float64, maxRequests int) (rollout.ExperimentState, float64) {
 	t.Helper()
-	fc := serving.FileConfig{Catalogue: rw.CataloguePath, DefaultPolicy: "control",
-		Policies: []serving.PolicySpec{
-			{Config: policy.Config{Name: "control", Version: "1", QualityBar: 0.9}, Predictor: rw.Predictor},
-			{Config: policy.Config{Name: "candidate", Version: "1", QualityBar: treatmentBar}, Predictor: rw.Predictor},
-		},
-		Experiments: []rollout.ExperimentSpec{{Name: "rollout", Unit: rollout.UnitUser, Salt: fmt.Sprint("salt-", seed),
-			Arms: []rollout.ArmSpec{{Name: "control", Policy: "control"}, {Name: "treatment", Policy: "candidate"}},
-			Rollout: &rollout.Spec{Treatment: "treatment", Control: "control", Stages: []float64{0.1, 0.25, 0.5, 1}, MinOutcomes: 80,
-				Guardrails: []rollout.Guardrail{{Metric: rollout.MetricQuality, Tolerance: 0.05}, {Metric: rollout.MetricErrorRate, Tolerance: 0.02}}}}}}
-	ts := servingtest.Start(t, serving.Options{Config: serving.DefaultConfig(), Load: servingtest.Routing(fc)})
+	ts := servingtest.Start(t, serving.Options{Config: serving.DefaultConfig(), Load: servingtest.Routing(rw.config(seed, treatmentBar, 80))})
 	defer ts.Stop()
 	rng := rand.New(rand.NewSource(seed))
 	maxShare := 0.0
 	var st rollout.ExperimentState
 	for i := 0; i < maxRequests; i++ {
-		p := rw.Prompts[rng.Intn(len(rw.Prompts))]
-		r := ts.Route(t, map[string]string{"prompt": p.Prompt, "task": p.Task, "user": fmt.Sprint("u", rng.Intn(5000))})
-		o := rw.Truth(t, p.PromptID, r.Model)
-		ts.Feedback(t, map[string]any{"decision_id": r.DecisionID, "quality": o.Quality, "cost_usd": o.CostUSD})
+		rw.send(t, rng, ts, ts)
 		if i%100 == 99 || i == maxRequests-1 {
-			var ex struct {
-				Experiments []rollout.ExperimentState `json:"experiments"`
-			}
-			ts.Get(t, "/v1/experiments", &ex)
-			st = ex.Experiments[0]
+			st = experiment(t, ts)
 			for _, tr := range st.Rollout.Transitions {
 				maxShare = max(maxShare, tr.From, tr.To)
 			}
@@ -63,6 +48,41 @@ func (rw rolloutWorld) run(t *testing.T, seed int64, treatmentBar float64, maxRe
 		}
 	}
 	return st, maxShare
+}
+
+// send routes a prompt of the workload for a random user through one
+// server and sends its true outcome through another.
+func (rw rolloutWorld) send(t *testing.T, rng *rand.Rand, route, feedback *servingtest.Server) {
+	t.Helper()
+	p := rw.Prompts[rng.Intn(len(rw.Prompts))]
+	r := route.Route(t, map[string]string{"prompt": p.Prompt, "task": p.Task, "user": fmt.Sprint("u", rng.Intn(5000))})
+	o := rw.Truth(t, p.PromptID, r.Model)
+	require.Equal(t, http.StatusOK, feedback.Feedback(t, map[string]any{"decision_id": r.DecisionID, "quality": o.Quality, "cost_usd": o.CostUSD}))
+}
+
+// experiment is the server's one experiment as GET /v1/experiments shows it.
+func experiment(t *testing.T, ts *servingtest.Server) rollout.ExperimentState {
+	t.Helper()
+	var ex struct {
+		Experiments []rollout.ExperimentState `json:"experiments"`
+	}
+	require.Equal(t, http.StatusOK, ts.Get(t, "/v1/experiments", &ex))
+	require.Len(t, ex.Experiments, 1)
+	return ex.Experiments[0]
+}
+
+// config rolls out a policy at treatmentBar against a control at bar 0.9,
+// each stage held for minOutcomes treatment outcomes.
+func (rw rolloutWorld) config(seed int64, treatmentBar float64, minOutcomes int) serving.FileConfig {
+	return serving.FileConfig{Catalogue: rw.CataloguePath, DefaultPolicy: "control",
+		Policies: []serving.PolicySpec{
+			{Config: policy.Config{Name: "control", Version: "1", QualityBar: 0.9}, Predictor: rw.Predictor},
+			{Config: policy.Config{Name: "candidate", Version: "1", QualityBar: treatmentBar}, Predictor: rw.Predictor},
+		},
+		Experiments: []rollout.ExperimentSpec{{Name: "rollout", Unit: rollout.UnitUser, Salt: fmt.Sprint("salt-", seed),
+			Arms: []rollout.ArmSpec{{Name: "control", Policy: "control"}, {Name: "treatment", Policy: "candidate"}},
+			Rollout: &rollout.Spec{Treatment: "treatment", Control: "control", Stages: []float64{0.1, 0.25, 0.5, 1}, MinOutcomes: minOutcomes,
+				Guardrails: []rollout.Guardrail{{Metric: rollout.MetricQuality, Tolerance: 0.05}, {Metric: rollout.MetricErrorRate, Tolerance: 0.02}}}}}}
 }
 
 func TestRolloutOfAWorsePolicyIsRevertedBeforeHalfTheUnits(t *testing.T) {

@@ -30,6 +30,8 @@ import (
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
 	"switchyard/experiments/rollout"
+	"switchyard/serving/budget"
+	"switchyard/serving/fleet"
 )
 
 // Config holds the server's settings.
@@ -88,6 +90,15 @@ type Deps struct {
 	// Fleet, when set, shares decisions, the claims on their outcomes and
 	// the outcome counts with the other replicas.
 	Fleet Fleet
+	// Rollouts, when set, keeps the rollouts' progress where every replica
+	// of the fleet sees it; each replica syncs with it (SyncRollouts).
+	Rollouts rollout.Store
+	// Budgets, when set, shares the tenants' spend with the other
+	// replicas (SyncBudgets); without it each server counts its own.
+	Budgets budget.Store
+	// Now is the budgets' clock (time.Now when nil; a simulation sets its
+	// own).
+	Now func() time.Time
 }
 
 // Shedder decides, request by request, whether to answer 429 because the
@@ -115,6 +126,8 @@ type Server struct {
 	reload    func() (*Routing, error)
 	health    []func() error
 	fleet     Fleet
+	rollouts  rollout.Store
+	budgets   *budget.Ledger
 	unsettled unsettled
 	reloadMu  sync.Mutex
 	// reload coalescing: tickets asked, the last ticket a finished reload
@@ -148,7 +161,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, cat: d.Catalogue, sink: d.Decisions, outcomes: d.Outcomes, log: d.Log, instance: instance,
 		index: newDecisionIndex(cfg.MaxRemembered), registry: d.Registry, reload: d.Reload, health: d.Health,
-		shedder: d.Shedder, fleet: d.Fleet}
+		shedder: d.Shedder, fleet: d.Fleet, rollouts: d.Rollouts, budgets: budget.NewLedger(nil, d.Now, d.Budgets)}
 	if d.Fleet != nil {
 		s.health = append(slices.Clip(s.health), s.fleetHealth) // not into the caller's array
 	}
@@ -160,6 +173,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if d.Registry != nil {
 		s.metrics = NewMetrics(d.Registry)
+		d.Registry.MustRegister(budgetCollector{s.budgets})
 		d.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_degraded",
 			Help: "1 while the server serves in a degraded mode (see /readyz)."}, func() float64 {
 			if len(s.degraded()) > 0 {
@@ -206,6 +220,8 @@ func (s *Server) store(rt *Routing) {
 	rt.watch(func(exp string, t rollout.Transition) {
 		s.log.Warn("rollout transition", "experiment", exp, "from", t.From, "to", t.To, "reason", t.Reason)
 	})
+	s.shareRollouts(rt)
+	s.budgets.Configure(rt.Budgets)
 	rt.acquire() // the server's own reference, while it is current
 	if old := s.routing.Swap(rt); old != nil {
 		s.retire(old)
@@ -287,11 +303,15 @@ func (s *Server) Handler() http.Handler {
 	handle("/readyz", http.MethodGet, http.HandlerFunc(s.handleReady))
 	handle("/v1/models", http.MethodGet, http.HandlerFunc(s.handleModels))
 	handle("/v1/experiments", http.MethodGet, http.HandlerFunc(s.handleExperiments))
+	handle("/v1/budgets/{tenant}", http.MethodGet, s.api("budgets", false, s.handleBudget))
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusNotFound, &fieldError{msg: "no such endpoint: see /v1/route, /v1/feedback, /v1/models, /healthz, /readyz"})
+		writeError(w, http.StatusNotFound, &fieldError{msg: "no such endpoint: see /v1/route, /v1/feedback, /v1/models, /v1/experiments, /v1/budgets/{tenant}, /healthz, /readyz"})
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		m := allow[req.URL.Path]
+		if strings.HasPrefix(req.URL.Path, "/v1/budgets/") {
+			m = http.MethodGet
+		}
 		w.Header().Set("Allow", m)
 		writeError(w, http.StatusMethodNotAllowed, &fieldError{msg: "method " + req.Method + " not allowed here; use " + m})
 	})
@@ -314,23 +334,24 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 	pr.Draw = datasets.Draw(s.cfg.ExploreSeed, id) // a decision reproduces
 	pk := rt.pick(body, id)
 	router, exp, arm, unit, shadow := pk.router, pk.expName, pk.armName, pk.unit, pk.shadow
+	sh, budgeted := s.budgets.Shape(body.Tenant)
+	if budgeted && sh.Reject {
+		s.refuseOverBudget(w, sh)
+		return
+	}
+	pr.CostWeight = sh.CostWeight
 	decideStart := time.Now()
 	d, err := router.Route(pr)
 	decided := time.Since(decideStart)
-	if err != nil {
-		var unknown *policy.UnknownModelError
-		var window *policy.ContextWindowError
-		switch {
-		case errors.As(err, &window):
-			writeError(w, http.StatusBadRequest, &fieldError{field: "prompt", msg: err.Error()})
-		case errors.As(err, &unknown):
-			writeError(w, http.StatusBadRequest, &fieldError{field: "candidates", msg: err.Error()})
-		case errors.Is(err, policy.ErrNoCandidate):
-			writeError(w, http.StatusBadRequest, &fieldError{field: "max_cost_usd", msg: err.Error()})
-		default:
-			s.log.Error("route", "err", err)
-			writeError(w, http.StatusInternalServerError, &fieldError{msg: "routing failed: " + err.Error()})
+	if err == nil && budgeted {
+		d, sh, err = s.charge(req.Context(), router, pr, d, sh)
+		if errors.Is(err, budget.ErrExhausted) {
+			s.refuseOverBudget(w, sh)
+			return
 		}
+	}
+	if err != nil {
+		s.routeError(w, err)
 		return
 	}
 	resp := DecisionResponse(d)
@@ -339,7 +360,14 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 	if shadow != "" {
 		s.index.add(id+shadowSuffix, shadow)
 	}
-	s.shareDecision(id, d.Chosen, shadow, d.Propensity, d.Policy, exp, arm)
+	shared := fleet.Decision{Model: d.Chosen, Propensity: d.Propensity, Policy: d.Policy, Experiment: exp, Arm: arm, Shadow: shadow}
+	if budgeted {
+		c := charge{tenant: body.Tenant, expected: d.Options[d.Index].ExpectedCostUSD}
+		s.index.charged(id, c)
+		shared.Tenant, shared.ExpectedCostUSD = c.tenant, c.expected
+		resp.Budget = budgetNote(sh)
+	}
+	s.shareDecision(id, shared)
 	// The decision is in the log before its answer leaves: an answered
 	// decision survives a killed process.
 	if s.sink != nil {
@@ -357,6 +385,23 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 		if d.Explored {
 			m.Explored.WithLabelValues(d.Policy).Inc()
 		}
+	}
+}
+
+// routeError answers a request the router could not decide.
+func (s *Server) routeError(w http.ResponseWriter, err error) {
+	var unknown *policy.UnknownModelError
+	var window *policy.ContextWindowError
+	switch {
+	case errors.As(err, &window):
+		writeError(w, http.StatusBadRequest, &fieldError{field: "prompt", msg: err.Error()})
+	case errors.As(err, &unknown):
+		writeError(w, http.StatusBadRequest, &fieldError{field: "candidates", msg: err.Error()})
+	case errors.Is(err, policy.ErrNoCandidate):
+		writeError(w, http.StatusBadRequest, &fieldError{field: "max_cost_usd", msg: err.Error()})
+	default:
+		s.log.Error("route", "err", err)
+		writeError(w, http.StatusInternalServerError, &fieldError{msg: "routing failed: " + err.Error()})
 	}
 }
 

@@ -20,6 +20,8 @@ import (
 
 	"switchyard/datasets"
 	"switchyard/datasets/logstore"
+	"switchyard/experiments/rollout"
+	"switchyard/serving/budget"
 	"switchyard/serving/fleet"
 )
 
@@ -48,8 +50,12 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Redis, when set, is the URL of the Redis the replicas of a fleet
 	// share decisions, the claims on their outcomes and the outcome counts
-	// through (serving/fleet).
+	// through (serving/fleet), and the rollouts' progress and the tenants'
+	// spend.
 	Redis string
+	// Now is the clock of the tenants' budgets (time.Now when nil); a
+	// simulation of a day of traffic sets its own.
+	Now func() time.Time
 }
 
 // Service is a Server with its whole lifecycle: the log folder's lock, the
@@ -171,14 +177,22 @@ func Open(ctx context.Context, opt Options) (_ *Service, err error) {
 		func() error { return failing("outcome log", outcomes.Failing(time.Minute)) },
 	}
 	var shared Fleet
+	var rollouts rollout.Store
+	var budgets budget.Store
 	if opt.Redis != "" {
 		if s.fleet, err = fleet.Open(ctx, fleet.Options{URL: opt.Redis, Owner: opt.Writer, Log: opt.Log}); err != nil {
 			return nil, fmt.Errorf("serve: %w", err)
 		}
 		shared = s.fleet
+		if rollouts, err = s.fleet.Rollouts(); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+		if budgets, err = s.fleet.Budgets(); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
 	}
 	s.srv, err = New(opt.Config, Deps{Routing: routing, Catalogue: routing.Catalogue, Decisions: dlog, Outcomes: outcomes, Log: opt.Log,
-		Registry: reg, Reload: reload, Shedder: shedder, Health: health, Fleet: shared})
+		Registry: reg, Reload: reload, Shedder: shedder, Health: health, Fleet: shared, Rollouts: rollouts, Budgets: budgets, Now: opt.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -206,14 +220,20 @@ func Open(ctx context.Context, opt Options) (_ *Service, err error) {
 		s.syncDone = make(chan struct{})
 		go func() {
 			defer close(s.syncDone)
-			t := time.NewTicker(time.Second)
+			// rollouts four times a second (replicas agree on a stage within
+			// a second), the rest every second
+			t := time.NewTicker(time.Second / 4)
 			defer t.Stop()
-			for {
+			for tick := 1; ; tick++ {
 				select {
 				case <-syncCtx.Done():
 					return
 				case <-t.C:
-					s.srv.SyncFleet(syncCtx)
+					s.srv.SyncRollouts(syncCtx)
+					s.srv.SyncBudgets(syncCtx)
+					if tick%4 == 0 {
+						s.srv.SyncFleet(syncCtx)
+					}
 				}
 			}
 		}()
@@ -241,6 +261,18 @@ func (s *Service) Addr() string {
 		return ""
 	}
 	return s.ln.Addr().String()
+}
+
+// Sync shares with the fleet now what the service shares with it four
+// times a second (rollouts, spend) and every second (outcomes stored
+// while Redis was unreachable, outcome counts); nothing without Redis.
+func (s *Service) Sync(ctx context.Context) {
+	if s.fleet == nil || s.srv == nil {
+		return
+	}
+	s.srv.SyncRollouts(ctx)
+	s.srv.SyncBudgets(ctx)
+	s.srv.SyncFleet(ctx)
 }
 
 // Handler is the service's HTTP handler, for requests served in process.
@@ -304,6 +336,8 @@ func (s *Service) stop(ctx context.Context) error {
 	s.stopFleetSync()
 	if s.fleet != nil {
 		s.srv.SyncFleet(ctx) // what is still unsettled, if Redis answers
+		s.srv.SyncRollouts(ctx)
+		s.srv.SyncBudgets(ctx)
 	}
 	if err := s.srv.Close(); err != nil {
 		s.opt.Log.Error("close the predictors", "err", err)

@@ -95,11 +95,11 @@ func (u *unsettled) drop(n int) {
 
 // shareDecision tells the fleet of a decision, for feedback through
 // another replica.
-func (s *Server) shareDecision(id, model, shadow string, propensity float64, policyName, exp, arm string) {
+func (s *Server) shareDecision(id string, d fleet.Decision) {
 	if s.fleet == nil {
 		return
 	}
-	s.fleet.PutDecision(id, fleet.Decision{Model: model, Propensity: propensity, Policy: policyName, Experiment: exp, Arm: arm, Shadow: shadow})
+	s.fleet.PutDecision(id, d)
 }
 
 // adoptShared looks up a decision another replica made and remembers it
@@ -129,6 +129,9 @@ func (s *Server) adoptShared(ctx context.Context, id string) (bool, error) {
 		}
 	}
 	s.index.addIn(id, d.Model, exp, arm)
+	if d.Tenant != "" {
+		s.index.charged(id, charge{tenant: d.Tenant, expected: d.ExpectedCostUSD})
+	}
 	if d.Shadow != "" {
 		s.index.add(id+shadowSuffix, d.Shadow)
 	}
@@ -283,4 +286,43 @@ func (s *Server) SeedFleet(ctx context.Context, decisions []datasets.DecisionKey
 		}
 	}
 	return nil
+}
+
+// rolloutSyncTimeout bounds the first sync of a routing's rollouts with the
+// fleet, so that a replica starts (or reloads) at the fleet's stage.
+const rolloutSyncTimeout = time.Second
+
+// shareRollouts keeps rt's rollouts in the fleet's store and takes their
+// progress from it now.
+func (s *Server) shareRollouts(rt *Routing) {
+	if s.rollouts == nil {
+		return
+	}
+	for _, x := range rt.Experiments {
+		if err := x.Share(s.rollouts); err != nil {
+			s.log.Error("fleet: rollout not shared", "err", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), rolloutSyncTimeout)
+	defer cancel()
+	s.syncRollouts(ctx, rt)
+}
+
+// SyncRollouts adds the outcomes this replica observed to the fleet's
+// rollouts and takes their stages from it (each transition is made once,
+// by whichever replica first sees its cause). The service calls it four
+// times a second.
+func (s *Server) SyncRollouts(ctx context.Context) {
+	if rt := s.acquireRouting(); rt != nil {
+		defer s.retire(rt)
+		s.syncRollouts(ctx, rt)
+	}
+}
+
+func (s *Server) syncRollouts(ctx context.Context, rt *Routing) {
+	for _, x := range rt.Experiments {
+		if err := x.Sync(ctx); err != nil {
+			s.log.Debug("fleet: rollout not synced; it holds its stage until Redis answers", "err", err)
+		}
+	}
 }

@@ -87,6 +87,13 @@ type Rule struct {
 	QualityBar      float64         `json:"quality_bar"`
 	Lambda          *float64        `json:"lambda,omitempty"`
 	ContextOverflow ContextOverflow `json:"context_overflow,omitempty"`
+	// CostWeight is a tenant budget's extra weight on cost (quality per
+	// USD; 0: none): with Lambda the rule ranks by quality − (λ + w) ×
+	// cost; with a bar, by min(quality, bar) − w × cost, then cheaper, then
+	// higher quality, which at w = 0 is exactly the bar rule and, as w
+	// grows, gives up quality above nothing and below the bar only where
+	// it saves more than w per unit of quality.
+	CostWeight float64 `json:"cost_weight,omitempty"`
 }
 
 // Choose applies the rule to the options. When none fits its context window,
@@ -105,10 +112,38 @@ func (r Rule) Choose(opts []Option, maxCost float64) (Choice, error) {
 }
 
 func (r Rule) choose(opts []Option, maxCost float64) (Choice, error) {
+	if r.CostWeight != 0 {
+		if err := checkCostWeight(r.CostWeight); err != nil {
+			return Choice{}, err
+		}
+		allowed, err := allowedOptions(opts, maxCost)
+		if err != nil {
+			return Choice{}, err
+		}
+		sort.SliceStable(allowed, func(a, b int) bool { return r.before(opts[allowed[a]], opts[allowed[b]]) })
+		return Choice{Index: allowed[0], Cleared: opts[allowed[0]].PredictedQuality >= r.QualityBar, Fallbacks: allowed[1:], Propensity: 1}, nil
+	}
 	if r.Lambda != nil {
 		return ChooseTradeoff(opts, *r.Lambda, r.QualityBar, maxCost)
 	}
 	return Choose(opts, r.QualityBar, maxCost)
+}
+
+// Tradeoff is the rule's weight on cost in the trade-off form (λ plus the
+// budget's cost weight), or nil for the bar rule.
+func (r Rule) Tradeoff() *float64 {
+	if r.Lambda == nil {
+		return nil
+	}
+	l := *r.Lambda + r.CostWeight
+	return &l
+}
+
+func checkCostWeight(w float64) error {
+	if math.IsNaN(w) || w < 0 || math.IsInf(w, 1) {
+		return fmt.Errorf("cost weight %v must be a finite non-negative number", w)
+	}
+	return nil
 }
 
 // Pick returns the index of the option that Choose would choose with no
@@ -120,6 +155,9 @@ func (r Rule) Pick(opts []Option) (int, error) {
 		if err := checkLambda(*r.Lambda); err != nil {
 			return 0, err
 		}
+	}
+	if err := checkCostWeight(r.CostWeight); err != nil {
+		return 0, err
 	}
 	best := -1
 	for i, o := range opts {
@@ -149,7 +187,18 @@ func checkLambda(l float64) error {
 // before reports whether the rule ranks a before b.
 func (r Rule) before(a, b Option) bool {
 	if r.Lambda != nil {
-		return tradeoffBefore(a, b, *r.Lambda)
+		return tradeoffBefore(a, b, *r.Lambda+r.CostWeight)
+	}
+	if r.CostWeight != 0 {
+		ua := math.Min(a.PredictedQuality, r.QualityBar) - r.CostWeight*a.ExpectedCostUSD
+		ub := math.Min(b.PredictedQuality, r.QualityBar) - r.CostWeight*b.ExpectedCostUSD
+		if ua != ub {
+			return ua > ub
+		}
+		if a.ExpectedCostUSD != b.ExpectedCostUSD {
+			return a.ExpectedCostUSD < b.ExpectedCostUSD
+		}
+		return a.PredictedQuality > b.PredictedQuality
 	}
 	return better(a, b, r.QualityBar)
 }
@@ -166,10 +215,14 @@ func tradeoffBefore(a, b Option, lambda float64) bool {
 
 // String names the setting, e.g. "bar=0.80" or "lambda=250".
 func (r Rule) String() string {
-	if r.Lambda != nil {
-		return "lambda=" + strconv.FormatFloat(*r.Lambda, 'g', 4, 64)
+	w := ""
+	if r.CostWeight != 0 {
+		w = ",cost_weight=" + strconv.FormatFloat(r.CostWeight, 'g', 4, 64)
 	}
-	return "bar=" + strconv.FormatFloat(r.QualityBar, 'f', 2, 64)
+	if r.Lambda != nil {
+		return "lambda=" + strconv.FormatFloat(*r.Lambda, 'g', 4, 64) + w
+	}
+	return "bar=" + strconv.FormatFloat(r.QualityBar, 'f', 2, 64) + w
 }
 
 // allowedOptions returns the indices of the options the rule may choose:

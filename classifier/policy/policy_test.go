@@ -171,6 +171,9 @@ func TestPickIsWhatChooseChoosesChoice(t *testing.T) {
 			l := float64(rng.Intn(4)) / 8
 			r.Lambda = &l
 		}
+		if rng.Intn(2) == 0 {
+			r.CostWeight = float64(rng.Intn(4)) / 8
+		}
 		c, cerr := r.Choose(opts, 0)
 		got, perr := r.Pick(opts)
 		if cerr != nil {
@@ -183,4 +186,37 @@ func TestPickIsWhatChooseChoosesChoice(t *testing.T) {
 	bad := -1.0
 	_, err := Rule{Lambda: &bad}.Pick([]Option{{}})
 	assert.ErrorContains(t, err, "lambda")
+	_, err = Rule{CostWeight: math.NaN()}.Choose([]Option{{}}, 0)
+	assert.ErrorContains(t, err, "cost weight")
+}
+
+// A budget's cost weight: 0 is the bar rule; as it grows the rule gives up
+// quality above the bar first (nothing is lost there), then below it where
+// the saving is worth more than the weight.
+func TestCostWeightTradesQualityBelowTheBarForCost(t *testing.T) {
+	opts := []Option{
+		{Model: "large", PredictedQuality: 0.95, ExpectedCostUSD: 0.010},
+		{Model: "medium", PredictedQuality: 0.85, ExpectedCostUSD: 0.004},
+		{Model: "small", PredictedQuality: 0.60, ExpectedCostUSD: 0.001},
+	}
+	pick := func(bar, w float64) string {
+		c, err := Rule{QualityBar: bar, CostWeight: w}.Choose(opts, 0)
+		require.NoError(t, err)
+		return opts[c.Index].Model
+	}
+	for _, bar := range []float64{0.5, 0.8, 0.9, 0.99} {
+		c, err := Choose(opts, bar, 0)
+		require.NoError(t, err)
+		assert.Equal(t, opts[c.Index].Model, pick(bar, 0), "bar %v", bar)
+	}
+	assert.Equal(t, "large", pick(0.9, 1))         // 0.9-0.01 > 0.85-0.004
+	assert.Equal(t, "medium", pick(0.9, 20))       // saving 0.006 USD is worth the 0.05 of quality at 20/USD
+	assert.Equal(t, "medium", pick(0.8, 1))        // both clear: cheaper, as the bar rule
+	assert.Equal(t, "small", pick(0.8, 100))       // 0.2 of quality below the bar for 0.003 USD at 100/USD
+	assert.Equal(t, "small", pick(0.8, 1e6))
+	l := 10.0
+	c, err := Rule{Lambda: &l, CostWeight: 20}.Choose(opts, 0)
+	require.NoError(t, err)
+	want, _ := ChooseTradeoff(opts, 30, 0, 0)
+	assert.Equal(t, want.Index, c.Index, "with λ the weight adds to it")
 }

@@ -61,6 +61,9 @@ type Request struct {
 	QualityBar *float64 // nil: the policy's bar
 	Candidates []string // nil: the policy's candidates
 	MaxCostUSD float64  // 0: no limit
+	// CostWeight is the extra weight on cost a tenant's budget puts on the
+	// request (Rule.CostWeight; 0: none).
+	CostWeight float64
 	// Draw is a uniform number in [0,1) that exploration samples with; the
 	// caller derives it from a seed, so decisions reproduce.
 	Draw float64
@@ -301,7 +304,7 @@ func (r *Router) Route(req Request) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
-	rule := Rule{QualityBar: d.QualityBar, Lambda: r.cfg.Lambda, ContextOverflow: r.cfg.ContextOverflow}
+	rule := Rule{QualityBar: d.QualityBar, Lambda: r.cfg.Lambda, ContextOverflow: r.cfg.ContextOverflow, CostWeight: req.CostWeight}
 	if req.QualityBar != nil {
 		rule.Lambda = nil // a request's own bar wins over the policy's trade-off
 	}
@@ -319,7 +322,7 @@ func (r *Router) Route(req Request) (Decision, error) {
 	}
 	c.Cleared = d.Options[c.Index].PredictedQuality >= d.QualityBar
 	d.Greedy = c.Index
-	d.Probs = r.cfg.Exploration.Distribution(d.Options, c, rule.Lambda)
+	d.Probs = r.cfg.Exploration.Distribution(d.Options, c, rule.Tradeoff())
 	r.forceNew(d, c)
 	if pick := Sample(d.Probs, req.Draw); pick != c.Index {
 		// the explored option leads; the rule's order follows for fallbacks

@@ -1,6 +1,10 @@
 package rollout
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -87,6 +91,34 @@ func (e *Experiment) Observe(i int, quality, cost float64, failed bool) {
 	if e.ro != nil {
 		e.ro.Observe(i, quality, cost, failed)
 	}
+}
+
+// Share keeps the experiment's rollout, if it has one, in store (Rollout.Share),
+// under the experiment's name and a hash of its specification: replicas
+// with the same experiment share one rollout, which a restart resumes,
+// and a changed experiment starts a new one.
+func (e *Experiment) Share(store Store) error {
+	if e.ro == nil {
+		return nil
+	}
+	spec, err := json.Marshal(e.Spec)
+	if err != nil {
+		return fmt.Errorf("experiment %q: %w", e.Spec.Name, err)
+	}
+	sum := sha256.Sum256(spec)
+	e.ro.Share(store, e.Spec.Name+":"+hex.EncodeToString(sum[:8]))
+	return nil
+}
+
+// Sync brings the experiment's shared rollout up to date (Rollout.Sync).
+func (e *Experiment) Sync(ctx context.Context) error {
+	if e.ro == nil {
+		return nil
+	}
+	if err := e.ro.Sync(ctx); err != nil {
+		return fmt.Errorf("experiment %q: %w", e.Spec.Name, err)
+	}
+	return nil
 }
 
 // Watch calls log with every transition of the experiment's rollout.

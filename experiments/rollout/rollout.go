@@ -8,6 +8,7 @@
 package rollout
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"sync"
@@ -49,46 +50,94 @@ type Transition struct {
 	Reason string    `json:"reason"`
 }
 
-// armStats are running sums of one arm's outcomes in the current stage.
-type armStats struct {
-	n                int
-	q, qq, c, cc, er float64
+// Sums are running sums of one arm's outcomes.
+type Sums struct {
+	N                 int64
+	Q, QQ, C, CC, Err float64 // quality, its square, cost, its square, errors
 }
 
-func (a *armStats) add(q, c float64, failed bool) {
-	a.n++
-	a.q += q
-	a.qq += q * q
-	a.c += c
-	a.cc += c * c
+// Add adds one outcome.
+func (a *Sums) Add(q, c float64, failed bool) {
+	a.N++
+	a.Q += q
+	a.QQ += q * q
+	a.C += c
+	a.CC += c * c
 	if failed {
-		a.er++
+		a.Err++
 	}
 }
 
-func (a *armStats) mean(sum float64) float64 { return sum / float64(a.n) }
+// Merge adds the sums of b.
+func (a *Sums) Merge(b Sums) {
+	a.N += b.N
+	a.Q += b.Q
+	a.QQ += b.QQ
+	a.C += b.C
+	a.CC += b.CC
+	a.Err += b.Err
+}
 
-func (a *armStats) variance(sum, sumsq float64) float64 {
-	if a.n < 2 {
+func (a *Sums) mean(sum float64) float64 { return sum / float64(a.N) }
+
+func (a *Sums) variance(sum, sumsq float64) float64 {
+	if a.N < 2 {
 		return 0.25
 	}
-	m := sum / float64(a.n)
-	return math.Max((sumsq-float64(a.n)*m*m)/float64(a.n-1), 1e-12)
+	m := sum / float64(a.N)
+	return math.Max((sumsq-float64(a.N)*m*m)/float64(a.N-1), 1e-12)
+}
+
+// Progress is where a rollout stands: what the replicas of a fleet share
+// through a Store.
+type Progress struct {
+	Stage       int          // index into the spec's Stages; -1 when reverted
+	StageStart  int64        // treatment outcomes when the stage began
+	Arms        [2]Sums      // treatment, control: outcomes since the rollout began
+	Tau2        []float64    // per guardrail, fixed at its first test (0: not yet)
+	Transitions []Transition // oldest first
+}
+
+// Store keeps the progress of rollouts where every replica of a fleet
+// sees it (serving/fleet keeps it in Redis). Outcomes are added in
+// batches; a stage changes only by Move, a compare-and-set, so each
+// transition happens once however many replicas see its cause.
+type Store interface {
+	// Add adds delta (treatment, control) to the rollout's sums once:
+	// a batch this process already added under seq is not added again
+	// (seq 0 adds nothing). It returns the rollout's progress.
+	Add(ctx context.Context, key string, seq int64, delta [2]Sums) (Progress, error)
+	// Move makes the transition t from stage from to stage to if the
+	// rollout is still at from, and returns its progress either way.
+	Move(ctx context.Context, key string, from, to int, t Transition) (Progress, error)
+	// Fix sets a guardrail's mixing variance unless one is set already
+	// and returns the one set.
+	Fix(ctx context.Context, key string, guardrail int, tau2 float64) (float64, error)
 }
 
 // Rollout is the live state of a staged rollout. It is safe for
-// concurrent use.
+// concurrent use. On its own it keeps its progress in memory and moves
+// as outcomes arrive; shared (Share), it adds outcomes to the store's
+// progress and moves on what all replicas observed, at each Sync.
 type Rollout struct {
 	spec        Spec
 	treat, ctrl int // arm indices
 	mu          sync.Mutex
-	stage       int // index into spec.Stages; -1 when reverted
-	share       float64
-	since       [2]armStats // treatment, control outcomes since the rollout began
-	stageN      int         // treatment outcomes in the current stage
-	transitions []Transition
+	p           Progress
 	logf        func(t Transition)
-	tau2        []float64 // per guardrail, fixed at its first test
+
+	store    Store
+	key      string
+	syncMu   sync.Mutex // one Sync at a time
+	pending  [2]Sums    // outcomes not yet added to the store
+	inflight *batch     // outcomes being added (again, if the last try failed)
+	seq      int64
+	synced   bool // the store's progress has been read once
+}
+
+type batch struct {
+	seq   int64
+	delta [2]Sums
 }
 
 // minGuardrailN is the outcomes each arm needs before the guardrails are
@@ -139,54 +188,83 @@ func New(spec Spec, arms []ArmSpec) (*Rollout, error) {
 			return nil, fmt.Errorf("rollout: guardrail %s: tolerance %v must be non-negative", g.Metric, g.Tolerance)
 		}
 	}
-	r.share = spec.Stages[0]
+	r.p.Tau2 = make([]float64, len(spec.Guardrails))
 	return r, nil
+}
+
+// share is the treatment's share of the units at a stage.
+func (r *Rollout) share(stage int) float64 {
+	if stage < 0 {
+		return 0
+	}
+	return r.spec.Stages[stage]
 }
 
 // Arm assigns a unit draw u: treatment below the current share, else control.
 func (r *Rollout) Arm(u float64) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if u < r.share {
+	if u < r.share(r.p.Stage) {
 		return r.treat
 	}
 	return r.ctrl
 }
 
-// Observe adds an outcome of an arm (by index) and advances or reverts the
-// rollout; outcomes of other arms, or after a revert, are ignored.
+// Observe adds an outcome of an arm (by index); outcomes of other arms,
+// or after a revert, are ignored. On its own the rollout advances or
+// reverts at once; shared, the outcome waits for the next Sync.
 func (r *Rollout) Observe(arm int, q, c float64, failed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.stage < 0 {
+	if r.p.Stage < 0 {
 		return
 	}
+	i := 0
 	switch arm {
 	case r.treat:
-		r.since[0].add(q, c, failed)
-		r.stageN++
 	case r.ctrl:
-		r.since[1].add(q, c, failed)
+		i = 1
 	default:
 		return
 	}
-	if breach := r.breached(); breach != "" {
-		r.move(-1, 0, "guardrail breached: "+breach)
+	if r.store != nil {
+		r.pending[i].Add(q, c, failed)
 		return
 	}
-	// advance only once the guardrails can judge (both arms have enough outcomes)
-	if r.stageN >= r.spec.MinOutcomes && r.since[0].n >= minGuardrailN && r.since[1].n >= minGuardrailN && r.stage+1 < len(r.spec.Stages) {
-		r.move(r.stage+1, r.spec.Stages[r.stage+1], fmt.Sprintf("stage held for %d treatment outcomes with no guardrail breached", r.stageN))
+	r.p.Arms[i].Add(q, c, failed)
+	fix := func(g int, tau2 float64) float64 {
+		if r.p.Tau2[g] == 0 {
+			r.p.Tau2[g] = tau2
+		}
+		return r.p.Tau2[g]
+	}
+	if to, reason, ok := r.next(r.p, fix); ok {
+		t := Transition{Time: time.Now().UTC(), From: r.share(r.p.Stage), To: r.share(to), Reason: reason}
+		r.p.Stage, r.p.StageStart = to, r.p.Arms[0].N
+		r.p.Transitions = append(r.p.Transitions, t)
+		if r.logf != nil {
+			r.logf(t)
+		}
 	}
 }
 
-func (r *Rollout) move(stage int, share float64, reason string) {
-	t := Transition{Time: time.Now().UTC(), From: r.share, To: share, Reason: reason}
-	r.stage, r.share, r.stageN = stage, share, 0
-	r.transitions = append(r.transitions, t)
-	if r.logf != nil {
-		r.logf(t)
+// next decides the transition the progress p calls for, if any: a revert
+// when a guardrail is breached, else the next stage once the current one
+// has held for MinOutcomes treatment outcomes and the guardrails can
+// judge (both arms have enough outcomes). fix fixes a guardrail's mixing
+// variance (0: not now).
+func (r *Rollout) next(p Progress, fix func(g int, tau2 float64) float64) (to int, reason string, ok bool) {
+	if p.Stage < 0 {
+		return 0, "", false
 	}
+	if breach := r.breached(p, fix); breach != "" {
+		return -1, "guardrail breached: " + breach, true
+	}
+	t, c := p.Arms[0], p.Arms[1]
+	if n := t.N - p.StageStart; n >= int64(r.spec.MinOutcomes) && t.N >= minGuardrailN && c.N >= minGuardrailN && p.Stage+1 < len(r.spec.Stages) {
+		return p.Stage + 1, fmt.Sprintf("stage held for %d treatment outcomes with no guardrail breached", n), true
+	}
+	return 0, "", false
 }
 
 // breached runs the always-valid test of every guardrail on the outcomes
@@ -196,13 +274,10 @@ func (r *Rollout) move(stage int, share float64, reason string) {
 // it rejects when the likelihood ratio exceeds 1/alpha, which keeps the
 // false-alarm rate at alpha however often it is checked, and breaches when
 // the difference lies beyond the tolerance.
-func (r *Rollout) breached() string {
-	t, c := &r.since[0], &r.since[1]
-	if t.n < minGuardrailN || c.n < minGuardrailN {
+func (r *Rollout) breached(p Progress, fix func(g int, tau2 float64) float64) string {
+	t, c := &p.Arms[0], &p.Arms[1]
+	if t.N < minGuardrailN || c.N < minGuardrailN {
 		return ""
-	}
-	if r.tau2 == nil {
-		r.tau2 = make([]float64, len(r.spec.Guardrails))
 	}
 	for i, g := range r.spec.Guardrails {
 		// d is the excess over the tolerated change: a breach is d > 0 with
@@ -210,35 +285,111 @@ func (r *Rollout) breached() string {
 		var d, v, scale float64
 		switch g.Metric {
 		case MetricQuality:
-			d = (c.mean(c.q) - t.mean(t.q)) - g.Tolerance
-			v = t.variance(t.q, t.qq)/float64(t.n) + c.variance(c.q, c.qq)/float64(c.n)
+			d = (c.mean(c.Q) - t.mean(t.Q)) - g.Tolerance
+			v = t.variance(t.Q, t.QQ)/float64(t.N) + c.variance(c.Q, c.QQ)/float64(c.N)
 			scale = math.Max(g.Tolerance, 0.01)
 		case MetricCost:
 			k := 1 + g.Tolerance // treatment may cost up to k times control
-			d = t.mean(t.c) - k*c.mean(c.c)
-			v = t.variance(t.c, t.cc)/float64(t.n) + k*k*c.variance(c.c, c.cc)/float64(c.n)
-			scale = math.Max(g.Tolerance, 0.01) * math.Abs(c.mean(c.c))
+			d = t.mean(t.C) - k*c.mean(c.C)
+			v = t.variance(t.C, t.CC)/float64(t.N) + k*k*c.variance(c.C, c.CC)/float64(c.N)
+			scale = math.Max(g.Tolerance, 0.01) * math.Abs(c.mean(c.C))
 		case MetricErrorRate:
-			pt, pc := t.mean(t.er), c.mean(c.er)
+			pt, pc := t.mean(t.Err), c.mean(c.Err)
 			d = (pt - pc) - g.Tolerance
-			v = math.Max(pt*(1-pt), 1e-4)/float64(t.n) + math.Max(pc*(1-pc), 1e-4)/float64(c.n)
+			v = math.Max(pt*(1-pt), 1e-4)/float64(t.N) + math.Max(pc*(1-pc), 1e-4)/float64(c.N)
 			scale = math.Max(g.Tolerance, 0.01)
 		}
 		if d <= 0 || !(v > 0) {
 			continue
 		}
-		if r.tau2[i] == 0 {
-			// the mixing variance is fixed once, on the scale of the effects
-			// that matter, so the likelihood ratio stays a martingale
-			r.tau2[i] = math.Max(scale*scale, 1e-12)
+		// the mixing variance is fixed once, on the scale of the effects
+		// that matter, so the likelihood ratio stays a martingale
+		tau2 := p.Tau2[i]
+		if tau2 == 0 {
+			if tau2 = fix(i, math.Max(scale*scale, 1e-12)); tau2 == 0 {
+				continue
+			}
 		}
-		tau2 := r.tau2[i]
 		logLambda := 0.5*math.Log(v/(v+tau2)) + tau2*d*d/(2*v*(v+tau2))
 		if logLambda >= math.Log(1/r.spec.Alpha) {
-			return fmt.Sprintf("%s: treatment exceeds the tolerated change by %.4g (%d and %d outcomes)", g.Metric, d, t.n, c.n)
+			return fmt.Sprintf("%s: treatment exceeds the tolerated change by %.4g (%d and %d outcomes)", g.Metric, d, t.N, c.N)
 		}
 	}
 	return ""
+}
+
+// Share keeps the rollout's progress in store under key from now on (the
+// outcomes it observed on its own are added at the first Sync). Sharing
+// again in the same store does nothing.
+func (r *Rollout) Share(store Store, key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.store != nil {
+		return
+	}
+	r.store, r.key = store, key
+	r.pending = r.p.Arms
+}
+
+// Sync adds the outcomes observed here since the last Sync to the shared
+// progress, makes the transition the fleet's outcomes call for (once,
+// fleet-wide) and takes the shared progress as this replica's. When the
+// store cannot be reached the rollout holds its last known stage and
+// keeps its outcomes for the next Sync.
+func (r *Rollout) Sync(ctx context.Context) error {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	r.mu.Lock()
+	if r.store == nil {
+		r.mu.Unlock()
+		return nil
+	}
+	if r.inflight == nil && r.pending != ([2]Sums{}) {
+		r.seq++
+		r.inflight = &batch{seq: r.seq, delta: r.pending}
+		r.pending = [2]Sums{}
+	}
+	b := batch{}
+	if r.inflight != nil {
+		b = *r.inflight
+	}
+	r.mu.Unlock()
+	p, err := r.store.Add(ctx, r.key, b.seq, b.delta)
+	if err != nil {
+		return fmt.Errorf("rollout: add outcomes: %w", err)
+	}
+	r.mu.Lock()
+	r.inflight = nil
+	r.mu.Unlock()
+	p.Tau2 = append(p.Tau2, make([]float64, max(0, len(r.spec.Guardrails)-len(p.Tau2)))...)
+	fix := func(g int, tau2 float64) float64 {
+		v, err := r.store.Fix(ctx, r.key, g, tau2)
+		if err != nil {
+			return 0
+		}
+		return v
+	}
+	for range 3 { // a transition, and another replica's at the same time
+		to, reason, ok := r.next(p, fix)
+		if !ok {
+			break
+		}
+		t := Transition{Time: time.Now().UTC(), From: r.share(p.Stage), To: r.share(to), Reason: reason}
+		from := p.Stage
+		if p, err = r.store.Move(ctx, r.key, from, to, t); err != nil {
+			return fmt.Errorf("rollout: move from stage %d: %w", from, err)
+		}
+		p.Tau2 = append(p.Tau2, make([]float64, max(0, len(r.spec.Guardrails)-len(p.Tau2)))...)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.synced && r.logf != nil {
+		for _, t := range p.Transitions[min(len(r.p.Transitions), len(p.Transitions)):] {
+			r.logf(t)
+		}
+	}
+	r.p, r.synced = p, true
+	return nil
 }
 
 // State is a rollout as the server shows it (GET /v1/experiments).
@@ -253,11 +404,11 @@ type State struct {
 func (r *Rollout) State() State {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := State{Share: r.share, Stage: r.stage, State: "rolling out", Transitions: append([]Transition(nil), r.transitions...)}
+	st := State{Share: r.share(r.p.Stage), Stage: r.p.Stage, State: "rolling out", Transitions: append([]Transition(nil), r.p.Transitions...)}
 	switch {
-	case r.stage < 0:
+	case r.p.Stage < 0:
 		st.State = "reverted"
-	case r.stage == len(r.spec.Stages)-1:
+	case r.p.Stage == len(r.spec.Stages)-1:
 		st.State = "complete"
 	}
 	return st

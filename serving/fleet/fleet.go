@@ -44,6 +44,10 @@ type Decision struct {
 	Experiment string  `json:"exp,omitempty"`
 	Arm        string  `json:"arm,omitempty"`
 	Shadow     string  `json:"sh,omitempty"`
+	// Tenant and ExpectedCostUSD, for a tenant with a budget: feedback's
+	// actual cost corrects the spend by the difference.
+	Tenant          string  `json:"t,omitempty"`
+	ExpectedCostUSD float64 `json:"ec,omitempty"`
 }
 
 // Answer is a stored outcome as repeated feedback is answered with it.

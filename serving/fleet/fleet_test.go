@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"switchyard/experiments/rollout"
 	"switchyard/serving/fleet"
 	"switchyard/serving/fleet/fleettest"
 )
@@ -147,4 +148,61 @@ func TestHealthFollowsRedis(t *testing.T) {
 	assert.Error(t, down.Health())
 	_, err = fleet.Open(ctx, fleet.Options{URL: "http://nope"})
 	assert.ErrorContains(t, err, "redis")
+}
+
+// The rollout store: a batch of outcomes counts once however often it is
+// sent, a stage moves once however many replicas ask, the first mixing
+// variance stays, and all of it survives a restart of Redis.
+func TestRolloutProgressIsAddedOnceAndMovedOnce(t *testing.T) {
+	srv := fleettest.Start(t)
+	ctx := context.Background()
+	store := func(owner string) *fleet.Rollouts {
+		s, err := open(t, srv.URL, owner).Rollouts()
+		require.NoError(t, err)
+		return s
+	}
+	a, b := store("a"), store("b")
+	var delta [2]rollout.Sums
+	delta[0].Add(1, 0.002, false)
+	delta[0].Add(0.5, 0.004, true)
+	delta[1].Add(0.25, 0.001, false)
+	for range 3 { // a retry of a batch whose answer was lost
+		_, err := a.Add(ctx, "exp:1", 1, delta)
+		require.NoError(t, err)
+	}
+	p, err := b.Add(ctx, "exp:1", 1, delta) // b's first batch: counts
+	require.NoError(t, err)
+	assert.Equal(t, int64(4), p.Arms[0].N)
+	assert.InDelta(t, 3.0, p.Arms[0].Q, 1e-12)
+	assert.InDelta(t, 2.5, p.Arms[0].QQ, 1e-12)
+	assert.InDelta(t, 0.012, p.Arms[0].C, 1e-12)
+	assert.InDelta(t, 2.0, p.Arms[0].Err, 1e-12)
+	assert.Equal(t, int64(2), p.Arms[1].N)
+	assert.Equal(t, 0, p.Stage)
+
+	tr := rollout.Transition{Time: time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC), From: 0.1, To: 0.5, Reason: "held"}
+	p, err = a.Move(ctx, "exp:1", 0, 1, tr)
+	require.NoError(t, err)
+	assert.Equal(t, 1, p.Stage)
+	assert.Equal(t, int64(4), p.StageStart)
+	p, err = b.Move(ctx, "exp:1", 0, 1, rollout.Transition{Reason: "held too"})
+	require.NoError(t, err)
+	assert.Equal(t, []rollout.Transition{tr}, p.Transitions, "the second move from stage 0 does nothing")
+
+	v, err := a.Fix(ctx, "exp:1", 1, 0.25)
+	require.NoError(t, err)
+	assert.Equal(t, 0.25, v)
+	v, err = b.Fix(ctx, "exp:1", 1, 0.5)
+	require.NoError(t, err)
+	assert.Equal(t, 0.25, v, "the first variance stays")
+
+	srv.Restart(t)
+	p, err = store("c").Add(ctx, "exp:1", 0, [2]rollout.Sums{})
+	require.NoError(t, err)
+	assert.Equal(t, 1, p.Stage)
+	assert.Equal(t, []float64{0, 0.25}, p.Tau2)
+	assert.Equal(t, []rollout.Transition{tr}, p.Transitions)
+	other, err := a.Add(ctx, "exp:2", 0, [2]rollout.Sums{})
+	require.NoError(t, err)
+	assert.Equal(t, rollout.Progress{}, other, "another rollout starts at its first stage")
 }
