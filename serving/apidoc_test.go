@@ -11,6 +11,7 @@ import (
 
 	"switchyard/classifier/policy"
 	"switchyard/serving"
+	"switchyard/serving/budget"
 )
 
 // The HTTP API page documents every field of the request and response
@@ -20,7 +21,7 @@ func TestAPIDocumentsEveryField(t *testing.T) {
 	require.NoError(t, err)
 	doc := string(b)
 	for _, v := range []any{serving.RouteRequest{}, serving.RouteResponse{}, serving.FeedbackRequest{},
-		serving.FeedbackResponse{}, policy.Option{}, serving.Message{}, serving.ModelInfo{}} {
+		serving.FeedbackResponse{}, policy.Option{}, serving.Message{}, serving.ModelInfo{}, serving.BudgetNote{}, budget.State{}} {
 		typ := reflect.TypeOf(v)
 		for i := 0; i < typ.NumField(); i++ {
 			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")

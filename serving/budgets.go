@@ -37,7 +37,7 @@ func budgetNote(sh budget.Shaping) *BudgetNote {
 // cheapest allowed model), or returns budget.ErrExhausted with the shaping
 // to refuse it with.
 func (s *Server) charge(ctx context.Context, router *policy.Router, pr policy.Request, d policy.Decision, sh budget.Shaping) (policy.Decision, budget.Shaping, error) {
-	err := s.budgets.Charge(ctx, sh, d.Options[d.Index].ExpectedCostUSD)
+	err := s.budgets.Charge(ctx, sh, d)
 	if errors.Is(err, budget.ErrExhausted) {
 		if sh = sh.Exhaust(); sh.Reject {
 			return d, sh, err
@@ -46,7 +46,7 @@ func (s *Server) charge(ctx context.Context, router *policy.Router, pr policy.Re
 		if d, err = router.Route(pr); err != nil {
 			return d, sh, err
 		}
-		err = s.budgets.Charge(ctx, sh, d.Options[d.Index].ExpectedCostUSD)
+		err = s.budgets.Charge(ctx, sh, d)
 	}
 	s.budgets.Count(sh)
 	if m := s.metrics; m != nil && sh.Action() != "" {
@@ -62,7 +62,7 @@ func (s *Server) refuseOverBudget(w http.ResponseWriter, sh budget.Shaping) {
 		m.BudgetShaped.WithLabelValues(s.tenantLabel(sh.Tenant), "rejected").Inc()
 	}
 	writeError(w, http.StatusTooManyRequests, &fieldError{field: "tenant",
-		msg: fmt.Sprintf("tenant %q has spent its budget of %g USD for %s (mode cap, when_exhausted reject)", sh.Tenant, sh.BudgetUSD, sh.Period)})
+		msg: fmt.Sprintf("%q has spent its budget of %g USD for %s (mode cap, when_exhausted reject)", sh.Tenant, sh.BudgetUSD, sh.Period)})
 }
 
 // tenantLabel is a tenant as the metrics name it: the tenants named in the

@@ -64,6 +64,15 @@ func (r *RouteResponse) appendJSON(b []byte) []byte {
 			b = appendJSONString(b, kv[1])
 		}
 	}
+	if n := r.Budget; n != nil {
+		b = append(b, `,"budget":{"tenant":`...)
+		b = appendJSONString(b, n.Tenant)
+		b = append(b, `,"action":`...)
+		b = appendJSONString(b, n.Action)
+		b = append(b, `,"cost_weight":`...)
+		b = appendJSONFloat(b, n.CostWeight)
+		b = append(b, '}')
+	}
 	return append(b, '}', '\n')
 }
 

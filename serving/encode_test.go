@@ -18,6 +18,8 @@ func TestRouteResponseEncodesLikeEncodingJSON(t *testing.T) {
 				{Model: "b", PredictedQuality: 1, ExpectedCostUSD: 0}},
 			Fallbacks: []string{"b"}, Propensity: 0.925, Explored: true, InputTokens: 17, Policy: "p<&>", PolicyVersion: "1",
 			PredictorVersion: "p-1", FeatureSpecID: "fs1-x"},
+		{DecisionID: "b-2", Model: "m", Candidates: []policy.Option{}, Fallbacks: []string{}, Experiment: "e", Arm: "a",
+			Budget: &BudgetNote{Tenant: "acme \"eu\"", Action: "paced", CostWeight: 123.45}},
 	}
 	for _, c := range cases {
 		got := c.appendJSON(nil)

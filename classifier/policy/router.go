@@ -77,6 +77,7 @@ type Decision struct {
 	Greedy           int       // the rule's own pick before exploration
 	Explored         bool      // Index differs from Greedy
 	Chosen           string
+	Rule             Rule // the setting of the rule the decision was made by
 	QualityBar       float64
 	InputTokens      int
 	Policy           string
@@ -308,6 +309,7 @@ func (r *Router) Route(req Request) (Decision, error) {
 	if req.QualityBar != nil {
 		rule.Lambda = nil // a request's own bar wins over the policy's trade-off
 	}
+	d.Rule = rule
 	seen := d.Options
 	if e := r.cfg.Exploration; e.Strategy == ExploreOptimism {
 		seen = make([]Option, len(d.Options))

@@ -18,6 +18,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"switchyard/classifier/policy"
 )
 
 // Modes and what a cap does when the budget is spent.
@@ -113,41 +115,59 @@ type Store interface {
 
 // Pacing settings. The pace aims a little below the budget so that the
 // gap between expected and actual cost and the replicas' sync do not
-// carry the spend over it; the cost weight is adjusted once per tick
-// (1/1440 of the period: a minute of a day).
+// carry the spend over it; the cost weight is set once per tick (1/1440 of
+// the period: a minute of a day); the request rate is smoothed over a
+// twenty-fourth of the period (an hour of a day).
 const (
-	paceAim       = 0.98
-	ticksAPeriod  = 1440
-	rateSmoothing = 0.3 // weight of the newest tick in the spend rate
-	weightGain    = 0.5 // the weight moves by (rate/desired)^gain per tick
-	firstWeight   = 0.01
-	maxAccounts   = 100_000
-	storeTTL      = 62 * 24 * time.Hour // a month's spend, and the next month's
+	paceAim      = 0.98
+	ticksAPeriod = 1440
+	rateWindow   = 24 // the rate's time constant is the period / rateWindow
+	sampleSize   = 256
+	maxWeight    = 1e9
+	maxAccounts  = 100_000
+	storeTTL     = 62 * 24 * time.Hour // a month's spend, and the next month's
 	// CheapestWeight is the cost weight that routes to the cheapest
 	// allowed model (a cap's "cheapest" past its budget).
 	CheapestWeight = 1e12
 )
 
-// account is one tenant's spend in one period.
+// Suffixes of the store's keys for an account's decision count and the
+// expected cost charged (the spend's key is the account's).
+const (
+	countKey    = "#n"
+	expectedKey = "#e"
+)
+
+// account is one tenant's spend in one period. Spend, decisions and
+// expected cost are each the store's last answer, plus what is being
+// added to it, plus what was counted here since.
 type account struct {
-	tenant   string
-	spec     Spec
-	key      string // tenant and period, the store's key
-	start    time.Time
-	end      time.Time
-	shared   float64 // the spend the store last returned (all of it, without a store)
-	inflight float64 // being added to the store
-	local    float64 // spent here since
-	// pacing
-	weight    float64
-	tick      time.Time // of the last adjustment
-	tickSpend float64
-	rate      float64 // USD per second, smoothed; <0 before the first tick
-	meanCost  float64 // expected cost of a decision, smoothed
-	shaped    map[string]int64
+	tenant           string
+	spec             Spec
+	key              string // tenant and period, the store's key
+	start            time.Time
+	end              time.Time
+	shared, inflight [3]float64 // spend, decisions, expected cost
+	local            [3]float64
+	weight           float64 // the pace's cost weight now
+	tick             time.Time
+	tickN            float64 // decisions at the last tick
+	rate             float64 // decisions per second, smoothed; <0 before the first tick
+	sample           []decision
+	next             int // the sample's slot to replace
+	shaped           map[string]int64
 }
 
-func (a *account) spent() float64 { return a.shared + a.inflight + a.local }
+// decision is one of the tenant's recent decisions as the pace replays it
+// under other cost weights.
+type decision struct {
+	opts []policy.Option
+	rule policy.Rule
+}
+
+func (a *account) total(i int) float64 { return a.shared[i] + a.inflight[i] + a.local[i] }
+
+func (a *account) spent() float64 { return a.total(0) }
 
 // Ledger keeps the spend of the tenants with a budget. It is safe for
 // concurrent use.
@@ -244,7 +264,7 @@ func (l *Ledger) account(tenant string, now time.Time) *account {
 		// as its first guess
 		start, end, id := period(spec.Period, now)
 		a.start, a.end, a.key = start, end, tenant+"/"+id
-		a.shared, a.inflight, a.local, a.rate, a.tick, a.tickSpend = 0, 0, 0, -1, start, 0
+		a.shared, a.inflight, a.local, a.rate, a.tick, a.tickN = [3]float64{}, [3]float64{}, [3]float64{}, -1, now, 0
 	}
 	if a == nil {
 		if len(l.accounts) >= maxAccounts {
@@ -266,7 +286,7 @@ func (l *Ledger) account(tenant string, now time.Time) *account {
 // dropStale forgets accounts of periods that ended, under l.mu.
 func (l *Ledger) dropStale(now time.Time) {
 	for t, a := range l.accounts {
-		if !now.Before(a.end) && a.local == 0 && a.inflight == 0 {
+		if !now.Before(a.end) && a.local == ([3]float64{}) && a.inflight == ([3]float64{}) {
 			delete(l.accounts, t)
 		}
 	}
@@ -322,46 +342,96 @@ func (l *Ledger) Shape(tenant string) (Shaping, bool) {
 	return sh, true
 }
 
-// pace adjusts the account's cost weight once a tick: the weight grows
-// while the spend rate runs ahead of the rate that would spend what is
-// left of the budget evenly over what is left of the period, and shrinks
-// while it lags, multiplicatively (a weight that falls far below its
-// first value returns to 0).
+// pace sets the account's cost weight once a tick: the smallest weight
+// under which the tenant's recent decisions, replayed through the decision
+// rule, would cost on average what spends the rest of the budget evenly
+// over the decisions expected in the rest of the period (at the recent
+// rate), with the expected cost scaled by what feedback says it really
+// costs. Under steady traffic that is one weight for the whole period,
+// the best fixed weight for the budget; a surge raises it while it lasts.
 func (l *Ledger) pace(a *account, now time.Time) {
-	tick := a.end.Sub(a.start) / ticksAPeriod
+	period := a.end.Sub(a.start)
 	dt := now.Sub(a.tick)
-	if dt < tick {
+	if dt < period/ticksAPeriod {
 		return
 	}
-	spent := a.spent()
-	inst := (spent - a.tickSpend) / dt.Seconds()
-	if a.rate < 0 {
+	n := a.total(1)
+	inst := (n - a.tickN) / dt.Seconds()
+	if alpha := math.Min(1, dt.Seconds()/(period.Seconds()/rateWindow)); a.rate < 0 {
 		a.rate = inst
 	} else {
-		a.rate = (1-rateSmoothing)*a.rate + rateSmoothing*inst
+		a.rate += alpha * (inst - a.rate)
 	}
-	a.tick, a.tickSpend = now, spent
-	left := a.end.Sub(now).Seconds()
-	remaining := paceAim*a.spec.USD - spent
-	start := firstWeight / math.Max(a.meanCost, 1e-9)
-	switch {
-	case remaining <= 0 || left <= 0:
-		a.weight = math.Max(2*a.weight, start) // over the aim: spend as little as the rule allows
-	case a.rate <= 0:
-		a.weight /= 2
-	default:
-		ratio := a.rate / (remaining / left)
-		if a.weight == 0 {
-			if ratio > 1 {
-				a.weight = start
-			}
-			break
-		}
-		a.weight *= math.Min(2, math.Max(0.5, math.Pow(ratio, weightGain)))
+	a.tick, a.tickN = now, n
+	if len(a.sample) == 0 {
+		return
 	}
-	if a.weight < start/1000 {
+	remaining := paceAim*a.spec.USD - a.spent()
+	ahead := a.rate * a.end.Sub(now).Seconds() // decisions expected in the rest of the period
+	if remaining <= 0 {
+		a.weight = maxWeight
+		return
+	}
+	if ahead < 1 {
 		a.weight = 0
+		return
 	}
+	ratio := 1.0 // actual cost per expected cost
+	if e := a.total(2); e > 0 && a.spent() > 0 {
+		ratio = math.Min(5, math.Max(0.2, a.spent()/e))
+	}
+	target := remaining / ahead / ratio // expected cost per decision
+	if a.meanCost(0) <= target {
+		a.weight = 0
+		return
+	}
+	lo, hi := math.Log(1e-3), math.Log(maxWeight)
+	if a.meanCost(maxWeight) > target {
+		a.weight = maxWeight
+		return
+	}
+	for range 40 {
+		mid := (lo + hi) / 2
+		if a.meanCost(math.Exp(mid)) > target {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	a.weight = math.Exp(hi)
+}
+
+// meanCost is the mean expected cost of the sampled decisions made again
+// under cost weight w.
+func (a *account) meanCost(w float64) float64 {
+	var sum float64
+	for _, d := range a.sample {
+		r := d.rule
+		r.CostWeight = w
+		i, err := r.Pick(d.opts)
+		if err != nil {
+			continue
+		}
+		sum += d.opts[i].ExpectedCostUSD
+	}
+	return sum / float64(len(a.sample))
+}
+
+// remember keeps a decision in the sample the pace replays (the newest
+// sampleSize, reusing their memory).
+func (a *account) remember(d policy.Decision) {
+	if a.spec.Mode != ModePace {
+		return
+	}
+	rule := d.Rule
+	rule.CostWeight = 0
+	if len(a.sample) < sampleSize {
+		a.sample = append(a.sample, decision{opts: append([]policy.Option(nil), d.Options...), rule: rule})
+		return
+	}
+	s := &a.sample[a.next]
+	s.opts, s.rule = append(s.opts[:0], d.Options...), rule
+	a.next = (a.next + 1) % sampleSize
 }
 
 // ErrExhausted refuses a request of a capped tenant past its budget.
@@ -371,24 +441,25 @@ var ErrExhausted = errors.New("budget spent")
 // tenant's spend. A cap is charged fleet-wide at once, and only while the
 // spend is below the budget (so the fleet exceeds it by at most one
 // request's cost): when another request spent the budget first, Charge
-// returns ErrExhausted and the caller routes again as sh says past the
-// budget (Recharge). Without a store, or while it cannot be reached, the
-// cap is checked against the spend this replica knows.
-func (l *Ledger) Charge(ctx context.Context, sh Shaping, cost float64) error {
+// returns ErrExhausted and the caller routes again as sh.Exhaust() says.
+// Without a store, or while it cannot be reached, the cap is checked
+// against the spend this replica knows.
+func (l *Ledger) Charge(ctx context.Context, sh Shaping, d policy.Decision) error {
+	cost := d.Options[d.Index].ExpectedCostUSD
 	if sh.Mode == ModeCap && !sh.Exhausted && l.store != nil {
 		spent, ok, err := l.store.Charge(ctx, sh.key, cost, sh.BudgetUSD, storeTTL)
 		if err == nil {
 			l.mu.Lock()
 			defer l.mu.Unlock()
-			if a := l.accounts[sh.Tenant]; a != nil && a.key == sh.key {
-				a.shared = spent
-				if ok {
-					a.note(cost)
-				}
+			a := l.accounts[sh.Tenant]
+			if a == nil || a.key != sh.key {
+				return nil // the period ended meanwhile
 			}
+			a.shared[0] = spent
 			if !ok {
 				return ErrExhausted
 			}
+			a.count(d, 0)
 			return nil
 		}
 	}
@@ -401,19 +472,16 @@ func (l *Ledger) Charge(ctx context.Context, sh Shaping, cost float64) error {
 	if sh.Mode == ModeCap && !sh.Exhausted && a.spent() >= a.spec.USD {
 		return ErrExhausted
 	}
-	a.local += cost
-	a.note(cost)
+	a.count(d, cost)
 	return nil
 }
 
-// note smooths the expected cost of a decision (the scale of the pace's
-// first weight).
-func (a *account) note(cost float64) {
-	if a.meanCost == 0 {
-		a.meanCost = cost
-	} else {
-		a.meanCost = 0.99*a.meanCost + 0.01*cost
-	}
+// count counts a decision charged spend here (0 when the store took it).
+func (a *account) count(d policy.Decision, spend float64) {
+	a.local[0] += spend
+	a.local[1]++
+	a.local[2] += d.Options[d.Index].ExpectedCostUSD
+	a.remember(d)
 }
 
 // Exhaust is the shaping past the budget, for a request Charge refused.
@@ -434,7 +502,7 @@ func (l *Ledger) Correct(tenant string, delta float64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if a := l.account(tenant, now); a != nil {
-		a.local += delta
+		a.local[0] += delta
 	}
 }
 
@@ -465,9 +533,11 @@ func (l *Ledger) Sync(ctx context.Context) error {
 		l.seq++
 		l.batch, l.batchSeq = map[string]float64{}, l.seq
 		for _, a := range l.accounts {
-			l.batch[a.key] += a.local
-			a.inflight += a.local
-			a.local = 0
+			for i, suffix := range [...]string{"", countKey, expectedKey} {
+				l.batch[a.key+suffix] += a.local[i]
+				a.inflight[i] += a.local[i]
+				a.local[i] = 0
+			}
 		}
 	}
 	batch, seq := l.batch, l.batchSeq
@@ -478,15 +548,17 @@ func (l *Ledger) Sync(ctx context.Context) error {
 		l.mu.Unlock()
 		return nil
 	}
-	spent, err := l.store.Add(ctx, seq, batch, storeTTL)
+	totals, err := l.store.Add(ctx, seq, batch, storeTTL)
 	if err != nil {
 		return fmt.Errorf("budget: share spend: %w", err)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, a := range l.accounts {
-		if v, ok := spent[a.key]; ok {
-			a.shared, a.inflight = v, 0
+		for i, suffix := range [...]string{"", countKey, expectedKey} {
+			if v, ok := totals[a.key+suffix]; ok {
+				a.shared[i], a.inflight[i] = v, 0
+			}
 		}
 	}
 	l.batch = nil
