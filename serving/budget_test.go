@@ -6,7 +6,7 @@ import (
 	"math"
 	"math/rand"
 	"net/http"
-		"sort"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
