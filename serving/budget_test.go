@@ -70,14 +70,32 @@ func merge(days ...[]arrival) []arrival {
 // fixed routes the requests offline, through the one decision rule, at a
 // fixed cost weight, and returns their true spend and mean quality.
 func (bw budgetWorld) fixed(t *testing.T, r *policy.Router, reqs []arrival, w float64) (spend, quality float64) {
+	s, q := bw.sweepWeights(t, r, reqs, []float64{w})
+	return s[0], q[0]
+}
+
+// sweepWeights is fixed for several weights: each request is scored once
+// and its options ranked by the rule (Rule.Pick, what Route chooses) under
+// each weight.
+func (bw budgetWorld) sweepWeights(t *testing.T, r *policy.Router, reqs []arrival, ws []float64) (spends, qualities []float64) {
+	spends, qualities = make([]float64, len(ws)), make([]float64, len(ws))
 	for _, a := range reqs {
-		d, err := r.Route(policy.Request{Input: features.Input{Prompt: a.prompt.Prompt, Task: a.prompt.Task}, CostWeight: w})
+		d, err := r.Route(policy.Request{Input: features.Input{Prompt: a.prompt.Prompt, Task: a.prompt.Task}})
 		require.NoError(t, err)
-		o := bw.Truth(t, a.prompt.PromptID, d.Chosen)
-		spend += o.CostUSD
-		quality += o.Quality
+		for k, w := range ws {
+			rule := d.Rule
+			rule.CostWeight = w
+			i, err := rule.Pick(d.Options)
+			require.NoError(t, err)
+			o := bw.Truth(t, a.prompt.PromptID, d.Options[i].Model)
+			spends[k] += o.CostUSD
+			qualities[k] += o.Quality
+		}
 	}
-	return spend, quality / float64(len(reqs))
+	for k := range qualities {
+		qualities[k] /= float64(len(reqs))
+	}
+	return spends, qualities
 }
 
 // served is what a tenant got through the fleet.
@@ -146,10 +164,7 @@ func (bw budgetWorld) sweep(t *testing.T, r *policy.Router, reqs []arrival) (ws,
 	for w := 1.0; w < 1e7; w *= math.Pow(10, 0.05) {
 		ws = append(ws, w)
 	}
-	for _, w := range ws {
-		s, q := bw.fixed(t, r, reqs, w)
-		spends, qualities = append(spends, s), append(qualities, q)
-	}
+	spends, qualities = bw.sweepWeights(t, r, reqs, ws)
 	return ws, spends, qualities
 }
 
@@ -157,11 +172,16 @@ func (bw budgetWorld) sweep(t *testing.T, r *policy.Router, reqs []arrival) (ws,
 // replicas: the spend ends within 95–100% of the budget, at a mean quality
 // within 2% of the best fixed cost weight chosen in hindsight for the same
 // spend; a tenant without a budget is routed as if there were none.
-func TestPacedBudgetSpendsItAndLosesLittleQuality(t *testing.T) {
+func TestPacedBudget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow (a real server under load, or many training rounds): make test runs it; -short leaves it out")
 	}
 	bw := newBudgetWorld(t)
+	t.Run("spends it and loses little quality", func(t *testing.T) { pacedSpendsItAndLosesLittleQuality(t, bw) })
+	t.Run("holds through a surge", func(t *testing.T) { pacedHoldsThroughASurge(t, bw) })
+}
+
+func pacedSpendsItAndLosesLittleQuality(t *testing.T, bw budgetWorld) {
 	router := bw.Router(t, bw.cfg)
 	paced, free := bw.day(1, "paced", 3000, 0), bw.day(2, "free", 600, 0)
 	unconstrained, _ := bw.fixed(t, router, paced, 0)
@@ -209,11 +229,7 @@ func TestPacedBudgetSpendsItAndLosesLittleQuality(t *testing.T) {
 // A mid-day surge (half a day's traffic again between 11:00 and 14:00):
 // the cost weight that spends the budget on a steady day, fixed, overspends
 // it; pacing holds it.
-func TestPacedBudgetHoldsThroughASurge(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (a real server under load, or many training rounds): make test runs it; -short leaves it out")
-	}
-	bw := newBudgetWorld(t)
+func pacedHoldsThroughASurge(t *testing.T, bw budgetWorld) {
 	router := bw.Router(t, bw.cfg)
 	steady := bw.day(3, "paced", 2000, 0)
 	unconstrained, _ := bw.fixed(t, router, steady, 0)
