@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"switchyard/datasets"
+	"switchyard/datasets/logroot"
 	"switchyard/datasets/logstore"
 	"switchyard/experiments/rollout"
 	"switchyard/serving/budget"
@@ -53,6 +54,11 @@ type Options struct {
 	// through (serving/fleet), and the rollouts' progress and the tenants'
 	// spend.
 	Redis string
+	// LogRoot, when set, is the bucket (s3://, gs://, azblob://, file://)
+	// the fleet's logs are kept in: the write-ahead logs and fresh Parquet
+	// files stay in LogDir, a local staging folder, and finished Parquet
+	// files are uploaded every 30 seconds and at stop (datasets/logroot).
+	LogRoot string
 	// Now is the clock of the tenants' budgets (time.Now when nil); a
 	// simulation of a day of traffic sets its own.
 	Now func() time.Time
@@ -70,6 +76,9 @@ type Service struct {
 	dlog        *logstore.DecisionLog
 	outcomes    *logstore.WAL[datasets.OutcomeRecord]
 	fleet       *fleet.Redis
+	uploader    *logroot.Uploader
+	stopUpload  context.CancelFunc
+	uploadDone  chan struct{}
 	stopShedder context.CancelFunc
 	stopSync    context.CancelFunc
 	syncDone    chan struct{}
@@ -176,6 +185,12 @@ func Open(ctx context.Context, opt Options) (_ *Service, err error) {
 		func() error { return failing("decision log", dlog.Failing(time.Minute)) },
 		func() error { return failing("outcome log", outcomes.Failing(time.Minute)) },
 	}
+	if opt.LogRoot != "" {
+		if s.uploader, err = logroot.NewUploader(ctx, opt.LogRoot, opt.LogDir, opt.Log); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+		health = append(health, s.uploader.Failing)
+	}
 	var shared Fleet
 	var rollouts rollout.Store
 	var budgets budget.Store
@@ -236,6 +251,15 @@ func Open(ctx context.Context, opt Options) (_ *Service, err error) {
 					}
 				}
 			}
+		}()
+	}
+	if s.uploader != nil {
+		var upCtx context.Context
+		upCtx, s.stopUpload = context.WithCancel(context.Background())
+		s.uploadDone = make(chan struct{})
+		go func() {
+			defer close(s.uploadDone)
+			s.uploader.Run(upCtx, 30*time.Second)
 		}()
 	}
 	debug.FreeOSMemory() // start-up garbage (the logs read, the predictor's bytes) is not kept resident
@@ -348,6 +372,12 @@ func (s *Service) stop(ctx context.Context) error {
 	if err := s.outcomes.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("serve: close outcome log: %w", err))
 	}
+	if s.uploader != nil { // the files the logs just finished
+		s.stopUploads()
+		if _, err := s.uploader.Upload(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("serve: %w (the files stay in %s and are uploaded at the next start)", err, s.opt.LogDir))
+		}
+	}
 	written, dropped, werrs := s.dlog.Stats()
 	s.opt.Log.Info("stopped", "decisions_logged", written, "decisions_dropped", dropped, "write_errors", werrs)
 	s.dlog, s.outcomes, s.srv = nil, nil, nil
@@ -362,6 +392,11 @@ func (s *Service) closeAll() {
 		s.stopShedder()
 	}
 	s.stopFleetSync()
+	s.stopUploads()
+	if s.uploader != nil {
+		s.uploader.Close()
+		s.uploader = nil
+	}
 	if s.srv != nil {
 		s.srv.Close()
 	}
@@ -389,5 +424,14 @@ func (s *Service) stopFleetSync() {
 		s.stopSync()
 		<-s.syncDone
 		s.stopSync = nil
+	}
+}
+
+// stopUploads stops the periodic log upload and waits for it (once).
+func (s *Service) stopUploads() {
+	if s.stopUpload != nil {
+		s.stopUpload()
+		<-s.uploadDone
+		s.stopUpload = nil
 	}
 }

@@ -19,12 +19,12 @@ import (
 	"switchyard/serving"
 )
 
-func runExperiment(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runExperiment(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "analyze" {
 		return errors.New("usage: switchyard experiment analyze --logs DIR --config FILE [--experiment NAME]")
 	}
 	fs := newFlagSet("experiment analyze", stderr)
-	logs := fs.String("logs", "", "folder of the decision and outcome logs")
+	logs := fs.String("logs", "", "decision and outcome logs: a folder or a bucket URL (s3://, gs://, azblob://, file://)")
 	config := fs.String("config", "", "the server's configuration file (arms, weights, policies)")
 	name := fs.String("experiment", "", "experiment to analyse (default: the configuration's first)")
 	control := fs.String("control", "", "control arm (default: the experiment's first arm)")
@@ -57,7 +57,7 @@ func runExperiment(_ context.Context, args []string, stdout, stderr io.Writer) e
 	if cfg.Control == "" {
 		cfg.Control = exp.Arms[0].Name
 	}
-	decisions, outcomes, err := datasets.ReadLogDir(*logs)
+	decisions, outcomes, err := readLogs(ctx, *logs)
 	if err != nil {
 		return err
 	}

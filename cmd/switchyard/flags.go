@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
+	"switchyard/datasets/logroot"
 	"switchyard/features"
 	"switchyard/training"
 	"switchyard/training/eval"
@@ -248,4 +250,15 @@ func (f *routerFlags) loadWith(onFallback func()) (*policy.Router, *datasets.Cat
 		return nil, nil, nil, err
 	}
 	return r, cat, sc, nil
+}
+
+// readLogs reads the decision and outcome logs under root: a folder, or a
+// bucket (s3://, gs://, azblob://, file://) whose Parquet files are first
+// fetched into the user's cache folder.
+func readLogs(ctx context.Context, root string) ([]datasets.DecisionRecord, []datasets.OutcomeRecord, error) {
+	dir, err := logroot.Local(ctx, root, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	return datasets.ReadLogDir(dir)
 }

@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"switchyard/datasets/logroot/logroottest"
 	"switchyard/serving/fleet/fleettest"
 )
 
@@ -142,4 +146,39 @@ func TestFleetBehindALoadBalancerLosesNothingWhenAReplicaIsKilled(t *testing.T) 
 	nd, nf := a.counts()
 	t.Logf("%d decisions and %d feedbacks acknowledged through three replicas, one killed and restarted", nd, nf)
 	checkLogs(t, logs, a)
+}
+
+// Two replicas keep their logs in one bucket of an S3-compatible server on
+// loopback: each writes its write-ahead log and fresh Parquet files into a
+// staging folder of its own and uploads the finished files, and ope reads
+// all of them from the bucket.
+func TestFleetLogsInABucket(t *testing.T) {
+	skipSlow(t)
+	data, model := trained(t)
+	root := logroottest.S3(t, "fleet-logs")
+	client := &http.Client{Timeout: 10 * time.Second}
+	for k := range 2 {
+		cmd, base := startServe(t, "--model", model, "--catalogue", filepath.Join(data, "catalogue.csv"), "--scorer", "go",
+			"--logs", root, "--staging", t.TempDir(), "--writer-id", fmt.Sprint("replica", k))
+		for i := range 20 {
+			resp, err := client.Post(base+"/v1/route", "application/json", strings.NewReader(fmt.Sprintf(`{"prompt":"replica %d question %d"}`, k, i)))
+			require.NoError(t, err)
+			var r struct {
+				DecisionID string `json:"decision_id"`
+			}
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+			resp.Body.Close()
+			code, err := feedbackOnce(client, base, r.DecisionID)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, code)
+		}
+		stopServe(t, cmd) // the last files are uploaded at stop
+	}
+	decisions, outcomes, err := readLogs(context.Background(), root)
+	require.NoError(t, err)
+	require.Len(t, decisions, 40)
+	require.Len(t, outcomes, 40)
+	out, err := run(t, "ope", "--logs", root, "--model", model, "--catalogue", filepath.Join(data, "catalogue.csv"), "--scorer", "go")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "logs: 40 decisions, 40 with an outcome of the chosen model")
 }

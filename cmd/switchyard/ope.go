@@ -6,22 +6,21 @@ import (
 	"io"
 	"text/tabwriter"
 
-	"switchyard/datasets"
 	"switchyard/experiments"
 	"switchyard/experiments/ope"
 )
 
-func runOPE(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runOPE(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("ope", stderr)
 	rf := registerRouterFlags(fs)
-	logs := fs.String("logs", "", "folder of decision and outcome logs (Parquet, any sub-folders)")
+	logs := fs.String("logs", "", "decision and outcome logs: a folder (Parquet, any sub-folders) or a bucket URL (s3://, gs://, azblob://, file://)")
 	boot := fs.Int("bootstrap", ope.DefaultBootstrap, "bootstrap resamples for the confidence intervals")
 	seed := fs.Int64("seed", 1, "bootstrap seed")
 	clip := fs.Float64("max-weight", 0, "clip importance weights at this value (0: no clipping)")
 	if err := parse(fs, args, "logs"); err != nil {
 		return err
 	}
-	decisions, outcomes, err := datasets.ReadLogDir(*logs)
+	decisions, outcomes, err := readLogs(ctx, *logs)
 	if err != nil {
 		return err
 	}

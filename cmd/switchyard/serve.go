@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"switchyard/classifier/policy"
+	"switchyard/datasets/logroot"
 	"switchyard/features"
 	"switchyard/serving"
 )
@@ -26,7 +27,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	def := serving.DefaultConfig()
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	configFile := fs.String("config", "", "configuration file with policies and experiments (docs/experiments.md); replaces --policy-file and --model")
-	logs := fs.String("logs", "logs", "folder of the decision and outcome logs (Parquet, dt=/hour= partitions)")
+	logs := fs.String("logs", "logs", "the decision and outcome logs (Parquet, dt=/hour= partitions): a folder, or a bucket URL (s3://, gs://, azblob://, file://) that finished files are uploaded to from --staging")
+	staging := fs.String("staging", "logs-staging", "with a bucket as --logs: the local folder of the write-ahead logs and the files not yet uploaded")
 	keepPrompts := fs.Bool("log-prompts", true, "write prompt text to the decision log (false: only its SHA-256)")
 	maxBody := fs.Int64("max-body-bytes", def.MaxBodyBytes, "largest request body accepted")
 	maxInFlight := fs.Int("max-in-flight", def.MaxInFlight, "API requests served at once; beyond, 429 with Retry-After (0: no limit)")
@@ -97,6 +99,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	opt := serving.Options{Config: def, Addr: *addr, LogDir: *logs, Writer: *writerID, Load: load,
 		ShedDelay: *shedDelay, ReloadOnSIGHUP: true, Log: log, Redis: *redisURL}
+	if logroot.IsBucket(*logs) {
+		opt.LogRoot, opt.LogDir = *logs, *staging
+	}
 	opt.KeepPrompts, opt.MaxBodyBytes, opt.MaxInFlight, opt.RequestTimeout = *keepPrompts, *maxBody, *maxInFlight, *timeout
 	opt.ExploreSeed, opt.APIKeys, opt.AdminKey, opt.AccessLog = *exploreSeed, apiKeys, adminKey, *accessLog
 	opt.MaxMessages, opt.MaxTextBytes = *maxMessages, *maxText

@@ -19,7 +19,7 @@ import (
 func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("train", stderr)
 	data := fs.String("data", "", "dataset folder (from generate or import): full-information outcomes, weight 1")
-	logs := fs.String("logs", "", "log folder of a server: decisions joined with their outcomes, weighted by inverse propensity")
+	logs := fs.String("logs", "", "logs of a server or fleet, a folder or a bucket URL (s3://, gs://, azblob://, file://): decisions joined with their outcomes, weighted by inverse propensity")
 	catPath := fs.String("catalogue", "", "model catalogue (needed with --logs alone)")
 	clip := fs.Float64("clip", 20, "largest inverse-propensity weight of a logged decision")
 	out := fs.String("out", "", "output folder for predictor.onnx and manifest.json")
@@ -45,7 +45,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	if *logs != "" {
-		decisions, outcomes, err := datasets.ReadLogDir(*logs)
+		decisions, outcomes, err := readLogs(ctx, *logs)
 		if err != nil {
 			return err
 		}

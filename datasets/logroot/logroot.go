@@ -77,6 +77,7 @@ type Uploader struct {
 	log    *slog.Logger
 	mu     sync.Mutex
 	done   map[string]int64 // uploaded: relative path -> size
+	err    error            // of the last Upload
 	// Keep is how long an uploaded file stays in the staging folder (the
 	// server reads its recent decisions from there at start); 48 hours
 	// when 0.
@@ -148,9 +149,17 @@ func (u *Uploader) Upload(ctx context.Context) (int, error) {
 		return nil
 	})
 	if err != nil {
-		return n, fmt.Errorf("upload logs: %w", err)
+		err = fmt.Errorf("upload logs to %s: %w", u.root, err)
 	}
-	return n, nil
+	u.err = err
+	return n, err
+}
+
+// Failing is the last upload's error, nil when it succeeded.
+func (u *Uploader) Failing() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.err
 }
 
 func (u *Uploader) put(ctx context.Context, key, path string) error {
