@@ -22,6 +22,7 @@ import (
 	"switchyard/datasets/synthetic"
 	"switchyard/experiments/rollout"
 	"switchyard/serving"
+	"switchyard/serving/budget"
 	"switchyard/serving/servingtest"
 )
 
@@ -256,6 +257,31 @@ func TestConfigurationExampleIsValid(t *testing.T) {
 	rt, err := serving.BuildRouting(fc, policy.LoadOptions{Scorer: policy.ScorerGo})
 	require.NoError(t, err)
 	rt.Close()
+}
+
+// The fleet example's configuration (docs/fleet/config.json) decodes
+// strictly and validates, budgets included.
+func TestFleetExampleConfigurationIsValid(t *testing.T) {
+	f, err := os.Open(filepath.Join("..", "docs", "fleet", "config.json"))
+	require.NoError(t, err)
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	var fc serving.FileConfig
+	require.NoError(t, dec.Decode(&fc))
+	require.NotNil(t, fc.Budgets)
+	assert.Equal(t, "reject", fc.Budgets.Tenants["trial"].WhenExhausted)
+	path, real := writeConfig(t, nil)
+	fc.Catalogue = filepath.Join(filepath.Dir(path), real.Catalogue)
+	for i := range fc.Policies {
+		fc.Policies[i].Predictor = filepath.Join(filepath.Dir(path), real.Policies[0].Predictor)
+	}
+	rt, err := serving.BuildRouting(fc, policy.LoadOptions{Scorer: policy.ScorerGo})
+	require.NoError(t, err)
+	rt.Close()
+	fc.Budgets.Tenants["trial"] = budget.Spec{USD: 5, Period: "week", Mode: "cap"}
+	_, err = serving.BuildRouting(fc, policy.LoadOptions{Scorer: policy.ScorerGo})
+	require.ErrorContains(t, err, `budget of tenant "trial": period "week" is not day or month`)
 }
 
 func TestReviewedEdgeCases(t *testing.T) {
