@@ -209,10 +209,10 @@ func TestCostWeightTradesQualityBelowTheBarForCost(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, opts[c.Index].Model, pick(bar, 0), "bar %v", bar)
 	}
-	assert.Equal(t, "large", pick(0.9, 1))         // 0.9-0.01 > 0.85-0.004
-	assert.Equal(t, "medium", pick(0.9, 20))       // saving 0.006 USD is worth the 0.05 of quality at 20/USD
-	assert.Equal(t, "medium", pick(0.8, 1))        // both clear: cheaper, as the bar rule
-	assert.Equal(t, "small", pick(0.8, 100))       // 0.2 of quality below the bar for 0.003 USD at 100/USD
+	assert.Equal(t, "large", pick(0.9, 1))   // 0.9-0.01 > 0.85-0.004
+	assert.Equal(t, "medium", pick(0.9, 20)) // saving 0.006 USD is worth the 0.05 of quality at 20/USD
+	assert.Equal(t, "medium", pick(0.8, 1))  // both clear: cheaper, as the bar rule
+	assert.Equal(t, "small", pick(0.8, 100)) // 0.2 of quality below the bar for 0.003 USD at 100/USD
 	assert.Equal(t, "small", pick(0.8, 1e6))
 	l := 10.0
 	c, err := Rule{Lambda: &l, CostWeight: 20}.Choose(opts, 0)
