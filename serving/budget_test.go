@@ -146,6 +146,11 @@ func (bw budgetWorld) serve(t *testing.T, budgets *budget.Config, reqs []arrival
 			}
 		}
 	}
+	for range 2 { // each replica's last spend, then every replica reads it
+		for _, f := range fleet {
+			f.Service.Sync(ctx)
+		}
+	}
 	for _, s := range out {
 		s.quality /= float64(s.n)
 	}

@@ -42,7 +42,7 @@ func (s *Server) charge(ctx context.Context, router *policy.Router, pr policy.Re
 		if sh = sh.Exhaust(); sh.Reject {
 			return d, sh, err
 		}
-		pr.CostWeight = sh.CostWeight
+		pr.CostWeight, pr.NoExplore = sh.CostWeight, true
 		if d, err = router.Route(pr); err != nil {
 			return d, sh, err
 		}

@@ -378,7 +378,7 @@ func (s *Server) handleFeedback(w http.ResponseWriter, req *http.Request) {
 	if !fb.Shadow && entry.exp != nil {
 		entry.exp.Observe(entry.arm, rec.Quality, rec.CostUSD, rec.Error != "")
 	}
-	if !fb.Shadow && entry.budgeted && (fb.CostUSD != nil || fb.InputTokens != nil || fb.OutputTokens != nil) {
+	if !fb.Shadow && entry.budgeted && (fb.CostUSD != nil || (fb.InputTokens != nil && fb.OutputTokens != nil)) {
 		s.budgets.Correct(entry.charge.tenant, rec.CostUSD-entry.charge.expected) // the actual cost replaces the expected
 	}
 	if m := s.metrics; m != nil {

@@ -339,7 +339,7 @@ func (s *Server) handleRoute(w http.ResponseWriter, req *http.Request) {
 		s.refuseOverBudget(w, sh)
 		return
 	}
-	pr.CostWeight = sh.CostWeight
+	pr.CostWeight, pr.NoExplore = sh.CostWeight, sh.Exhausted
 	decideStart := time.Now()
 	d, err := router.Route(pr)
 	decided := time.Since(decideStart)

@@ -143,6 +143,19 @@ func TestExplorationStaysWithinCandidatesAndBudget(t *testing.T) {
 	}
 }
 
+// A request a budget sends to the cheapest model (past its cap) is not
+// explored, whatever the policy's exploration.
+func TestNoExploreRequestsFollowTheRule(t *testing.T) {
+	r := testRouter(t, policy.Exploration{Strategy: policy.ExploreEpsilonGreedy, Epsilon: 1})
+	for _, u := range []float64{0, 0.3, 0.6, 0.999} {
+		d, err := r.Route(policy.Request{Input: features.Input{Prompt: "x"}, Draw: u, CostWeight: 1e12, NoExplore: true})
+		require.NoError(t, err)
+		assert.Equal(t, "cheap", d.Chosen)
+		assert.Equal(t, 1.0, d.Propensity)
+		assert.False(t, d.Explored)
+	}
+}
+
 func TestNoExplorationIsDeterministic(t *testing.T) {
 	r := testRouter(t, policy.Exploration{})
 	for _, u := range []float64{0, 0.5, 0.999} {

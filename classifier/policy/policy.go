@@ -116,6 +116,11 @@ func (r Rule) choose(opts []Option, maxCost float64) (Choice, error) {
 		if err := checkCostWeight(r.CostWeight); err != nil {
 			return Choice{}, err
 		}
+		if r.Lambda != nil {
+			if err := checkLambda(*r.Lambda); err != nil {
+				return Choice{}, err
+			}
+		}
 		allowed, err := allowedOptions(opts, maxCost)
 		if err != nil {
 			return Choice{}, err

@@ -64,6 +64,9 @@ type Request struct {
 	// CostWeight is the extra weight on cost a tenant's budget puts on the
 	// request (Rule.CostWeight; 0: none).
 	CostWeight float64
+	// NoExplore decides by the rule alone (a budget past its cap sends the
+	// request to the cheapest model, not to an explored one).
+	NoExplore bool
 	// Draw is a uniform number in [0,1) that exploration samples with; the
 	// caller derives it from a seed, so decisions reproduce.
 	Draw float64
@@ -324,8 +327,12 @@ func (r *Router) Route(req Request) (Decision, error) {
 	}
 	c.Cleared = d.Options[c.Index].PredictedQuality >= d.QualityBar
 	d.Greedy = c.Index
-	d.Probs = r.cfg.Exploration.Distribution(d.Options, c, rule.Tradeoff())
-	r.forceNew(d, c)
+	if req.NoExplore {
+		d.Probs = Exploration{}.Distribution(d.Options, c, nil)
+	} else {
+		d.Probs = r.cfg.Exploration.Distribution(d.Options, c, rule.Tradeoff())
+		r.forceNew(d, c)
+	}
 	if pick := Sample(d.Probs, req.Draw); pick != c.Index {
 		// the explored option leads; the rule's order follows for fallbacks
 		fb := []int{c.Index}

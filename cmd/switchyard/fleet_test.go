@@ -156,6 +156,7 @@ func TestFleetLogsInABucket(t *testing.T) {
 	skipSlow(t)
 	data, model := trained(t)
 	root := logroottest.S3(t, "fleet-logs")
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // where readers fetch the bucket's files to
 	client := &http.Client{Timeout: 10 * time.Second}
 	for k := range 2 {
 		cmd, base := startServe(t, "--model", model, "--catalogue", filepath.Join(data, "catalogue.csv"), "--scorer", "go",

@@ -10,6 +10,8 @@ package logroot
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -77,6 +79,7 @@ type Uploader struct {
 	log    *slog.Logger
 	mu     sync.Mutex
 	done   map[string]int64 // uploaded: relative path -> size
+	errMu  sync.Mutex       // the health check reads err while an upload runs
 	err    error            // of the last Upload
 	// Keep is how long an uploaded file stays in the staging folder (the
 	// server reads its recent decisions from there at start); 48 hours
@@ -151,14 +154,17 @@ func (u *Uploader) Upload(ctx context.Context) (int, error) {
 	if err != nil {
 		err = fmt.Errorf("upload logs to %s: %w", u.root, err)
 	}
+	u.errMu.Lock()
 	u.err = err
+	u.errMu.Unlock()
 	return n, err
 }
 
-// Failing is the last upload's error, nil when it succeeded.
+// Failing is the last upload's error, nil when it succeeded. It does not
+// wait for an upload in progress.
 func (u *Uploader) Failing() error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
+	u.errMu.Lock()
+	defer u.errMu.Unlock()
 	return u.err
 }
 
@@ -212,6 +218,7 @@ func Fetch(ctx context.Context, root, cache string) (string, error) {
 		return "", err
 	}
 	defer b.Close()
+	listed := map[string]bool{}
 	it := b.List(nil)
 	for {
 		obj, err := it.Next(ctx)
@@ -230,12 +237,29 @@ func Fetch(ctx context.Context, root, cache string) (string, error) {
 			return "", fmt.Errorf("log root %s: object %q would be written outside the cache", redact(root), obj.Key)
 		}
 		path := filepath.Join(cache, rel)
+		listed[path] = true
 		if st, err := os.Stat(path); err == nil && st.Size() == obj.Size {
 			continue
 		}
 		if err := fetch(ctx, b, obj.Key, path); err != nil {
 			return "", fmt.Errorf("log root %s: %w", redact(root), err)
 		}
+	}
+	// files the bucket no longer holds (removed by its retention) leave the cache
+	err = filepath.WalkDir(cache, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if finished(d) && !listed[path] {
+			return os.Remove(path)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("log root %s: cache %s: %w", redact(root), cache, err)
 	}
 	return cache, nil
 }
@@ -268,7 +292,8 @@ func fetch(ctx context.Context, b *blob.Bucket, key, path string) error {
 
 // Local returns a folder holding the logs at root: root itself when it is
 // a folder, else the bucket's files fetched into cache (a folder of the
-// user's cache named for the bucket when cache is empty).
+// user's cache named for the bucket's URL when cache is empty: under
+// $XDG_CACHE_HOME, or ~/.cache).
 func Local(ctx context.Context, root, cache string) (string, error) {
 	if !IsBucket(root) {
 		return root, nil
@@ -278,7 +303,9 @@ func Local(ctx context.Context, root, cache string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("log root %s: no cache folder: %w", redact(root), err)
 		}
-		cache = filepath.Join(base, "switchyard", "logs", strings.NewReplacer("://", "-", "/", "-", ":", "-").Replace(redact(root)))
+		sum := sha256.Sum256([]byte(root)) // the whole URL: another endpoint is another bucket
+		name := strings.NewReplacer("://", "-", "/", "-", ":", "-").Replace(redact(root)) + "-" + hex.EncodeToString(sum[:4])
+		cache = filepath.Join(base, "switchyard", "logs", name)
 	}
 	return Fetch(ctx, root, cache)
 }

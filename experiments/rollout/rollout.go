@@ -113,6 +113,10 @@ type Store interface {
 	// Fix sets a guardrail's mixing variance unless one is set already
 	// and returns the one set.
 	Fix(ctx context.Context, key string, guardrail int, tau2 float64) (float64, error)
+	// Restore puts p back as the rollout's progress when the store holds
+	// fewer transitions than p (it lost them: restarted without its data,
+	// or expired) and returns the progress it holds then.
+	Restore(ctx context.Context, key string, p Progress) (Progress, error)
 }
 
 // Rollout is the live state of a staged rollout. It is safe for
@@ -329,6 +333,10 @@ func (r *Rollout) Share(store Store, key string) {
 	}
 	r.store, r.key = store, key
 	r.pending = r.p.Arms
+	// batches are numbered from the clock: a rollout shared again in the
+	// same process (a configuration changed and changed back) numbers
+	// above every batch of the earlier one
+	r.seq = time.Now().UnixMicro() // exact in Lua's doubles, unlike nanoseconds
 }
 
 // Sync adds the outcomes observed here since the last Sync to the shared
@@ -360,7 +368,18 @@ func (r *Rollout) Sync(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	r.inflight = nil
+	known := r.p
+	synced := r.synced
 	r.mu.Unlock()
+	if synced && len(p.Transitions) < len(known.Transitions) {
+		// the store lost the rollout: what this replica knew goes back
+		if p, err = r.store.Restore(ctx, r.key, known); err != nil {
+			return fmt.Errorf("rollout: restore: %w", err)
+		}
+	}
+	if p.Stage < -1 || p.Stage >= len(r.spec.Stages) {
+		return fmt.Errorf("rollout: the store holds stage %d, outside the %d stages", p.Stage, len(r.spec.Stages))
+	}
 	p.Tau2 = append(p.Tau2, make([]float64, max(0, len(r.spec.Guardrails)-len(p.Tau2)))...)
 	fix := func(g int, tau2 float64) float64 {
 		v, err := r.store.Fix(ctx, r.key, g, tau2)
@@ -378,6 +397,9 @@ func (r *Rollout) Sync(ctx context.Context) error {
 		from := p.Stage
 		if p, err = r.store.Move(ctx, r.key, from, to, t); err != nil {
 			return fmt.Errorf("rollout: move from stage %d: %w", from, err)
+		}
+		if p.Stage < -1 || p.Stage >= len(r.spec.Stages) {
+			return fmt.Errorf("rollout: the store holds stage %d, outside the %d stages", p.Stage, len(r.spec.Stages))
 		}
 		p.Tau2 = append(p.Tau2, make([]float64, max(0, len(r.spec.Guardrails)-len(p.Tau2)))...)
 	}

@@ -123,6 +123,7 @@ const (
 	ticksAPeriod = 1440
 	rateWindow   = 24 // the rate's time constant is the period / rateWindow
 	sampleSize   = 256
+	maxSampled   = 200_000 // decisions kept for the pace, all tenants together
 	maxWeight    = 1e9
 	maxAccounts  = 100_000
 	storeTTL     = 62 * 24 * time.Hour // a month's spend, and the next month's
@@ -155,6 +156,7 @@ type account struct {
 	rate             float64 // decisions per second, smoothed; <0 before the first tick
 	sample           []decision
 	next             int // the sample's slot to replace
+	fresh            int // syncs that still read its spend back (2 after it is used)
 	shaped           map[string]int64
 }
 
@@ -182,6 +184,9 @@ type Ledger struct {
 	seq      int64
 	batch    map[string]float64 // being added to the store (retried as is)
 	batchSeq int64
+	// downUntil: a cap's charge does not ask the store before then (it
+	// failed just now)
+	downUntil time.Time
 }
 
 // NewLedger keeps the budgets of cfg (nil: none yet) on the clock now
@@ -259,27 +264,26 @@ func (l *Ledger) account(tenant string, now time.Time) *account {
 		return nil
 	}
 	a := l.accounts[tenant]
-	if a != nil && !now.Before(a.end) {
-		// a new period: the spend starts again; the pace's weight is kept
-		// as its first guess
-		start, end, id := period(spec.Period, now)
-		a.start, a.end, a.key = start, end, tenant+"/"+id
-		a.shared, a.inflight, a.local, a.rate, a.tick, a.tickN = [3]float64{}, [3]float64{}, [3]float64{}, -1, now, 0
+	if a == nil && len(l.accounts) >= maxAccounts {
+		l.dropStale(now)
+		if len(l.accounts) >= maxAccounts {
+			tenant = "(more tenants)" // beyond the bound, the rest share one account
+			a = l.accounts[tenant]
+		}
 	}
 	if a == nil {
-		if len(l.accounts) >= maxAccounts {
-			l.dropStale(now)
-			if len(l.accounts) >= maxAccounts {
-				tenant = "(more tenants)" // beyond the bound, the rest share one account
-				if a = l.accounts[tenant]; a != nil {
-					return a
-				}
-			}
-		}
 		start, end, id := period(spec.Period, now)
 		a = &account{tenant: tenant, spec: spec, key: tenant + "/" + id, start: start, end: end, rate: -1, tick: now, shaped: map[string]int64{}}
 		l.accounts[tenant] = a
 	}
+	if !now.Before(a.end) {
+		// a new period: the spend starts again; the pace's weight is kept
+		// as its first guess
+		start, end, id := period(a.spec.Period, now)
+		a.start, a.end, a.key = start, end, a.tenant+"/"+id
+		a.shared, a.inflight, a.local, a.rate, a.tick, a.tickN = [3]float64{}, [3]float64{}, [3]float64{}, -1, now, 0
+	}
+	a.fresh = 2 // read back at the next two syncs: the second sees what others sent meanwhile
 	return a
 }
 
@@ -356,11 +360,12 @@ func (l *Ledger) pace(a *account, now time.Time) {
 		return
 	}
 	n := a.total(1)
-	inst := (n - a.tickN) / dt.Seconds()
 	if alpha := math.Min(1, dt.Seconds()/(period.Seconds()/rateWindow)); a.rate < 0 {
-		a.rate = inst
+		// the first tick (a new account, a restarted replica): the fleet's
+		// decisions so far in the period over the time they took
+		a.rate = n / math.Max(now.Sub(a.start).Seconds(), dt.Seconds())
 	} else {
-		a.rate += alpha * (inst - a.rate)
+		a.rate += alpha * ((n-a.tickN)/dt.Seconds() - a.rate)
 	}
 	a.tick, a.tickN = now, n
 	if len(a.sample) == 0 {
@@ -418,20 +423,20 @@ func (a *account) meanCost(w float64) float64 {
 }
 
 // remember keeps a decision in the sample the pace replays (the newest
-// sampleSize, reusing their memory).
-func (a *account) remember(d policy.Decision) {
+// limit, reusing their memory).
+func (a *account) remember(d policy.Decision, limit int) {
 	if a.spec.Mode != ModePace {
 		return
 	}
 	rule := d.Rule
 	rule.CostWeight = 0
-	if len(a.sample) < sampleSize {
+	if len(a.sample) < limit {
 		a.sample = append(a.sample, decision{opts: append([]policy.Option(nil), d.Options...), rule: rule})
 		return
 	}
-	s := &a.sample[a.next]
+	s := &a.sample[a.next%len(a.sample)]
 	s.opts, s.rule = append(s.opts[:0], d.Options...), rule
-	a.next = (a.next + 1) % sampleSize
+	a.next = (a.next + 1) % len(a.sample)
 }
 
 // ErrExhausted refuses a request of a capped tenant past its budget.
@@ -446,8 +451,14 @@ var ErrExhausted = errors.New("budget spent")
 // against the spend this replica knows.
 func (l *Ledger) Charge(ctx context.Context, sh Shaping, d policy.Decision) error {
 	cost := d.Options[d.Index].ExpectedCostUSD
-	if sh.Mode == ModeCap && !sh.Exhausted && l.store != nil {
-		spent, ok, err := l.store.Charge(ctx, sh.key, cost, sh.BudgetUSD, storeTTL)
+	if sh.Mode == ModeCap && !sh.Exhausted && l.store != nil && time.Now().After(l.storeDownUntil()) {
+		// the client's cancel does not stop the charge half-way
+		spent, ok, err := l.store.Charge(context.WithoutCancel(ctx), sh.key, cost, sh.BudgetUSD, storeTTL)
+		if err != nil {
+			l.mu.Lock()
+			l.downUntil = time.Now().Add(time.Second) // meanwhile the cap is checked here, without waiting
+			l.mu.Unlock()
+		}
 		if err == nil {
 			l.mu.Lock()
 			defer l.mu.Unlock()
@@ -459,7 +470,7 @@ func (l *Ledger) Charge(ctx context.Context, sh Shaping, d policy.Decision) erro
 			if !ok {
 				return ErrExhausted
 			}
-			a.count(d, 0)
+			l.count(a, d, 0)
 			return nil
 		}
 	}
@@ -472,16 +483,24 @@ func (l *Ledger) Charge(ctx context.Context, sh Shaping, d policy.Decision) erro
 	if sh.Mode == ModeCap && !sh.Exhausted && a.spent() >= a.spec.USD {
 		return ErrExhausted
 	}
-	a.count(d, cost)
+	l.count(a, d, cost)
 	return nil
 }
 
-// count counts a decision charged spend here (0 when the store took it).
-func (a *account) count(d policy.Decision, spend float64) {
+func (l *Ledger) storeDownUntil() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.downUntil
+}
+
+// count counts a decision charged spend here (0 when the store took it),
+// under l.mu.
+func (l *Ledger) count(a *account, d policy.Decision, spend float64) {
 	a.local[0] += spend
 	a.local[1]++
 	a.local[2] += d.Options[d.Index].ExpectedCostUSD
-	a.remember(d)
+	// the samples of all tenants together stay within maxSampled decisions
+	a.remember(d, max(16, min(sampleSize, maxSampled/max(1, len(l.accounts)))))
 }
 
 // Exhaust is the shaping past the budget, for a request Charge refused.
@@ -532,7 +551,12 @@ func (l *Ledger) Sync(ctx context.Context) error {
 	if l.batch == nil {
 		l.seq++
 		l.batch, l.batchSeq = map[string]float64{}, l.seq
+		full := l.seq%8 == 0 // every 8th sync reads every account (other replicas spend too)
 		for _, a := range l.accounts {
+			if !full && a.fresh == 0 && a.local == ([3]float64{}) {
+				continue // untouched lately: not sent, not read
+			}
+			a.fresh = max(0, a.fresh-1)
 			for i, suffix := range [...]string{"", countKey, expectedKey} {
 				l.batch[a.key+suffix] += a.local[i]
 				a.inflight[i] += a.local[i]
@@ -585,9 +609,14 @@ func (l *Ledger) State(tenant string) (State, bool) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	a := l.account(tenant, now)
-	if a == nil {
+	spec, ok := l.cfg.spec(tenant)
+	if !ok {
 		return State{}, false
+	}
+	a := l.accounts[tenant]
+	if a == nil || !now.Before(a.end) { // nothing spent in this period yet (here): not created by looking
+		start, end, id := period(spec.Period, now)
+		a = &account{tenant: tenant, spec: spec, key: tenant + "/" + id, start: start, end: end}
 	}
 	frac := now.Sub(a.start).Seconds() / a.end.Sub(a.start).Seconds()
 	st := State{Tenant: a.tenant, Mode: a.spec.Mode, Period: a.spec.Period, PeriodStart: a.start, PeriodEnd: a.end,

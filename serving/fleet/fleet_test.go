@@ -3,10 +3,12 @@ package fleet_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -205,4 +207,51 @@ func TestRolloutProgressIsAddedOnceAndMovedOnce(t *testing.T) {
 	other, err := a.Add(ctx, "exp:2", 0, [2]rollout.Sums{})
 	require.NoError(t, err)
 	assert.Equal(t, rollout.Progress{}, other, "another rollout starts at its first stage")
+}
+
+// A rollout reverted fleet-wide stays reverted when Redis loses its data
+// (restarted without its append-only file): the next sync puts back what
+// the replica knew, and a replica starting afterwards reads it.
+func TestARevertedRolloutSurvivesRedisLosingIt(t *testing.T) {
+	srv := fleettest.Start(t)
+	ctx := context.Background()
+	spec := rollout.ExperimentSpec{Name: "r", Unit: rollout.UnitUser, Salt: "s",
+		Arms: []rollout.ArmSpec{{Name: "control", Policy: "p"}, {Name: "treatment", Policy: "q"}},
+		Rollout: &rollout.Spec{Treatment: "treatment", Control: "control", Stages: []float64{0.1, 0.5, 1}, MinOutcomes: 50,
+			Guardrails: []rollout.Guardrail{{Metric: rollout.MetricQuality, Tolerance: 0.05}}}}
+	known := func(string) bool { return true }
+	replica := func(owner string) *rollout.Experiment {
+		x, err := rollout.NewExperiment(spec, known)
+		require.NoError(t, err)
+		store, err := open(t, srv.URL, owner).Rollouts()
+		require.NoError(t, err)
+		require.NoError(t, x.Share(store))
+		return x
+	}
+	version := func(string) string { return "1" }
+	a := replica("a")
+	for i := 0; i < 400; i++ {
+		arm := i % 2
+		q := 1.0
+		if arm == 1 && i%4 == 1 {
+			q = 0 // the treatment is clearly worse
+		}
+		a.Observe(arm, q, 0.001, false)
+		if i%50 == 49 {
+			require.NoError(t, a.Sync(ctx))
+		}
+	}
+	require.NoError(t, a.Sync(ctx))
+	st := a.State(version)
+	require.Equal(t, "reverted", st.State, "%+v", st.Rollout)
+
+	rdb := goredis.NewClient(&goredis.Options{Addr: strings.TrimPrefix(srv.URL, "redis://")})
+	defer rdb.Close()
+	require.NoError(t, rdb.FlushAll(ctx).Err())
+	require.NoError(t, a.Sync(ctx))
+	assert.Equal(t, st.Rollout.Transitions, a.State(version).Rollout.Transitions, "the replica's state is kept")
+	b := replica("b")
+	require.NoError(t, b.Sync(ctx))
+	assert.Equal(t, "reverted", b.State(version).State, "put back in Redis for the others")
+	assert.Equal(t, st.Rollout.Transitions, b.State(version).Rollout.Transitions)
 }

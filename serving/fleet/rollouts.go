@@ -67,6 +67,17 @@ if tonumber(redis.call('HGET', KEYS[1], 'stage') or '0') == tonumber(ARGV[1]) th
 end
 return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1)}`)
 
+var restoreScript = redis.NewScript(`
+if redis.call('LLEN', KEYS[2]) < tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  local k = tonumber(ARGV[3])
+  for i = 4, 3 + 2*k, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
+  for i = 4 + 2*k, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1)}`)
+
 var fixScript = redis.NewScript(`
 redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
 return redis.call('HGET', KEYS[1], ARGV[1])`)
@@ -114,6 +125,38 @@ func (s *Rollouts) Fix(ctx context.Context, key string, guardrail int, tau2 floa
 		return 0, fmt.Errorf("fleet: rollout %s: guardrail %d: %w", key, guardrail, err)
 	}
 	return f, nil
+}
+
+// Restore puts p back when Redis holds fewer transitions than p.
+func (s *Rollouts) Restore(ctx context.Context, key string, p rollout.Progress) (rollout.Progress, error) {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	fields := []string{"stage", strconv.Itoa(p.Stage), "start", strconv.FormatInt(p.StageStart, 10)}
+	for i, arm := range []string{"t.", "c."} {
+		for j, v := range sumValues(p.Arms[i]) {
+			fields = append(fields, arm+sumFields[j], f(v))
+		}
+	}
+	for g, v := range p.Tau2 {
+		if v != 0 {
+			fields = append(fields, "tau2."+strconv.Itoa(g), f(v))
+		}
+	}
+	args := []any{len(p.Transitions), rolloutTTL.Milliseconds(), len(fields) / 2}
+	for _, x := range fields {
+		args = append(args, x)
+	}
+	for _, t := range p.Transitions {
+		b, err := json.Marshal(t)
+		if err != nil {
+			return rollout.Progress{}, fmt.Errorf("fleet: rollout %s: %w", key, err)
+		}
+		args = append(args, b)
+	}
+	v, err := restoreScript.Run(ctx, s.r.c, s.keys(key), args...).Result()
+	if s.r.note(err) != nil {
+		return rollout.Progress{}, err
+	}
+	return progress(key, v)
 }
 
 // progress reads the scripts' answer: the hash's fields and values, and
