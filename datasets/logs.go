@@ -13,7 +13,7 @@ import (
 // Hive-style dt=/hour= partitions), in path order. Temporary files of
 // writers still at work (names starting with ".") are skipped.
 func ReadLogDir(dir string) ([]DecisionRecord, []OutcomeRecord, error) {
-	dpaths, opaths, err := logFiles(dir)
+	dpaths, opaths, err := LogFiles(dir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -45,7 +45,9 @@ func readFiles[T any](paths []string) ([]T, error) {
 // logFiles lists the decision and outcome log files under dir, each in
 // path order (which, for the dt=/hour= partitions and the time-stamped file
 // names the logs write, is the order they were written in).
-func logFiles(dir string) (decisions, outcomes []string, err error) {
+// LogFiles lists the decision and outcome log files under dir (any
+// sub-folders; every writer's), each list sorted.
+func LogFiles(dir string) (decisions, outcomes []string, err error) {
 	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

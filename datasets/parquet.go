@@ -162,6 +162,25 @@ func ReadFile[T any](path string) ([]T, error) {
 	return readPath(path, readParquet[T])
 }
 
+// CheckFile checks a Parquet file written by Writer without reading its
+// rows: framing, schema version, and every column of T present with a
+// compatible type (as ReadFile does first). The error names the path.
+func CheckFile[T any](path string) error {
+	_, err := readPath(path, func(r io.ReaderAt, size int64) (_ struct{}, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("corrupt Parquet file: %v", p)
+			}
+		}()
+		f, err := openVersioned(r, size)
+		if err != nil {
+			return struct{}{}, err
+		}
+		return struct{}{}, CheckSchema(f.Schema(), parquet.SchemaOf(new(T)))
+	})
+	return err
+}
+
 // readPath opens the file at path and calls read with it and its size; every
 // error names the path.
 func readPath[R any](path string, read func(r io.ReaderAt, size int64) (R, error)) (R, error) {

@@ -71,7 +71,7 @@ func ParseLogFileName(name string) (prefix string, t time.Time, writer string, s
 // the oldest file it read was opened (zero if it read none, or that file's
 // name does not carry a time).
 func ReadRecentDecisions(dir string, max int) (decisions []DecisionKey, since time.Time, err error) {
-	dpaths, _, err := logFiles(dir)
+	dpaths, _, err := LogFiles(dir)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -103,7 +103,7 @@ func ReadRecentDecisions(dir string, max int) (decisions []DecisionKey, since ti
 // dir, one file at a time in path order, so that reading a long history
 // holds one file in memory, not all of it.
 func EachOutcomeFile(dir string, fn func([]OutcomeRecord) error) error {
-	_, opaths, err := logFiles(dir)
+	_, opaths, err := LogFiles(dir)
 	if err != nil {
 		return err
 	}

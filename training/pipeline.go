@@ -23,6 +23,8 @@ type Job struct {
 	// Logs, when set, adds bandit feedback from decision and outcome logs,
 	// weighted by clipped, normalised inverse propensities (see FromLogs).
 	Logs *Logs
+	// Table, when set, adds the examples of a training table (FromTable).
+	Table *Table
 	// Catalogue is needed when there is no dataset (logs only).
 	Catalogue *datasets.Catalogue
 }
@@ -40,8 +42,8 @@ type Logs struct {
 // creation time, validation metrics, version). ds may be nil when job.Logs
 // is set.
 func (t *Trainer) Fit(ctx context.Context, ds *datasets.Dataset, job Job) (*classifier.Model, *Result, error) {
-	if ds == nil && job.Logs == nil {
-		return nil, nil, fmt.Errorf("fit: no data: give a dataset, logs or both")
+	if ds == nil && job.Logs == nil && job.Table == nil {
+		return nil, nil, fmt.Errorf("fit: no data: give a dataset, logs, a training table or several")
 	}
 	cat := job.Catalogue
 	if ds != nil {
@@ -49,6 +51,10 @@ func (t *Trainer) Fit(ctx context.Context, ds *datasets.Dataset, job Job) (*clas
 	}
 	if cat == nil {
 		return nil, nil, fmt.Errorf("fit: no catalogue")
+	}
+	var tableOutcomes []datasets.OutcomeRecord
+	if job.Table != nil {
+		tableOutcomes = TableOutcomes(job.Table.Rows)
 	}
 	models := job.Models
 	if len(models) == 0 {
@@ -59,6 +65,7 @@ func (t *Trainer) Fit(ctx context.Context, ds *datasets.Dataset, job Job) (*clas
 		if job.Logs != nil {
 			outs = append(outs, job.Logs.Outcomes...)
 		}
+		outs = append(outs, tableOutcomes...)
 		models = modelsWithOutcomes(cat, outs)
 	}
 	for _, m := range models {
@@ -98,6 +105,15 @@ func (t *Trainer) Fit(ctx context.Context, ds *datasets.Dataset, job Job) (*clas
 			}
 		}
 	}
+	if job.Table != nil {
+		tex, st, err := FromTable(job.Table.Rows, ext, models)
+		if err != nil {
+			return nil, nil, err
+		}
+		job.Table.Stats = st
+		ex = append(ex, tex...)
+		allOutcomes = append(allOutcomes, tableOutcomes...)
+	}
 	if len(ex) == 0 {
 		return nil, nil, fmt.Errorf("fit: no examples for models %v", models)
 	}
@@ -128,6 +144,9 @@ func (t *Trainer) Fit(ctx context.Context, ds *datasets.Dataset, job Job) (*clas
 	}
 	if job.Logs != nil {
 		m.Meta.ObservedUntil = job.Logs.Stats.Newest
+	}
+	if job.Table != nil {
+		m.Meta.ObservedUntil = latest(m.Meta.ObservedUntil, job.Table.Stats.Newest)
 	}
 	m.Meta.DataFingerprint = fingerprint(ex, models)
 	m.Meta.CreatedAt = now().UTC().Truncate(time.Second)

@@ -242,4 +242,14 @@ func TestKilledThreeTimesLosesNoAcknowledgedDecisionOrFeedback(t *testing.T) {
 	assert.Equal(t, len(outcomes), used, "training uses every stored outcome: %s", out)
 	assert.GreaterOrEqual(t, used, nf, "training uses every acknowledged outcome: %s", out)
 	assert.Contains(t, out, "; 0 outcomes without decision")
+
+	// the same examples through the training table, joined on the embedded engine
+	tbl := filepath.Join(t.TempDir(), "table.parquet")
+	out, err = run(t, "join", "--logs", logs, "--out", tbl, "--threads", "2")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, fmt.Sprintf(": %d examples from ", used), out)
+	out, err = run(t, "train", "--table", tbl, "--catalogue", filepath.Join(data, "catalogue.csv"), "--out", t.TempDir(),
+		"--epochs", "1", "--dim", "8", "--hidden", "8", "--buckets", "4096")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, fmt.Sprintf("table: %d examples, %d used", used, used), out)
 }

@@ -16,6 +16,7 @@
 //	switchyard loadgen    --addr HOST:PORT              load against a running server
 //	switchyard experiment analyze --logs DIR --config F per-arm results of an experiment
 //	switchyard ope        --logs DIR --model F ...      a policy's value from exploration logs
+//	switchyard join       --logs DIR,... --out TABLE   the training table, joined on the embedded DuckDB
 package main
 
 import (
@@ -40,6 +41,7 @@ func commands() []command {
 	return []command{
 		{"generate", "write the seeded synthetic workload (prompts, outcomes, catalogue) as a dataset folder", runGenerate},
 		{"import", "import a benchmark-table folder or a long-format outcome table into a dataset folder", runImport},
+		{"join", "join decision and outcome logs into a training table (Parquet), on the embedded DuckDB", runJoin},
 		{"train", "train the predictor on a dataset folder and export it to ONNX", runTrain},
 		{"serve", "serve POST /v1/route over HTTP", runServe},
 		{"route", "decide one prompt and print the decision as JSON", runRoute},

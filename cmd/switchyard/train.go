@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"switchyard/datasets"
+	"switchyard/datasets/table"
 	"switchyard/training"
 )
 
@@ -20,7 +21,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("train", stderr)
 	data := fs.String("data", "", "dataset folder (from generate or import): full-information outcomes, weight 1")
 	logs := fs.String("logs", "", "logs of a server or fleet, a folder or a bucket URL (s3://, gs://, azblob://, file://): decisions joined with their outcomes, weighted by inverse propensity")
-	catPath := fs.String("catalogue", "", "model catalogue (needed with --logs alone)")
+	tablePath := fs.String("table", "", "a training table (from switchyard join, or another engine running its SQL): examples weighted by inverse propensity")
+	catPath := fs.String("catalogue", "", "model catalogue (needed with --logs or --table alone)")
 	clip := fs.Float64("clip", 20, "largest inverse-propensity weight of a logged decision")
 	out := fs.String("out", "", "output folder for predictor.onnx and manifest.json")
 	models := fs.String("models", "", "comma-separated pool of models, in output order (default: every model with outcomes)")
@@ -29,8 +31,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parse(fs, args, "out"); err != nil {
 		return err
 	}
-	if *data == "" && *logs == "" {
-		return fmt.Errorf("train: give --data DIR, --logs DIR or both")
+	if *data == "" && *logs == "" && *tablePath == "" {
+		return fmt.Errorf("train: give --data DIR, --logs DIR, --table FILE or several")
 	}
 	if *valShare <= 0 || *valShare >= 1 {
 		return fmt.Errorf("train: --val-share must be in (0,1), got %v", *valShare)
@@ -59,6 +61,21 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 	}
+	if *tablePath != "" {
+		rows, err := table.Read(*tablePath)
+		if err != nil {
+			return err
+		}
+		job.Table = &training.Table{Rows: rows}
+		if ds == nil && job.Catalogue == nil {
+			if *catPath == "" {
+				return fmt.Errorf("train: --table without --data needs --catalogue")
+			}
+			if job.Catalogue, err = datasets.ReadCatalogue(*catPath); err != nil {
+				return err
+			}
+		}
+	}
 	s := lf.settings()
 	spec := lf.spec()
 	tr := &training.Trainer{Settings: s, Progress: newEpochProgress(stderr, s.Epochs)}
@@ -74,6 +91,11 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := st.Links().Err(); err != nil {
 			fmt.Fprintln(stderr, "warning:", err)
 		}
+	}
+	if tb := job.Table; tb != nil {
+		st := tb.Stats
+		fmt.Fprintf(stdout, "table: %d examples, %d used (mean weight %.2f, normalised to 1), %d shadow outcomes; skipped: %d without prompt text, %d for models outside the pool\n",
+			st.Decisions, st.Used, st.MeanWeight, st.Shadow, st.NoPrompt, st.OtherModels)
 	}
 	if err := training.WriteArtifacts(*out, m, res, s); err != nil {
 		return err

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"switchyard/datasets/logroot"
+	"switchyard/datasets/table"
+)
+
+func runJoin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("join", stderr)
+	logs := fs.String("logs", "", "comma-separated log roots of every replica: folders or bucket URLs (s3://, gs://, azblob://, file://)")
+	out := fs.String("out", "", "the training table to write (Parquet)")
+	since := fs.String("since", "", "decisions from this time on: RFC 3339 (2026-12-01T00:00:00Z), a date (2026-12-01) or an age (7d, 36h)")
+	until := fs.String("until", "", "decisions before this time (same forms as --since)")
+	sample := fs.Float64("sample", 1, "share of the decisions to keep, by a hash of --seed and the decision id")
+	seed := fs.Int64("seed", 1, "seed of the sample")
+	clip := fs.Float64("clip", 20, "largest inverse-propensity weight")
+	skipBad := fs.Bool("skip-bad", false, "leave out log files that cannot be read (each named, and counted) instead of failing")
+	memMB := fs.Int("memory-mb", 1024, "memory of the join engine; beyond, it spills to --temp-dir")
+	threads := fs.Int("threads", 0, "threads of the join engine (0: every core)")
+	tempDir := fs.String("temp-dir", "", "where the engine spills (default: next to the table)")
+	if err := parse(fs, args, "logs", "out"); err != nil {
+		return err
+	}
+	now := time.Now()
+	opt := table.Options{Sample: *sample, Seed: *seed, Clip: *clip, SkipBad: *skipBad, MemoryMB: *memMB, Threads: *threads, TempDir: *tempDir}
+	var err error
+	if opt.Since, err = parseWhen(*since, now); err != nil {
+		return fmt.Errorf("join: --since: %w", err)
+	}
+	if opt.Until, err = parseWhen(*until, now); err != nil {
+		return fmt.Errorf("join: --until: %w", err)
+	}
+	for _, root := range splitList(*logs) {
+		dir, err := logroot.Local(ctx, root, "")
+		if err != nil {
+			return fmt.Errorf("join: %w", err)
+		}
+		opt.Logs = append(opt.Logs, dir)
+	}
+	if opt.TempDir == "" {
+		opt.TempDir = *out + ".spill"
+	}
+	start := time.Now()
+	st, err := table.Join(ctx, opt, *out)
+	if err != nil {
+		return err
+	}
+	for _, s := range st.Skipped {
+		fmt.Fprintln(stderr, "skipped:", s)
+	}
+	fmt.Fprintf(stdout, "training table %s: %d examples from %d decision and %d outcome files (%d skipped) in %.1fs\n",
+		*out, st.Rows, st.DecisionFiles, st.OutcomeFiles, len(st.Skipped), time.Since(start).Seconds())
+	return nil
+}
+
+// parseWhen reads a time: RFC 3339, a date (UTC midnight) or an age before
+// now ("7d", "36h", "90m"); "" is no bound.
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return time.Time{}, nil
+	case strings.HasSuffix(s, "d"):
+		if n, err := strconv.ParseFloat(strings.TrimSuffix(s, "d"), 64); err == nil && n >= 0 {
+			return now.Add(-time.Duration(n * 24 * float64(time.Hour))), nil
+		}
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time (RFC 3339, a date such as 2026-12-01, or an age such as 7d or 36h)", s)
+}

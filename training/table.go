@@ -1,0 +1,89 @@
+package training
+
+import (
+	"fmt"
+	"math"
+
+	"switchyard/datasets"
+	"switchyard/datasets/table"
+	"switchyard/features"
+)
+
+// Table is a training table (datasets/table) to learn from: the logs
+// joined elsewhere (switchyard join, or another engine).
+type Table struct {
+	Rows  []table.Row
+	Stats LogStats
+}
+
+// FromTable turns a training table's rows into examples, as FromLogs does
+// with the logs it joins: the chosen model observed at the row's weight
+// divided by the mean weight of the rows, each shadow outcome's model at
+// weight 1.
+func FromTable(rows []table.Row, ext *features.Extractor, models []string) ([]Example, LogStats, error) {
+	col := make(map[string]int, len(models))
+	for i, m := range models {
+		col[m] = i
+	}
+	st := LogStats{Decisions: len(rows)}
+	var out []Example
+	type cell struct{ ex, model int }
+	var bandit []cell
+	var wsum float64
+	for _, r := range rows {
+		j, ok := col[r.Model]
+		if !ok {
+			st.OtherModels++
+			continue
+		}
+		if r.Prompt == "" {
+			st.NoPrompt++
+			continue
+		}
+		if math.IsNaN(r.Quality) || r.Quality < 0 || r.Quality > 1 {
+			return nil, st, fmt.Errorf("training table: decision %s: quality %v outside [0,1]", r.DecisionID, r.Quality)
+		}
+		if !(r.Weight >= 1) || math.IsInf(r.Weight, 0) {
+			return nil, st, fmt.Errorf("training table: decision %s: weight %v must be at least 1 (the inverse of a propensity, clipped)", r.DecisionID, r.Weight)
+		}
+		e := Example{PromptID: r.PromptKey, Labels: make([]float32, len(models)), Weights: make([]float32, len(models))}
+		ext.Extract(features.Input{Prompt: r.Prompt, Task: r.Task}, &e.Vec)
+		e.Labels[j], e.Weights[j] = float32(r.Quality), float32(r.Weight)
+		st.Newest = latest(st.Newest, r.OutcomeTime)
+		wsum += r.Weight
+		bandit = append(bandit, cell{len(out), j})
+		for _, s := range r.Shadows {
+			if k, ok := col[s.Model]; ok && k != j {
+				e.Labels[k], e.Weights[k] = float32(s.Quality), 1
+				st.Newest = latest(st.Newest, s.Time)
+				st.Shadow++
+			}
+		}
+		out = append(out, e)
+	}
+	st.Used = len(out)
+	if len(bandit) > 0 {
+		mean := wsum / float64(len(bandit))
+		st.MeanWeight = mean
+		for _, c := range bandit {
+			out[c.ex].Weights[c.model] = float32(float64(out[c.ex].Weights[c.model]) / mean)
+		}
+	}
+	return out, st, nil
+}
+
+// TableOutcomes are a training table's outcomes (the chosen model's and
+// the shadows') as outcome records: the pool, token and cost means come
+// from them.
+func TableOutcomes(rows []table.Row) []datasets.OutcomeRecord {
+	var out []datasets.OutcomeRecord
+	for _, r := range rows {
+		out = append(out, datasets.OutcomeRecord{DecisionID: r.DecisionID, Model: r.Model, Quality: r.Quality,
+			InputTokens: r.InputTokens, OutputTokens: r.OutputTokens, CostUSD: r.CostUSD, Source: datasets.SourceOnline, Time: r.OutcomeTime})
+		for _, s := range r.Shadows {
+			out = append(out, datasets.OutcomeRecord{DecisionID: r.DecisionID, Model: s.Model, Quality: s.Quality,
+				OutputTokens: s.OutputTokens, CostUSD: s.CostUSD, Source: datasets.SourceShadow, Time: s.Time})
+		}
+	}
+	return out
+}

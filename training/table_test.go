@@ -1,0 +1,83 @@
+package training_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"switchyard/datasets"
+	"switchyard/datasets/synthetic"
+	"switchyard/datasets/table"
+	"switchyard/features"
+	"switchyard/training"
+)
+
+// Training from the training table that the embedded engine joins from a
+// server's logs gives the model training from the same logs in memory
+// gives, up to the order of the examples: the same examples, weights and
+// validation split, and validation AUCs within 0.002.
+func TestTrainingFromTheTableMatchesTrainingFromTheLogs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (a real server under load, or many training rounds): make test runs it; -short leaves it out")
+	}
+	w, err := synthetic.Generate(synthetic.Config{Seed: 5, Prompts: 1500})
+	require.NoError(t, err)
+	truth := map[string]datasets.OutcomeRecord{}
+	for _, o := range w.Outcomes {
+		truth[o.PromptID+"/"+o.Model] = o
+	}
+	models := w.Catalogue.Names()
+	// logs of a uniformly exploring policy: each decision's model drawn at 1/k
+	rng := rand.New(rand.NewSource(5))
+	var decisions []datasets.DecisionRecord
+	var outcomes []datasets.OutcomeRecord
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for i, p := range w.Prompts {
+		m := models[rng.Intn(len(models))]
+		id := fmt.Sprint("d-", i)
+		at := t0.Add(time.Duration(i) * time.Second)
+		decisions = append(decisions, datasets.DecisionRecord{DecisionID: id, Time: at, Prompt: p.Prompt, PromptSHA256: fmt.Sprintf("%064x", i),
+			Task: p.Task, Chosen: m, Propensity: 1 / float64(len(models))})
+		o := truth[p.PromptID+"/"+m]
+		outcomes = append(outcomes, datasets.OutcomeRecord{DecisionID: id, Model: m, Quality: o.Quality, CostUSD: o.CostUSD,
+			InputTokens: o.InputTokens, OutputTokens: o.OutputTokens, Source: datasets.SourceOnline, Time: at.Add(time.Minute)})
+	}
+	logs := t.TempDir()
+	part := filepath.Join(logs, "dt=2026-12-01", "hour=00")
+	require.NoError(t, os.MkdirAll(part, 0o755))
+	require.NoError(t, datasets.WriteDecisions(filepath.Join(part, datasets.LogFileName("decisions", t0, "a", 1)+".parquet"), decisions))
+	require.NoError(t, datasets.WriteOutcomes(filepath.Join(part, datasets.LogFileName("outcomes", t0, "a", 1)+".parquet"), outcomes))
+	tbl := filepath.Join(t.TempDir(), "table.parquet")
+	_, err = table.Join(context.Background(), table.Options{Logs: []string{logs}, Threads: 2}, tbl)
+	require.NoError(t, err)
+	rows, err := table.Read(tbl)
+	require.NoError(t, err)
+	require.Len(t, rows, len(decisions))
+
+	spec := features.DefaultSpec()
+	spec.Buckets = 1 << 12
+	s := training.DefaultSettings()
+	s.Epochs = 3
+	fit := func(job training.Job) *training.Result {
+		job.Spec, job.ValidationShare, job.SplitSalt, job.Catalogue, job.Models = spec, 0.2, "validation", w.Catalogue, models
+		_, res, err := (&training.Trainer{Settings: s}).Fit(context.Background(), nil, job)
+		require.NoError(t, err)
+		return res
+	}
+	fromLogs := fit(training.Job{Logs: &training.Logs{Decisions: decisions, Outcomes: outcomes, Clip: 20}})
+	fromTable := fit(training.Job{Table: &training.Table{Rows: rows}})
+	assert.Equal(t, fromLogs.Examples, fromTable.Examples, "the same training examples")
+	for _, m := range models {
+		a, b := fromLogs.Validation[m], fromTable.Validation[m]
+		t.Logf("%s: val AUC %.4f in memory, %.4f from the table", m, a.AUC, b.AUC)
+		assert.Equal(t, a.N, b.N, "%s: the same validation examples", m)
+		assert.InDelta(t, a.AUC, b.AUC, 0.002, m)
+	}
+}
