@@ -156,7 +156,9 @@ func TestJoinNamesBadLogFiles(t *testing.T) {
 		Model      string `parquet:"model"`
 	}
 	cases := map[string]func(path string){
-		"garbage": func(path string) { require.NoError(t, os.WriteFile(path, []byte("not parquet at all, just text"), 0o644)) },
+		"garbage": func(path string) {
+			require.NoError(t, os.WriteFile(path, []byte("not parquet at all, just text"), 0o644))
+		},
 		"truncated": func(path string) {
 			b, err := os.ReadFile(path)
 			require.NoError(t, err)
