@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"switchyard/datasets"
-	"switchyard/datasets/logroot"
 	"switchyard/datasets/logstore"
 	"switchyard/experiments/rollout"
 	"switchyard/serving/budget"
@@ -54,14 +53,22 @@ type Options struct {
 	// through (serving/fleet), and the rollouts' progress and the tenants'
 	// spend.
 	Redis string
-	// LogRoot, when set, is the bucket (s3://, gs://, azblob://, file://)
-	// the fleet's logs are kept in: the write-ahead logs and fresh Parquet
-	// files stay in LogDir, a local staging folder, and finished Parquet
-	// files are uploaded every 30 seconds and at stop (datasets/logroot).
-	LogRoot string
+	// Uploader, when set, puts finished log files where the fleet's logs
+	// are kept (datasets/logroot: a bucket): LogDir is then a local staging
+	// folder for the write-ahead logs and fresh Parquet files. The service
+	// runs it every 30 seconds and once more at stop, and closes it.
+	Uploader Uploader
 	// Now is the clock of the tenants' budgets (time.Now when nil); a
 	// simulation of a day of traffic sets its own.
 	Now func() time.Time
+}
+
+// Uploader uploads a staging folder's finished log files (logroot.Uploader).
+type Uploader interface {
+	Upload(ctx context.Context) (int, error)
+	Run(ctx context.Context, every time.Duration)
+	Failing() error // the last upload's error
+	Close() error
 }
 
 // Service is a Server with its whole lifecycle: the log folder's lock, the
@@ -76,7 +83,7 @@ type Service struct {
 	dlog        *logstore.DecisionLog
 	outcomes    *logstore.WAL[datasets.OutcomeRecord]
 	fleet       *fleet.Redis
-	uploader    *logroot.Uploader
+	uploader    Uploader
 	stopUpload  context.CancelFunc
 	uploadDone  chan struct{}
 	stopShedder context.CancelFunc
@@ -185,10 +192,8 @@ func Open(ctx context.Context, opt Options) (_ *Service, err error) {
 		func() error { return failing("decision log", dlog.Failing(time.Minute)) },
 		func() error { return failing("outcome log", outcomes.Failing(time.Minute)) },
 	}
-	if opt.LogRoot != "" {
-		if s.uploader, err = logroot.NewUploader(ctx, opt.LogRoot, opt.LogDir, opt.Log); err != nil {
-			return nil, fmt.Errorf("serve: %w", err)
-		}
+	if opt.Uploader != nil {
+		s.uploader = opt.Uploader
 		health = append(health, s.uploader.Failing)
 	}
 	var shared Fleet

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"switchyard/datasets"
 	"switchyard/datasets/synthetic"
@@ -15,11 +16,29 @@ func runGenerate(_ context.Context, args []string, stdout, stderr io.Writer) err
 	seed := fs.Int64("seed", 1, "random seed: the same seed writes the same workload")
 	n := fs.Int("prompts", 6000, "number of prompts")
 	out := fs.String("out", "", "dataset folder to write")
-	if err := parse(fs, args, "out"); err != nil {
+	logs := fs.String("logs", "", "instead of a dataset: write a fleet's synthetic decision and outcome logs into this folder (for scale tests)")
+	decisions := fs.Int("decisions", 1_000_000, "with --logs: decisions, spread over a day")
+	replicas := fs.Int("replicas", 4, "with --logs: writers, each with its own files")
+	promptBytes := fs.Int("prompt-bytes", 1024, "with --logs: prompt size")
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *n < 1 {
 		return fmt.Errorf("generate: --prompts must be positive, got %d", *n)
+	}
+	if *logs != "" {
+		start := time.Now()
+		st, err := synthetic.WriteLogs(*logs, synthetic.LogsConfig{Seed: *seed, Decisions: *decisions, Replicas: *replicas,
+			PromptBytes: *promptBytes, Prompts: *n})
+		if err != nil {
+			return fmt.Errorf("generate: %w", err)
+		}
+		fmt.Fprintf(stdout, "wrote %d decisions, %d outcomes (%d late), %d shadow outcomes, %d without outcome in %d files to %s in %.1fs\n",
+			st.Decisions, st.Outcomes, st.Late, st.Shadow, st.Unanswered, st.Files, *logs, time.Since(start).Seconds())
+		return nil
+	}
+	if *out == "" {
+		return fmt.Errorf("generate: give --out DIR (a dataset) or --logs DIR (synthetic logs)")
 	}
 	w, err := synthetic.Generate(synthetic.Config{Seed: *seed, Prompts: *n})
 	if err != nil {

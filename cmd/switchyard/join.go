@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"switchyard/datasets/join"
 	"switchyard/datasets/logroot"
-	"switchyard/datasets/table"
 )
 
 func runJoin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -29,7 +29,7 @@ func runJoin(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	now := time.Now()
-	opt := table.Options{Sample: *sample, Seed: *seed, Clip: *clip, SkipBad: *skipBad, MemoryMB: *memMB, Threads: *threads, TempDir: *tempDir}
+	opt := join.Options{Sample: *sample, Seed: *seed, Clip: *clip, SkipBad: *skipBad, MemoryMB: *memMB, Threads: *threads, TempDir: *tempDir}
 	var err error
 	if opt.Since, err = parseWhen(*since, now); err != nil {
 		return fmt.Errorf("join: --since: %w", err)
@@ -48,7 +48,7 @@ func runJoin(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		opt.TempDir = *out + ".spill"
 	}
 	start := time.Now()
-	st, err := table.Join(ctx, opt, *out)
+	st, err := join.Logs(ctx, opt, *out)
 	if err != nil {
 		return err
 	}

@@ -100,7 +100,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opt := serving.Options{Config: def, Addr: *addr, LogDir: *logs, Writer: *writerID, Load: load,
 		ShedDelay: *shedDelay, ReloadOnSIGHUP: true, Log: log, Redis: *redisURL}
 	if logroot.IsBucket(*logs) {
-		opt.LogRoot, opt.LogDir = *logs, *staging
+		up, err := logroot.NewUploader(ctx, *logs, *staging, log)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		opt.Uploader, opt.LogDir = up, *staging
 	}
 	opt.KeepPrompts, opt.MaxBodyBytes, opt.MaxInFlight, opt.RequestTimeout = *keepPrompts, *maxBody, *maxInFlight, *timeout
 	opt.ExploreSeed, opt.APIKeys, opt.AdminKey, opt.AccessLog = *exploreSeed, apiKeys, adminKey, *accessLog
@@ -108,6 +112,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opt.MaxRouting, opt.QueueTimeout = *maxRouting, *queueTimeout
 	svc, err := serving.Open(ctx, opt)
 	if err != nil {
+		if opt.Uploader != nil {
+			opt.Uploader.Close()
+		}
 		return err
 	}
 	log.Info("scorer", "scorer", rf.scorer)

@@ -1,29 +1,20 @@
 // Package table is the training table: one row per example joined from the
 // decision and outcome logs (prompt, task, the chosen model's observed
 // quality, its inverse-propensity weight, cost and tokens, the decision's
-// time, the shadow models' outcomes), written as Parquet by Join, which
-// runs the join on DuckDB embedded in the binary, out of core, straight
-// over the log folders of every replica. The same table can be produced by
-// any engine that runs the SQL in docs/formats.md (Spark, Trino) and read
-// by Read, which checks its version and schema.
+// time, the shadow models' outcomes), in Parquet. datasets/join writes it
+// on the embedded DuckDB; any engine that runs the SQL in docs/formats.md
+// (Spark, Trino) can too. Read and Each check its version and schema.
 package table
 
 import (
-	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	_ "github.com/duckdb/duckdb-go/v2" // the "duckdb" database/sql driver
 	"github.com/parquet-go/parquet-go"
-
-	"switchyard/datasets"
 )
 
 // Version of the table's schema, in the file's key/value metadata under
@@ -63,223 +54,6 @@ type Shadow struct {
 	CostUSD      float64   `parquet:"cost_usd"`
 	OutputTokens int64     `parquet:"output_tokens"`
 	Time         time.Time `parquet:"time,timestamp(microsecond)"`
-}
-
-// Options select and shape the examples.
-type Options struct {
-	Logs         []string  // log folders (every writer's files in each, any sub-folders)
-	Since, Until time.Time // decisions in [Since, Until); zero: unbounded
-	// Sample keeps this share of the decisions, chosen by a hash of the
-	// seed and the decision id (the same share on every run); 0 or 1: all.
-	Sample float64
-	Seed   int64
-	Clip   float64 // largest weight; 0: 20
-	// SkipBad leaves out log files that cannot be read (counted in Stats)
-	// instead of failing.
-	SkipBad bool
-	// MemoryMB bounds the engine's memory (it spills to TempDir beyond);
-	// 0: 1024. Threads: 0 uses every core.
-	MemoryMB int
-	Threads  int
-	TempDir  string
-}
-
-// Stats say what Join did.
-type Stats struct {
-	DecisionFiles, OutcomeFiles int
-	Skipped                     []string // files left out (SkipBad), each with the reason
-	Rows                        int64
-}
-
-// The columns every log file must have for the join, by file kind.
-var (
-	decisionColumns = "decision_id, time, prompt, prompt_sha256, task, chosen, propensity"
-	outcomeColumns  = "decision_id, model, quality, input_tokens, output_tokens, cost_usd, source, time"
-)
-
-// Join joins the logs under opt.Logs into a training table at out. Each
-// log file is checked first (framing, schema version, columns and types):
-// a file that fails is named in the error, or left out and counted with
-// SkipBad; nothing is read as zeros. A decision becomes a row when its
-// prompt was kept and an outcome of its chosen model is logged (the
-// latest when there are several); its shadow outcomes of other models
-// (the latest per model) come along.
-func Join(ctx context.Context, opt Options, out string) (Stats, error) {
-	var st Stats
-	if opt.Clip == 0 {
-		opt.Clip = 20
-	}
-	switch {
-	case !(opt.Clip >= 1):
-		return st, fmt.Errorf("join: clip %v must be at least 1", opt.Clip)
-	case math.IsNaN(opt.Sample) || opt.Sample < 0 || opt.Sample > 1:
-		return st, fmt.Errorf("join: sample %v must be in (0,1]", opt.Sample)
-	case len(opt.Logs) == 0:
-		return st, errors.New("join: no log folder")
-	case !opt.Until.IsZero() && !opt.Since.Before(opt.Until):
-		return st, fmt.Errorf("join: since %s is not before until %s", opt.Since.Format(time.RFC3339), opt.Until.Format(time.RFC3339))
-	}
-	var dfiles, ofiles []string
-	for _, dir := range opt.Logs {
-		if _, err := os.Stat(dir); err != nil {
-			return st, fmt.Errorf("join: %w", err)
-		}
-		d, o, err := datasets.LogFiles(dir)
-		if err != nil {
-			return st, fmt.Errorf("join: %w", err)
-		}
-		for _, f := range d {
-			if err := datasets.CheckFile[datasets.DecisionRecord](f); err != nil {
-				if !opt.SkipBad {
-					return st, fmt.Errorf("join: %w (leave such files out with --skip-bad)", err)
-				}
-				st.Skipped = append(st.Skipped, err.Error())
-				continue
-			}
-			dfiles = append(dfiles, f)
-		}
-		for _, f := range o {
-			if err := datasets.CheckFile[datasets.OutcomeRecord](f); err != nil {
-				if !opt.SkipBad {
-					return st, fmt.Errorf("join: %w (leave such files out with --skip-bad)", err)
-				}
-				st.Skipped = append(st.Skipped, err.Error())
-				continue
-			}
-			ofiles = append(ofiles, f)
-		}
-	}
-	st.DecisionFiles, st.OutcomeFiles = len(dfiles), len(ofiles)
-	if len(dfiles) == 0 {
-		return st, fmt.Errorf("join: no decision log files under %s", strings.Join(opt.Logs, ", "))
-	}
-	if len(ofiles) == 0 {
-		return st, fmt.Errorf("join: no outcome log files under %s", strings.Join(opt.Logs, ", "))
-	}
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		return st, fmt.Errorf("join: open the engine: %w", err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1) // one connection: the settings below hold for the query
-	if err := configure(ctx, db, opt); err != nil {
-		return st, err
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return st, fmt.Errorf("join: %w", err)
-	}
-	tmp := filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".tmp")
-	defer os.Remove(tmp)
-	if _, err := db.ExecContext(ctx, joinQuery(dfiles, ofiles, opt, tmp)); err != nil {
-		return st, fmt.Errorf("join: %w", err)
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		return st, fmt.Errorf("join: %w", err)
-	}
-	f, err := os.Open(out)
-	if err != nil {
-		return st, fmt.Errorf("join: %w", err)
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return st, fmt.Errorf("join: %w", err)
-	}
-	pf, err := parquet.OpenFile(f, info.Size())
-	if err != nil {
-		return st, fmt.Errorf("join: the table written: %w", err)
-	}
-	st.Rows = pf.NumRows()
-	return st, nil
-}
-
-// configure bounds the engine: memory, spill folder, threads, and no
-// extension is installed or loaded at run time (Parquet is built in).
-func configure(ctx context.Context, db *sql.DB, opt Options) error {
-	mem := opt.MemoryMB
-	if mem <= 0 {
-		mem = 1024
-	}
-	settings := []string{
-		fmt.Sprintf("SET memory_limit = '%dMB'", mem),
-		"SET autoinstall_known_extensions = false",
-		"SET autoload_known_extensions = false",
-		"SET preserve_insertion_order = false",
-		"SET TimeZone = 'UTC'",
-	}
-	if opt.Threads > 0 {
-		settings = append(settings, fmt.Sprintf("SET threads = %d", opt.Threads))
-	}
-	if opt.TempDir != "" {
-		settings = append(settings, "SET temp_directory = "+quote(opt.TempDir))
-	}
-	for _, s := range settings {
-		if _, err := db.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("join: %s: %w", s, err)
-		}
-	}
-	return nil
-}
-
-// quote is a SQL string literal.
-func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-func fileList(files []string) string {
-	q := make([]string, len(files))
-	for i, f := range files {
-		q[i] = quote(f)
-	}
-	return "[" + strings.Join(q, ", ") + "]"
-}
-
-// joinQuery is the join as one COPY statement (docs/formats.md has it for
-// other engines).
-func joinQuery(dfiles, ofiles []string, opt Options, out string) string {
-	var where []string
-	where = append(where, "prompt <> ''", "decision_id <> ''")
-	if !opt.Since.IsZero() {
-		where = append(where, "time >= "+quote(opt.Since.UTC().Format("2006-01-02 15:04:05.999999")+"+00")+"::TIMESTAMPTZ")
-	}
-	if !opt.Until.IsZero() {
-		where = append(where, "time < "+quote(opt.Until.UTC().Format("2006-01-02 15:04:05.999999")+"+00")+"::TIMESTAMPTZ")
-	}
-	if opt.Sample > 0 && opt.Sample < 1 {
-		where = append(where, fmt.Sprintf("md5_number(%s || decision_id) %% 1000000 < %d",
-			quote(fmt.Sprint(opt.Seed, ":")), int64(math.Round(opt.Sample*1e6))))
-	}
-	return fmt.Sprintf(`COPY (
-WITH d AS (
-  SELECT %[1]s FROM read_parquet(%[2]s, hive_partitioning = false)
-  WHERE %[3]s
-  QUALIFY row_number() OVER (PARTITION BY decision_id ORDER BY time) = 1
-),
-o AS (
-  SELECT %[4]s,
-         row_number() OVER (PARTITION BY decision_id, model, source = 'shadow' ORDER BY time DESC) AS latest
-  FROM read_parquet(%[5]s, hive_partitioning = false)
-  WHERE decision_id <> ''
-),
-s AS (
-  SELECT o.decision_id,
-         list({'model': o.model, 'quality': o.quality, 'cost_usd': o.cost_usd,
-               'output_tokens': o.output_tokens, 'time': o.time} ORDER BY o.model) AS shadows
-  FROM o JOIN d ON o.decision_id = d.decision_id
-  WHERE o.source = 'shadow' AND o.latest = 1 AND o.model <> d.chosen
-  GROUP BY o.decision_id
-)
-SELECT d.decision_id,
-       CASE WHEN d.prompt_sha256 <> '' THEN 'sha256:' || d.prompt_sha256 ELSE d.decision_id END AS prompt_key,
-       d.prompt, d.task, d.time, d.chosen AS model, c.quality, d.propensity,
-       least(1.0 / d.propensity, %[6]g) AS weight,
-       c.cost_usd, c.input_tokens, c.output_tokens, c.time AS outcome_time,
-       coalesce(s.shadows, []) AS shadows
-FROM d
-JOIN o AS c ON c.decision_id = d.decision_id AND c.model = d.chosen AND c.source <> 'shadow' AND c.latest = 1
-LEFT JOIN s ON s.decision_id = d.decision_id
-ORDER BY d.time, d.decision_id
-) TO %[7]s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 65536, KV_METADATA {%[8]s: %[9]s})`,
-		decisionColumns, fileList(dfiles), strings.Join(where, " AND "), outcomeColumns, fileList(ofiles),
-		opt.Clip, quote(out), quote(VersionKey), quote(Version))
 }
 
 // Read reads a training table, checking its version and schema first (a

@@ -1,4 +1,4 @@
-package training_test
+package join_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"switchyard/datasets"
+	"switchyard/datasets/join"
 	"switchyard/datasets/synthetic"
 	"switchyard/datasets/table"
 	"switchyard/features"
@@ -55,7 +56,7 @@ func TestTrainingFromTheTableMatchesTrainingFromTheLogs(t *testing.T) {
 	require.NoError(t, datasets.WriteDecisions(filepath.Join(part, datasets.LogFileName("decisions", t0, "a", 1)+".parquet"), decisions))
 	require.NoError(t, datasets.WriteOutcomes(filepath.Join(part, datasets.LogFileName("outcomes", t0, "a", 1)+".parquet"), outcomes))
 	tbl := filepath.Join(t.TempDir(), "table.parquet")
-	_, err = table.Join(context.Background(), table.Options{Logs: []string{logs}, Threads: 2}, tbl)
+	_, err = join.Logs(context.Background(), join.Options{Logs: []string{logs}, Threads: 2}, tbl)
 	require.NoError(t, err)
 	rows, err := table.Read(tbl)
 	require.NoError(t, err)

@@ -1,4 +1,4 @@
-package table_test
+package join_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"switchyard/datasets"
+	"switchyard/datasets/join"
 	"switchyard/datasets/table"
 	"switchyard/features"
 	"switchyard/training"
@@ -72,7 +73,7 @@ func TestJoinMatchesTheInMemoryJoin(t *testing.T) {
 	logs := t.TempDir()
 	decisions, outcomes := writeLogs(t, logs)
 	out := filepath.Join(t.TempDir(), "table.parquet")
-	st, err := table.Join(context.Background(), table.Options{Logs: []string{logs}, Clip: 20, Threads: 2}, out)
+	st, err := join.Logs(context.Background(), join.Options{Logs: []string{logs}, Clip: 20, Threads: 2}, out)
 	require.NoError(t, err)
 	assert.Equal(t, 2, st.DecisionFiles)
 	assert.Equal(t, 2, st.OutcomeFiles)
@@ -123,28 +124,28 @@ func TestJoinWindowsAndSamples(t *testing.T) {
 	logs := t.TempDir()
 	writeLogs(t, logs)
 	dir := t.TempDir()
-	run := func(opt table.Options) []table.Row {
+	run := func(opt join.Options) []table.Row {
 		opt.Logs = []string{logs}
 		out := filepath.Join(dir, fmt.Sprint(time.Now().UnixNano(), ".parquet"))
-		_, err := table.Join(context.Background(), opt, out)
+		_, err := join.Logs(context.Background(), opt, out)
 		require.NoError(t, err)
 		rows, err := table.Read(out)
 		require.NoError(t, err)
 		return rows
 	}
-	all := run(table.Options{})
-	window := run(table.Options{Since: t0.Add(100 * time.Minute), Until: t0.Add(200 * time.Minute)})
+	all := run(join.Options{})
+	window := run(join.Options{Since: t0.Add(100 * time.Minute), Until: t0.Add(200 * time.Minute)})
 	for _, r := range window {
 		assert.False(t, r.Time.Before(t0.Add(100*time.Minute)))
 		assert.True(t, r.Time.Before(t0.Add(200*time.Minute)))
 	}
 	assert.Greater(t, len(window), 50)
 	assert.Less(t, len(window), len(all)/2)
-	half := run(table.Options{Sample: 0.5, Seed: 3})
-	again := run(table.Options{Sample: 0.5, Seed: 3})
+	half := run(join.Options{Sample: 0.5, Seed: 3})
+	again := run(join.Options{Sample: 0.5, Seed: 3})
 	assert.Equal(t, half, again, "a sample repeats")
 	assert.InDelta(t, len(all)/2, len(half), float64(len(all))/6)
-	other := run(table.Options{Sample: 0.5, Seed: 4})
+	other := run(join.Options{Sample: 0.5, Seed: 4})
 	assert.NotEqual(t, half, other, "another seed, another sample")
 }
 
@@ -177,13 +178,13 @@ func TestJoinNamesBadLogFiles(t *testing.T) {
 			require.NoError(t, err)
 			spoil(outs[0])
 			out := filepath.Join(t.TempDir(), "table.parquet")
-			_, err = table.Join(context.Background(), table.Options{Logs: []string{logs}}, out)
+			_, err = join.Logs(context.Background(), join.Options{Logs: []string{logs}}, out)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), outs[0])
 			assert.Contains(t, err.Error(), wants[name])
 			assert.NoFileExists(t, out)
 
-			st, err := table.Join(context.Background(), table.Options{Logs: []string{logs}, SkipBad: true}, out)
+			st, err := join.Logs(context.Background(), join.Options{Logs: []string{logs}, SkipBad: true}, out)
 			require.NoError(t, err)
 			require.Len(t, st.Skipped, 1)
 			assert.Contains(t, st.Skipped[0], outs[0])
