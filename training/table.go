@@ -3,6 +3,8 @@ package training
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	"switchyard/datasets"
 	"switchyard/datasets/table"
@@ -26,6 +28,15 @@ func FromTable(rows []table.Row, ext *features.Extractor, models []string) ([]Ex
 		col[m] = i
 	}
 	st := LogStats{Decisions: len(rows)}
+	// a table's rows come in no particular order: training takes them by
+	// decision time, then id, so that the same table gives the same model
+	rows = slices.Clone(rows)
+	slices.SortFunc(rows, func(a, b table.Row) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.DecisionID, b.DecisionID)
+	})
 	var out []Example
 	type cell struct{ ex, model int }
 	var bandit []cell

@@ -61,7 +61,11 @@ var (
 // SkipBad; nothing is read as zeros. A decision becomes a row when its
 // prompt was kept and an outcome of its chosen model is logged (the
 // latest when there are several); its shadow outcomes of other models
-// (the latest per model) come along.
+// (the latest per model) come along. Decision ids are unique in a fleet's
+// logs (a server's instance id and a counter): decisions are not
+// deduplicated, and the rows are in no particular order (a sort of the
+// prompts would not fit the memory bound), so that no operator has to hold
+// the prompts in memory; training orders them.
 func Logs(ctx context.Context, opt Options, out string) (Stats, error) {
 	var st Stats
 	if opt.Clip == 0 {
@@ -209,7 +213,6 @@ func joinQuery(dfiles, ofiles []string, opt Options, out string) string {
 WITH d AS (
   SELECT %[1]s FROM read_parquet(%[2]s, hive_partitioning = false)
   WHERE %[3]s
-  QUALIFY row_number() OVER (PARTITION BY decision_id ORDER BY time) = 1
 ),
 o AS (
   SELECT %[4]s,
@@ -218,23 +221,22 @@ o AS (
   WHERE decision_id <> ''
 ),
 s AS (
-  SELECT o.decision_id,
-         list({'model': o.model, 'quality': o.quality, 'cost_usd': o.cost_usd,
-               'output_tokens': o.output_tokens, 'time': o.time} ORDER BY o.model) AS shadows
-  FROM o JOIN d ON o.decision_id = d.decision_id
-  WHERE o.source = 'shadow' AND o.latest = 1 AND o.model <> d.chosen
-  GROUP BY o.decision_id
+  SELECT decision_id,
+         list({'model': model, 'quality': quality, 'cost_usd': cost_usd,
+               'output_tokens': output_tokens, 'time': time} ORDER BY model) AS shadows
+  FROM o
+  WHERE source = 'shadow' AND latest = 1
+  GROUP BY decision_id
 )
 SELECT d.decision_id,
        CASE WHEN d.prompt_sha256 <> '' THEN 'sha256:' || d.prompt_sha256 ELSE d.decision_id END AS prompt_key,
        d.prompt, d.task, d.time, d.chosen AS model, c.quality, d.propensity,
        least(1.0 / d.propensity, %[6]g) AS weight,
        c.cost_usd, c.input_tokens, c.output_tokens, c.time AS outcome_time,
-       coalesce(s.shadows, []) AS shadows
+       list_filter(coalesce(s.shadows, []), x -> x.model <> d.chosen) AS shadows
 FROM d
 JOIN o AS c ON c.decision_id = d.decision_id AND c.model = d.chosen AND c.source <> 'shadow' AND c.latest = 1
 LEFT JOIN s ON s.decision_id = d.decision_id
-ORDER BY d.time, d.decision_id
 ) TO %[7]s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 65536, KV_METADATA {%[8]s: %[9]s})`,
 		decisionColumns, fileList(dfiles), strings.Join(where, " AND "), outcomeColumns, fileList(ofiles),
 		opt.Clip, quote(out), quote(table.VersionKey), quote(table.Version))

@@ -18,7 +18,7 @@ type LogsConfig struct {
 	Seed        int64
 	Decisions   int       // in all
 	Replicas    int       // writers, each with its own files; 4 when 0
-	PromptBytes int       // prompts are padded to about this size; 1024 when 0
+	PromptBytes int       // prompts are padded or cut to this size (less a split character); 1024 when 0
 	Prompts     int       // distinct workload prompts drawn from; 6000 when 0
 	Start       time.Time // the first decision; the decisions span a day
 	// Epsilon is the logging policy's exploration: the greedy model (the
@@ -76,16 +76,14 @@ func WriteLogs(dir string, cfg LogsConfig) (LogsStats, error) {
 	rng := rand.New(rand.NewSource(cfg.Seed))
 	ps := make([]prompt, len(w.Prompts))
 	for i, p := range w.Prompts {
-		text := p.Prompt
-		if len(text) < cfg.PromptBytes {
-			var sb strings.Builder
-			sb.WriteString(text)
-			for sb.Len() < cfg.PromptBytes {
-				sb.WriteString("\n")
-				sb.WriteString(w.Prompts[rng.Intn(len(w.Prompts))].Prompt)
-			}
-			text = strings.ToValidUTF8(sb.String()[:cfg.PromptBytes], "") // not cut inside a character
+		// padded with other prompts, or cut, to PromptBytes (not inside a character)
+		var sb strings.Builder
+		sb.WriteString(p.Prompt)
+		for sb.Len() < cfg.PromptBytes {
+			sb.WriteString("\n")
+			sb.WriteString(w.Prompts[rng.Intn(len(w.Prompts))].Prompt)
 		}
+		text := strings.ToValidUTF8(sb.String()[:cfg.PromptBytes], "")
 		sum := sha256.Sum256([]byte(text))
 		ps[i] = prompt{text: text, sha: hex.EncodeToString(sum[:]), task: p.Task, outcomes: w.Outcomes[i*k : (i+1)*k], greedy: k - 1}
 		for j := range k { // models are in catalogue order, cheapest first

@@ -3,6 +3,7 @@ package synthetic
 import (
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -386,4 +387,42 @@ func BenchmarkGenerate(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(DefaultPrompts)*float64(b.N)/b.Elapsed().Seconds(), "prompts/s")
+}
+
+// Synthetic fleet logs: every replica's files in hour partitions, readable
+// by the log readers, with the shares of outcomes, late and shadow outcomes
+// and propensities the generator promises.
+func TestWriteLogsLooksLikeAFleetsLogs(t *testing.T) {
+	dir := t.TempDir()
+	st, err := WriteLogs(dir, LogsConfig{Seed: 2, Decisions: 5000, Replicas: 3, PromptBytes: 300, Prompts: 400})
+	require.NoError(t, err)
+	decisions, outcomes, err := datasets.ReadLogDir(dir)
+	require.NoError(t, err)
+	require.Len(t, decisions, 5000)
+	assert.Equal(t, st.Outcomes+st.Shadow, len(outcomes))
+	assert.InDelta(t, 0.95*5000, st.Outcomes, 100)
+	assert.InDelta(t, 0.02*5000, st.Late, 40)
+	assert.InDelta(t, 0.095*5000, st.Shadow, 80)
+	writers := map[string]bool{}
+	dfiles, _, err := datasets.LogFiles(dir)
+	require.NoError(t, err)
+	for _, f := range dfiles {
+		_, _, w, _, ok := datasets.ParseLogFileName(filepath.Base(f))
+		require.True(t, ok, f)
+		writers[w] = true
+	}
+	assert.Len(t, writers, 3)
+	for _, d := range decisions[:50] {
+		assert.LessOrEqual(t, len(d.Prompt), 300)
+		assert.True(t, utf8.ValidString(d.Prompt))
+		assert.Greater(t, d.Propensity, 0.0)
+	}
+	links := datasets.CountOutcomeLinks(decisions, outcomes)
+	assert.Zero(t, links.WithoutDecision)
+	again := t.TempDir()
+	_, err = WriteLogs(again, LogsConfig{Seed: 2, Decisions: 5000, Replicas: 3, PromptBytes: 300, Prompts: 400})
+	require.NoError(t, err)
+	d2, _, err := datasets.ReadLogDir(again)
+	require.NoError(t, err)
+	assert.Equal(t, decisions, d2, "the same seed writes the same logs")
 }
