@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -248,15 +249,25 @@ func TestConfigurationExampleIsValid(t *testing.T) {
 	dec.DisallowUnknownFields()
 	var fc serving.FileConfig
 	require.NoError(t, dec.Decode(&fc))
-	// point its files at real ones and validate it completely
+	_, err = buildWithRealFiles(t, fc)
+	require.NoError(t, err)
+}
+
+// buildWithRealFiles points a configuration's catalogue and predictors at
+// real files and validates it completely.
+func buildWithRealFiles(t *testing.T, fc serving.FileConfig) (*serving.Routing, error) {
+	t.Helper()
 	path, real := writeConfig(t, nil)
 	fc.Catalogue = filepath.Join(filepath.Dir(path), real.Catalogue)
+	fc.Policies = slices.Clone(fc.Policies)
 	for i := range fc.Policies {
 		fc.Policies[i].Predictor = filepath.Join(filepath.Dir(path), real.Policies[0].Predictor)
 	}
 	rt, err := serving.BuildRouting(fc, policy.LoadOptions{Scorer: policy.ScorerGo})
-	require.NoError(t, err)
-	rt.Close()
+	if err == nil {
+		t.Cleanup(func() { rt.Close() })
+	}
+	return rt, err
 }
 
 // The fleet example's configuration (docs/fleet/config.json) decodes
@@ -271,16 +282,10 @@ func TestFleetExampleConfigurationIsValid(t *testing.T) {
 	require.NoError(t, dec.Decode(&fc))
 	require.NotNil(t, fc.Budgets)
 	assert.Equal(t, "reject", fc.Budgets.Tenants["trial"].WhenExhausted)
-	path, real := writeConfig(t, nil)
-	fc.Catalogue = filepath.Join(filepath.Dir(path), real.Catalogue)
-	for i := range fc.Policies {
-		fc.Policies[i].Predictor = filepath.Join(filepath.Dir(path), real.Policies[0].Predictor)
-	}
-	rt, err := serving.BuildRouting(fc, policy.LoadOptions{Scorer: policy.ScorerGo})
+	_, err = buildWithRealFiles(t, fc)
 	require.NoError(t, err)
-	rt.Close()
 	fc.Budgets.Tenants["trial"] = budget.Spec{USD: 5, Period: "week", Mode: "cap"}
-	_, err = serving.BuildRouting(fc, policy.LoadOptions{Scorer: policy.ScorerGo})
+	_, err = buildWithRealFiles(t, fc)
 	require.ErrorContains(t, err, `budget of tenant "trial": period "week" is not day or month`)
 }
 

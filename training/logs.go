@@ -48,23 +48,16 @@ func FromLogs(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRe
 	if !(clip >= 1) {
 		return nil, LogStats{}, fmt.Errorf("from logs: clip %v must be at least 1", clip)
 	}
-	col := make(map[string]int, len(models))
-	for i, m := range models {
-		col[m] = i
-	}
 	links := datasets.CountOutcomeLinks(decisions, outcomes)
 	st := LogStats{Decisions: len(decisions), Outcomes: links.Linked, OutcomesWithoutDecision: links.WithoutDecision}
-	var out []Example
-	var wsum float64
-	type cell struct{ ex, model int }
-	var bandit []cell
+	b := newBanditSet(models, ext, &st)
 	for _, jd := range datasets.JoinDecisions(decisions, outcomes, datasets.JoinOptions{}) {
 		d, o := jd.Decision, jd.Outcome
 		if o == nil {
 			st.NoOutcome++
 			continue
 		}
-		j, ok := col[d.Chosen]
+		j, ok := b.col[d.Chosen]
 		if !ok {
 			st.OtherModels++
 			continue
@@ -90,30 +83,74 @@ func FromLogs(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRe
 		if d.PromptSHA256 != "" {
 			key = "sha256:" + d.PromptSHA256
 		}
-		e := Example{PromptID: key, Labels: make([]float32, len(models)), Weights: make([]float32, len(models))}
-		ext.Extract(features.Input{Prompt: d.Prompt, Task: d.Task}, &e.Vec)
-		e.Labels[j], e.Weights[j] = float32(o.Quality), float32(w)
-		st.Newest = latest(st.Newest, o.Time)
-		wsum += w
-		bandit = append(bandit, cell{len(out), j})
-		for _, s := range jd.Shadows {
-			if k, ok := col[s.Model]; ok && k != j {
-				e.Labels[k], e.Weights[k] = float32(s.Quality), 1
-				st.Newest = latest(st.Newest, s.Time)
-				st.Shadow++
-			}
+		shadows := make([]observed, len(jd.Shadows))
+		for i, s := range jd.Shadows {
+			shadows[i] = observed{model: s.Model, quality: s.Quality, at: s.Time}
 		}
-		out = append(out, e)
+		b.add(key, features.Input{Prompt: d.Prompt, Task: d.Task}, j, observed{quality: o.Quality, at: o.Time}, w, shadows)
 	}
-	st.Used = len(out)
-	if len(bandit) > 0 {
-		mean := wsum / float64(len(bandit))
-		st.MeanWeight = mean
-		for _, c := range bandit {
-			out[c.ex].Weights[c.model] = float32(float64(out[c.ex].Weights[c.model]) / mean)
+	return b.done(), st, nil
+}
+
+// observed is one model's outcome on an example's prompt.
+type observed struct {
+	model   string
+	quality float64
+	at      time.Time
+}
+
+// banditSet collects the examples of logged decisions: each observes its
+// chosen model by bandit feedback, at an inverse-propensity weight, and the
+// models of its shadow copies at weight 1; done divides the bandit weights
+// by their mean, so that they average 1 like full-information examples.
+type banditSet struct {
+	col   map[string]int
+	n     int
+	ext   *features.Extractor
+	st    *LogStats
+	out   []Example
+	cells [][2]int // example, model of each bandit observation
+	wsum  float64
+}
+
+func newBanditSet(models []string, ext *features.Extractor, st *LogStats) *banditSet {
+	col := make(map[string]int, len(models))
+	for i, m := range models {
+		col[m] = i
+	}
+	return &banditSet{col: col, n: len(models), ext: ext, st: st}
+}
+
+// add adds the example of a prompt whose model j was observed at weight w,
+// with its shadow outcomes (other models of the pool, at weight 1).
+func (b *banditSet) add(key string, in features.Input, j int, chosen observed, w float64, shadows []observed) {
+	e := Example{PromptID: key, Labels: make([]float32, b.n), Weights: make([]float32, b.n)}
+	b.ext.Extract(in, &e.Vec)
+	e.Labels[j], e.Weights[j] = float32(chosen.quality), float32(w)
+	b.st.Newest = latest(b.st.Newest, chosen.at)
+	b.wsum += w
+	b.cells = append(b.cells, [2]int{len(b.out), j})
+	for _, s := range shadows {
+		if k, ok := b.col[s.model]; ok && k != j {
+			e.Labels[k], e.Weights[k] = float32(s.quality), 1
+			b.st.Newest = latest(b.st.Newest, s.at)
+			b.st.Shadow++
 		}
 	}
-	return out, st, nil
+	b.out = append(b.out, e)
+}
+
+// done normalises the bandit weights and returns the examples.
+func (b *banditSet) done() []Example {
+	b.st.Used = len(b.out)
+	if len(b.cells) > 0 {
+		mean := b.wsum / float64(len(b.cells))
+		b.st.MeanWeight = mean
+		for _, c := range b.cells {
+			b.out[c[0]].Weights[c[1]] = float32(float64(b.out[c[0]].Weights[c[1]]) / mean)
+		}
+	}
+	return b.out
 }
 
 func latest(a, b time.Time) time.Time {

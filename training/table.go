@@ -23,10 +23,6 @@ type Table struct {
 // divided by the mean weight of the rows, each shadow outcome's model at
 // weight 1.
 func FromTable(rows []table.Row, ext *features.Extractor, models []string) ([]Example, LogStats, error) {
-	col := make(map[string]int, len(models))
-	for i, m := range models {
-		col[m] = i
-	}
 	st := LogStats{Decisions: len(rows)}
 	// a table's rows come in no particular order: training takes them by
 	// decision time, then id, so that the same table gives the same model
@@ -37,12 +33,9 @@ func FromTable(rows []table.Row, ext *features.Extractor, models []string) ([]Ex
 		}
 		return strings.Compare(a.DecisionID, b.DecisionID)
 	})
-	var out []Example
-	type cell struct{ ex, model int }
-	var bandit []cell
-	var wsum float64
+	b := newBanditSet(models, ext, &st)
 	for _, r := range rows {
-		j, ok := col[r.Model]
+		j, ok := b.col[r.Model]
 		if !ok {
 			st.OtherModels++
 			continue
@@ -57,30 +50,13 @@ func FromTable(rows []table.Row, ext *features.Extractor, models []string) ([]Ex
 		if !(r.Weight >= 1) || math.IsInf(r.Weight, 0) {
 			return nil, st, fmt.Errorf("training table: decision %s: weight %v must be at least 1 (the inverse of a propensity, clipped)", r.DecisionID, r.Weight)
 		}
-		e := Example{PromptID: r.PromptKey, Labels: make([]float32, len(models)), Weights: make([]float32, len(models))}
-		ext.Extract(features.Input{Prompt: r.Prompt, Task: r.Task}, &e.Vec)
-		e.Labels[j], e.Weights[j] = float32(r.Quality), float32(r.Weight)
-		st.Newest = latest(st.Newest, r.OutcomeTime)
-		wsum += r.Weight
-		bandit = append(bandit, cell{len(out), j})
-		for _, s := range r.Shadows {
-			if k, ok := col[s.Model]; ok && k != j {
-				e.Labels[k], e.Weights[k] = float32(s.Quality), 1
-				st.Newest = latest(st.Newest, s.Time)
-				st.Shadow++
-			}
+		shadows := make([]observed, len(r.Shadows))
+		for i, s := range r.Shadows {
+			shadows[i] = observed{model: s.Model, quality: s.Quality, at: s.Time}
 		}
-		out = append(out, e)
+		b.add(r.PromptKey, features.Input{Prompt: r.Prompt, Task: r.Task}, j, observed{quality: r.Quality, at: r.OutcomeTime}, r.Weight, shadows)
 	}
-	st.Used = len(out)
-	if len(bandit) > 0 {
-		mean := wsum / float64(len(bandit))
-		st.MeanWeight = mean
-		for _, c := range bandit {
-			out[c.ex].Weights[c.model] = float32(float64(out[c.ex].Weights[c.model]) / mean)
-		}
-	}
-	return out, st, nil
+	return b.done(), st, nil
 }
 
 // TableOutcomes are a training table's outcomes (the chosen model's and
