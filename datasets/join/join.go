@@ -52,7 +52,6 @@ type Stats struct {
 // The columns every log file must have for the join, by file kind.
 var (
 	decisionColumns = "decision_id, time, prompt, prompt_sha256, task, chosen, propensity"
-	outcomeColumns  = "decision_id, model, quality, input_tokens, output_tokens, cost_usd, source, time"
 )
 
 // Logs joins the logs under opt.Logs into a training table at out. Each
@@ -215,29 +214,31 @@ WITH d AS (
   WHERE %[3]s
 ),
 o AS (
-  SELECT %[4]s,
-         row_number() OVER (PARTITION BY decision_id, model, source = 'shadow' ORDER BY time DESC) AS latest
-  FROM read_parquet(%[5]s, hive_partitioning = false)
+  SELECT decision_id, model, source = 'shadow' AS shadow,
+         arg_max(quality, time) AS quality, arg_max(cost_usd, time) AS cost_usd,
+         arg_max(input_tokens, time) AS input_tokens, arg_max(output_tokens, time) AS output_tokens,
+         max(time) AS time
+  FROM read_parquet(%[4]s, hive_partitioning = false)
   WHERE decision_id <> ''
+  GROUP BY ALL
 ),
 s AS (
   SELECT decision_id,
          list({'model': model, 'quality': quality, 'cost_usd': cost_usd,
                'output_tokens': output_tokens, 'time': time} ORDER BY model) AS shadows
-  FROM o
-  WHERE source = 'shadow' AND latest = 1
+  FROM o WHERE shadow
   GROUP BY decision_id
 )
 SELECT d.decision_id,
        CASE WHEN d.prompt_sha256 <> '' THEN 'sha256:' || d.prompt_sha256 ELSE d.decision_id END AS prompt_key,
        d.prompt, d.task, d.time, d.chosen AS model, c.quality, d.propensity,
-       least(1.0 / d.propensity, %[6]g) AS weight,
+       least(1.0 / d.propensity, %[5]g) AS weight,
        c.cost_usd, c.input_tokens, c.output_tokens, c.time AS outcome_time,
        list_filter(coalesce(s.shadows, []), x -> x.model <> d.chosen) AS shadows
 FROM d
-JOIN o AS c ON c.decision_id = d.decision_id AND c.model = d.chosen AND c.source <> 'shadow' AND c.latest = 1
+JOIN o AS c ON c.decision_id = d.decision_id AND c.model = d.chosen AND NOT c.shadow
 LEFT JOIN s ON s.decision_id = d.decision_id
-) TO %[7]s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 65536, KV_METADATA {%[8]s: %[9]s})`,
-		decisionColumns, fileList(dfiles), strings.Join(where, " AND "), outcomeColumns, fileList(ofiles),
+) TO %[6]s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 65536, KV_METADATA {%[7]s: %[8]s})`,
+		decisionColumns, fileList(dfiles), strings.Join(where, " AND "), fileList(ofiles),
 		opt.Clip, quote(out), quote(table.VersionKey), quote(table.Version))
 }
