@@ -17,6 +17,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"switchyard/classifier/policy"
@@ -177,7 +178,8 @@ type Ledger struct {
 	now   func() time.Time
 	store Store
 
-	syncMu   sync.Mutex // one Sync at a time
+	syncMu   sync.Mutex  // one Sync at a time
+	active   atomic.Bool // the configuration has budgets (read without mu)
 	mu       sync.Mutex
 	cfg      *Config
 	accounts map[string]*account // by tenant
@@ -195,8 +197,13 @@ func NewLedger(cfg *Config, now func() time.Time, store Store) *Ledger {
 	if now == nil {
 		now = time.Now
 	}
-	return &Ledger{now: now, store: store, cfg: cfg, accounts: map[string]*account{}}
+	l := &Ledger{now: now, store: store, cfg: cfg, accounts: map[string]*account{}}
+	l.active.Store(cfg.any())
+	return l
 }
+
+// any reports whether the configuration gives any tenant a budget.
+func (c *Config) any() bool { return c != nil && (c.Default != nil || len(c.Tenants) > 0) }
 
 // Configure takes the budgets of a reloaded configuration: accounts keep
 // their spend; a tenant whose budget changed is paced by the new one.
@@ -204,6 +211,7 @@ func (l *Ledger) Configure(cfg *Config) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.cfg = cfg
+	l.active.Store(cfg.any())
 	for t, a := range l.accounts {
 		s, ok := cfg.spec(t)
 		if !ok {
@@ -325,6 +333,9 @@ func (s Shaping) Action() string {
 
 // Shape returns what the tenant's budget does to its next request.
 func (l *Ledger) Shape(tenant string) (Shaping, bool) {
+	if tenant == "" || !l.active.Load() {
+		return Shaping{}, false // every request without a budget: no lock on the route path
+	}
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
