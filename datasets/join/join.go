@@ -80,42 +80,9 @@ func Logs(ctx context.Context, opt Options, out string) (Stats, error) {
 	case !opt.Until.IsZero() && !opt.Since.Before(opt.Until):
 		return st, fmt.Errorf("join: since %s is not before until %s", opt.Since.Format(time.RFC3339), opt.Until.Format(time.RFC3339))
 	}
-	var dfiles, ofiles []string
-	for _, dir := range opt.Logs {
-		if _, err := os.Stat(dir); err != nil {
-			return st, fmt.Errorf("join: %w", err)
-		}
-		d, o, err := datasets.LogFiles(dir)
-		if err != nil {
-			return st, fmt.Errorf("join: %w", err)
-		}
-		for _, f := range d {
-			if err := datasets.CheckFile[datasets.DecisionRecord](f); err != nil {
-				if !opt.SkipBad {
-					return st, fmt.Errorf("join: %w (leave such files out with --skip-bad)", err)
-				}
-				st.Skipped = append(st.Skipped, err.Error())
-				continue
-			}
-			dfiles = append(dfiles, f)
-		}
-		for _, f := range o {
-			if err := datasets.CheckFile[datasets.OutcomeRecord](f); err != nil {
-				if !opt.SkipBad {
-					return st, fmt.Errorf("join: %w (leave such files out with --skip-bad)", err)
-				}
-				st.Skipped = append(st.Skipped, err.Error())
-				continue
-			}
-			ofiles = append(ofiles, f)
-		}
-	}
-	st.DecisionFiles, st.OutcomeFiles = len(dfiles), len(ofiles)
-	if len(dfiles) == 0 {
-		return st, fmt.Errorf("join: no decision log files under %s", strings.Join(opt.Logs, ", "))
-	}
-	if len(ofiles) == 0 {
-		return st, fmt.Errorf("join: no outcome log files under %s", strings.Join(opt.Logs, ", "))
+	dfiles, ofiles, err := checkedFiles(opt.Logs, opt.SkipBad, &st)
+	if err != nil {
+		return st, err
 	}
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
@@ -241,4 +208,48 @@ LEFT JOIN s ON s.decision_id = d.decision_id
 ) TO %[6]s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 65536, KV_METADATA {%[7]s: %[8]s})`,
 		decisionColumns, fileList(dfiles), strings.Join(where, " AND "), fileList(ofiles),
 		opt.Clip, quote(out), quote(table.VersionKey), quote(table.Version))
+}
+
+// checkedFiles lists the decision and outcome log files under dirs and
+// checks each (framing, schema version, columns and types): a file that
+// fails is named in the error, or with skipBad left out and recorded in
+// st.Skipped. It fails when no decision or no outcome file is left.
+func checkedFiles(dirs []string, skipBad bool, st *Stats) (dfiles, ofiles []string, err error) {
+	for _, dir := range dirs {
+		if _, err := os.Stat(dir); err != nil {
+			return nil, nil, fmt.Errorf("join: %w", err)
+		}
+		d, o, err := datasets.LogFiles(dir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("join: %w", err)
+		}
+		for _, f := range d {
+			if err := datasets.CheckFile[datasets.DecisionRecord](f); err != nil {
+				if !skipBad {
+					return nil, nil, fmt.Errorf("join: %w (leave such files out with --skip-bad)", err)
+				}
+				st.Skipped = append(st.Skipped, err.Error())
+				continue
+			}
+			dfiles = append(dfiles, f)
+		}
+		for _, f := range o {
+			if err := datasets.CheckFile[datasets.OutcomeRecord](f); err != nil {
+				if !skipBad {
+					return nil, nil, fmt.Errorf("join: %w (leave such files out with --skip-bad)", err)
+				}
+				st.Skipped = append(st.Skipped, err.Error())
+				continue
+			}
+			ofiles = append(ofiles, f)
+		}
+	}
+	st.DecisionFiles, st.OutcomeFiles = len(dfiles), len(ofiles)
+	if len(dfiles) == 0 {
+		return nil, nil, fmt.Errorf("join: no decision log files under %s", strings.Join(dirs, ", "))
+	}
+	if len(ofiles) == 0 {
+		return nil, nil, fmt.Errorf("join: no outcome log files under %s", strings.Join(dirs, ", "))
+	}
+	return dfiles, ofiles, nil
 }
