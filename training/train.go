@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand"
+	"slices"
 	"time"
 
 	"switchyard/classifier"
@@ -323,27 +324,51 @@ func copyWeights(dst, src *classifier.Model) {
 // shrunk toward the model's overall mean by strength pseudo-observations.
 // Rows of labels never seen (and row 0, no label) get the overall mean.
 func SetTaskPrior(m *classifier.Model, ex []Example, strength float64) {
-	nout := len(m.Meta.Models)
-	global, gw := make([]float64, nout), make([]float64, nout)
-	type acc struct{ sum, w []float64 }
-	byTask := map[int32]*acc{}
+	p := newPriorSums(len(m.Meta.Models))
 	for i := range ex {
-		t := ex[i].Vec.TaskID
-		a := byTask[t]
-		if a == nil {
-			a = &acc{make([]float64, nout), make([]float64, nout)}
-			byTask[t] = a
-		}
 		for j, w := range ex[i].Weights {
 			if w > 0 {
-				y := float64(ex[i].Labels[j])
-				a.sum[j] += float64(w) * y
-				a.w[j] += float64(w)
-				global[j] += float64(w) * y
-				gw[j] += float64(w)
+				p.add(ex[i].Vec.TaskID, j, float64(ex[i].Labels[j]), float64(w))
 			}
 		}
 	}
+	p.set(m, strength)
+}
+
+// priorSums are the weighted quality sums per task-label id and model that
+// the per-task prior is set from.
+type priorSums struct {
+	nout       int
+	byTask     map[int32]*[2][]float64 // sum of w·y, sum of w
+	global, gw []float64               // the same over all tasks
+}
+
+func newPriorSums(nout int) *priorSums {
+	return &priorSums{nout: nout, byTask: map[int32]*[2][]float64{}, global: make([]float64, nout), gw: make([]float64, nout)}
+}
+
+// add adds the observation of model j with quality y at weight w on a
+// prompt of task id t.
+func (p *priorSums) add(t int32, j int, y, w float64) { p.addSums(t, j, w*y, w) }
+
+// addSums adds observations of model j on prompts of task id t whose
+// weighted qualities sum to wy and weights to w.
+func (p *priorSums) addSums(t int32, j int, wy, w float64) {
+	a := p.byTask[t]
+	if a == nil {
+		a = &[2][]float64{make([]float64, p.nout), make([]float64, p.nout)}
+		p.byTask[t] = a
+	}
+	a[0][j] += wy
+	a[1][j] += w
+	p.global[j] += wy
+	p.gw[j] += w
+}
+
+// set fills m's prior from the sums (see SetTaskPrior).
+func (p *priorSums) set(m *classifier.Model, strength float64) {
+	nout := p.nout
+	global, gw := slices.Clone(p.global), p.gw
 	logit := func(p float64) float32 {
 		p = math.Min(math.Max(p, 1e-3), 1-1e-3)
 		return float32(math.Log(p / (1 - p)))
@@ -360,12 +385,12 @@ func SetTaskPrior(m *classifier.Model, ex []Example, strength float64) {
 	for r := 0; r < len(m.Prior)/nout; r++ {
 		copy(m.Prior[r*nout:r*nout+nout], g)
 	}
-	for t, a := range byTask {
+	for t, a := range p.byTask {
 		if t == 0 {
 			continue
 		}
 		for j := 0; j < nout; j++ {
-			m.Prior[int(t)*nout+j] = logit((a.sum[j] + strength*global[j]) / (a.w[j] + strength))
+			m.Prior[int(t)*nout+j] = logit((a[0][j] + strength*global[j]) / (a[1][j] + strength))
 		}
 	}
 }

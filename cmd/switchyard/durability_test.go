@@ -233,15 +233,16 @@ func TestKilledThreeTimesLosesNoAcknowledgedDecisionOrFeedback(t *testing.T) {
 	out, err := run(t, "train", "--logs", logs, "--catalogue", filepath.Join(data, "catalogue.csv"), "--out", t.TempDir(),
 		"--epochs", "1", "--dim", "8", "--hidden", "8", "--buckets", "4096")
 	require.NoError(t, err, out)
-	m := regexp.MustCompile(`logs: (\d+) decisions, (\d+) used`).FindStringSubmatch(out)
+	m := regexp.MustCompile(`logs: (\d+) examples joined`).FindStringSubmatch(out)
 	require.NotNil(t, m, out)
-	used, _ := strconv.Atoi(m[2])
+	used, _ := strconv.Atoi(m[1])
 	_, outcomes, err := datasets.ReadLogDir(logs)
 	require.NoError(t, err)
 	// outcomes stored just before a kill but never acknowledged count too
 	assert.Equal(t, len(outcomes), used, "training uses every stored outcome: %s", out)
 	assert.GreaterOrEqual(t, used, nf, "training uses every acknowledged outcome: %s", out)
 	assert.Contains(t, out, "; 0 outcomes without decision")
+	assert.Contains(t, out, fmt.Sprintf("tables: %d examples, %d used", used, used), out)
 
 	// the same examples through the training table, joined on the embedded engine
 	tbl := filepath.Join(t.TempDir(), "table.parquet")
@@ -251,5 +252,5 @@ func TestKilledThreeTimesLosesNoAcknowledgedDecisionOrFeedback(t *testing.T) {
 	out, err = run(t, "train", "--table", tbl, "--catalogue", filepath.Join(data, "catalogue.csv"), "--out", t.TempDir(),
 		"--epochs", "1", "--dim", "8", "--hidden", "8", "--buckets", "4096")
 	require.NoError(t, err, out)
-	assert.Contains(t, out, fmt.Sprintf("table: %d examples, %d used", used, used), out)
+	assert.Contains(t, out, fmt.Sprintf("tables: %d examples, %d used", used, used), out)
 }

@@ -17,10 +17,8 @@ import (
 	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2" // the "duckdb" database/sql driver
-	"github.com/parquet-go/parquet-go"
 
 	"switchyard/datasets"
-	"switchyard/datasets/table"
 )
 
 // Options select and shape the examples.
@@ -47,12 +45,12 @@ type Stats struct {
 	DecisionFiles, OutcomeFiles int
 	Skipped                     []string // files left out (SkipBad), each with the reason
 	Rows                        int64
+	// Outcomes counts the logged outcomes that name a decision, and
+	// OutcomesWithoutDecision those of them whose decision is in no
+	// decision file (feedback that cannot be used: see
+	// datasets.OutcomeLinks).
+	Outcomes, OutcomesWithoutDecision int64
 }
-
-// The columns every log file must have for the join, by file kind.
-var (
-	decisionColumns = "decision_id, time, prompt, prompt_sha256, task, chosen, propensity"
-)
 
 // Logs joins the logs under opt.Logs into a training table at out. Each
 // log file is checked first (framing, schema version, columns and types):
@@ -98,26 +96,29 @@ func Logs(ctx context.Context, opt Options, out string) (Stats, error) {
 	}
 	tmp := filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".tmp")
 	defer os.Remove(tmp)
-	if _, err := db.ExecContext(ctx, joinQuery(dfiles, ofiles, opt, tmp)); err != nil {
-		return st, fmt.Errorf("join: %w", err)
+	// the outcomes are aggregated first, each into a file of its own, so
+	// that the join of the prompts holds no aggregate in memory: one query
+	// with the aggregates and both joins runs out of memory at ten million
+	// decisions under a 1 GB engine limit (measured; docs/formats.md)
+	chosen, shadows, index := tmp+".chosen", tmp+".shadows", tmp+".index"
+	defer os.Remove(chosen)
+	defer os.Remove(shadows)
+	defer os.Remove(index)
+	if err := db.QueryRowContext(ctx, linksQuery(dfiles, ofiles)).Scan(&st.Outcomes, &st.OutcomesWithoutDecision); err != nil {
+		return st, fmt.Errorf("join: count the outcomes without decision: %w", err)
+	}
+	for _, q := range joinQueries(dfiles, ofiles, opt, chosen, shadows, index) {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return st, fmt.Errorf("join: %w", err)
+		}
+	}
+	db.Close() // the engine's memory is given back before the merge
+	if st.Rows, err = writeTable(ctx, dfiles, index, tmp); err != nil {
+		return st, err
 	}
 	if err := os.Rename(tmp, out); err != nil {
 		return st, fmt.Errorf("join: %w", err)
 	}
-	f, err := os.Open(out)
-	if err != nil {
-		return st, fmt.Errorf("join: %w", err)
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return st, fmt.Errorf("join: %w", err)
-	}
-	pf, err := parquet.OpenFile(f, info.Size())
-	if err != nil {
-		return st, fmt.Errorf("join: the table written: %w", err)
-	}
-	st.Rows = pf.NumRows()
 	return st, nil
 }
 
@@ -160,11 +161,34 @@ func fileList(files []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-// joinQuery is the join as one COPY statement (docs/formats.md has it for
-// other engines).
-func joinQuery(dfiles, ofiles []string, opt Options, out string) string {
+// fileValues are the decision files numbered in order, as SQL VALUES rows.
+func fileValues(files []string) string {
+	rows := make([]string, len(files))
+	for i, f := range files {
+		rows[i] = fmt.Sprintf("(%s, %d::BIGINT)", quote(f), i)
+	}
+	return strings.Join(rows, ", ")
+}
+
+// linksQuery counts the outcomes that name a decision, and those of them
+// whose decision is in no decision file.
+func linksQuery(dfiles, ofiles []string) string {
+	return fmt.Sprintf(`SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (
+  SELECT 1 FROM read_parquet(%s, hive_partitioning = false) AS d WHERE d.decision_id = o.decision_id))
+FROM read_parquet(%s, hive_partitioning = false) AS o
+WHERE o.decision_id <> ''`, fileList(dfiles), fileList(ofiles))
+}
+
+// joinQueries are the join on the engine as three COPY statements
+// (docs/formats.md has it as one query for other engines): the latest
+// outcome of each decision's served model into chosen, the latest outcome
+// of each of its shadow models, as one list per decision, into shadows,
+// and the decisions (all but their prompts) joined with both into index,
+// ordered by decision file and row: writeTable merges the decisions'
+// prompts in, so that the rows come in the same order on every run.
+func joinQueries(dfiles, ofiles []string, opt Options, chosen, shadows, index string) []string {
 	var where []string
-	where = append(where, "prompt <> ''", "decision_id <> ''")
+	where = append(where, "decision_id <> ''")
 	if !opt.Since.IsZero() {
 		where = append(where, "time >= "+quote(opt.Since.UTC().Format("2006-01-02 15:04:05.999999")+"+00")+"::TIMESTAMPTZ")
 	}
@@ -175,39 +199,49 @@ func joinQuery(dfiles, ofiles []string, opt Options, out string) string {
 		where = append(where, fmt.Sprintf("md5_number(%s || decision_id) %% 1000000 < %d",
 			quote(fmt.Sprint(opt.Seed, ":")), int64(math.Round(opt.Sample*1e6))))
 	}
-	return fmt.Sprintf(`COPY (
-WITH d AS (
-  SELECT %[1]s FROM read_parquet(%[2]s, hive_partitioning = false)
-  WHERE %[3]s
-),
-o AS (
-  SELECT decision_id, model, source = 'shadow' AS shadow,
+	outcomes := fileList(ofiles)
+	return []string{
+		fmt.Sprintf(`COPY (
+SELECT decision_id, model,
+       arg_max(quality, time) AS quality, arg_max(cost_usd, time) AS cost_usd,
+       arg_max(input_tokens, time) AS input_tokens, arg_max(output_tokens, time) AS output_tokens,
+       max(time) AS time
+FROM read_parquet(%s, hive_partitioning = false)
+WHERE decision_id <> '' AND source <> 'shadow'
+GROUP BY ALL
+) TO %s (FORMAT parquet, COMPRESSION zstd)`, outcomes, quote(chosen)),
+		fmt.Sprintf(`COPY (
+SELECT decision_id,
+       list({'model': model, 'quality': quality, 'cost_usd': cost_usd,
+             'output_tokens': output_tokens, 'time': time} ORDER BY model) AS shadows
+FROM (
+  SELECT decision_id, model,
          arg_max(quality, time) AS quality, arg_max(cost_usd, time) AS cost_usd,
-         arg_max(input_tokens, time) AS input_tokens, arg_max(output_tokens, time) AS output_tokens,
-         max(time) AS time
-  FROM read_parquet(%[4]s, hive_partitioning = false)
-  WHERE decision_id <> ''
+         arg_max(output_tokens, time) AS output_tokens, max(time) AS time
+  FROM read_parquet(%s, hive_partitioning = false)
+  WHERE decision_id <> '' AND source = 'shadow'
   GROUP BY ALL
-),
-s AS (
-  SELECT decision_id,
-         list({'model': model, 'quality': quality, 'cost_usd': cost_usd,
-               'output_tokens': output_tokens, 'time': time} ORDER BY model) AS shadows
-  FROM o WHERE shadow
-  GROUP BY decision_id
 )
-SELECT d.decision_id,
-       CASE WHEN d.prompt_sha256 <> '' THEN 'sha256:' || d.prompt_sha256 ELSE d.decision_id END AS prompt_key,
-       d.prompt, d.task, d.time, d.chosen AS model, c.quality, d.propensity,
-       least(1.0 / d.propensity, %[5]g) AS weight,
+GROUP BY decision_id
+) TO %s (FORMAT parquet, COMPRESSION zstd)`, outcomes, quote(shadows)),
+		fmt.Sprintf(`COPY (
+WITH f(filename, file) AS (VALUES %[1]s),
+d AS (
+  SELECT f.file, file_row_number AS row, decision_id, chosen, propensity
+  FROM read_parquet(%[2]s, hive_partitioning = false, filename = true, file_row_number = true) JOIN f USING (filename)
+  WHERE %[3]s
+)
+SELECT d.file, d.row, c.quality, least(1.0 / d.propensity, %[4]g) AS weight,
        c.cost_usd, c.input_tokens, c.output_tokens, c.time AS outcome_time,
        list_filter(coalesce(s.shadows, []), x -> x.model <> d.chosen) AS shadows
 FROM d
-JOIN o AS c ON c.decision_id = d.decision_id AND c.model = d.chosen AND NOT c.shadow
-LEFT JOIN s ON s.decision_id = d.decision_id
-) TO %[6]s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 65536, KV_METADATA {%[7]s: %[8]s})`,
-		decisionColumns, fileList(dfiles), strings.Join(where, " AND "), fileList(ofiles),
-		opt.Clip, quote(out), quote(table.VersionKey), quote(table.Version))
+JOIN read_parquet(%[5]s) AS c ON c.decision_id = d.decision_id AND c.model = d.chosen
+LEFT JOIN read_parquet(%[6]s) AS s ON s.decision_id = d.decision_id
+ORDER BY d.file, d.row
+) TO %[7]s (FORMAT parquet, COMPRESSION zstd)`,
+			fileValues(dfiles), fileList(dfiles), strings.Join(where, " AND "), opt.Clip,
+			quote(chosen), quote(shadows), quote(index)),
+	}
 }
 
 // checkedFiles lists the decision and outcome log files under dirs and

@@ -14,6 +14,7 @@ import (
 
 	"switchyard/datasets"
 	"switchyard/datasets/join"
+	"switchyard/datasets/synthetic"
 	"switchyard/datasets/table"
 	"switchyard/features"
 	"switchyard/training"
@@ -89,6 +90,9 @@ func TestJoinMatchesTheInMemoryJoin(t *testing.T) {
 	examples, lst, err := training.FromLogs(decisions, outcomes, ext, models, 20)
 	require.NoError(t, err)
 	require.Len(t, rows, lst.Used)
+	assert.Equal(t, int64(lst.Outcomes), st.Outcomes, "the outcomes that name a decision")
+	assert.Equal(t, int64(lst.OutcomesWithoutDecision), st.OutcomesWithoutDecision, "those whose decision is not logged")
+	assert.Equal(t, int64(2), st.OutcomesWithoutDecision)
 	byKey := map[string]table.Row{}
 	for _, r := range rows {
 		byKey[r.PromptKey] = r
@@ -199,4 +203,30 @@ func TestJoinNamesBadLogFiles(t *testing.T) {
 	require.NoError(t, datasets.WriteFile(bad, []table.Row{{DecisionID: "x"}}))
 	_, err := table.Read(bad)
 	require.ErrorContains(t, err, "not a training table")
+}
+
+// The same logs give the same table, row for row, on every run (training
+// takes the rows in the table's order, so this is what makes a model
+// reproducible from the logs).
+func TestTheSameLogsGiveTheSameTable(t *testing.T) {
+	logs := t.TempDir()
+	_, err := synthetic.WriteLogs(logs, synthetic.LogsConfig{Seed: 4, Decisions: 30_000, PromptBytes: 256})
+	require.NoError(t, err)
+	ids := func() []string {
+		out := filepath.Join(t.TempDir(), "table.parquet")
+		_, err := join.Logs(context.Background(), join.Options{Logs: []string{logs}, Threads: 2}, out)
+		require.NoError(t, err)
+		rows, err := table.Read(out)
+		require.NoError(t, err)
+		var ids []string
+		for _, r := range rows {
+			ids = append(ids, r.DecisionID)
+		}
+		return ids
+	}
+	first := ids()
+	require.Greater(t, len(first), 25_000)
+	for range 2 {
+		assert.Equal(t, first, ids())
+	}
 }

@@ -69,32 +69,11 @@ func Read(path string) ([]Row, error) {
 
 // Each calls fn with the table's rows a row group at a time (the batch is
 // reused), checking its version and schema first.
-func Each(path string, fn func([]Row) error) (err error) {
-	f, err := os.Open(path)
+func Each(path string, fn func([]Row) error) error {
+	r, err := NewReader(path)
 	if err != nil {
-		return fmt.Errorf("training table: %w", err)
+		return err
 	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("training table: %w", err)
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("training table %s: corrupt Parquet file: %v", path, p)
-		}
-	}()
-	pf, err := parquet.OpenFile(f, info.Size())
-	if err != nil {
-		return fmt.Errorf("training table %s: %w", path, err)
-	}
-	if v, ok := pf.Lookup(VersionKey); !ok || v != Version {
-		return fmt.Errorf("training table %s: version %q (metadata %s), want %q: not a training table of this Switchyard", path, v, VersionKey, Version)
-	}
-	if err := checkTable(pf.Schema()); err != nil {
-		return fmt.Errorf("training table %s: %w", path, err)
-	}
-	r := parquet.NewGenericReader[Row](pf)
 	defer r.Close()
 	batch := make([]Row, 4096)
 	for {
@@ -108,9 +87,90 @@ func Each(path string, fn func([]Row) error) (err error) {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("training table %s: %w", path, err)
+			return err
 		}
 	}
+}
+
+// Reader reads a training table's rows.
+type Reader struct {
+	path string
+	f    *os.File
+	pf   *parquet.File
+	r    *parquet.GenericReader[Row]
+}
+
+// NewReader opens a training table, checking its version and schema.
+func NewReader(path string) (*Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("training table: %w", err)
+	}
+	pf, err := open(path, f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Reader{path: path, f: f, pf: pf, r: parquet.NewGenericReader[Row](pf)}, nil
+}
+
+// File is the table's Parquet file (its row groups).
+func (r *Reader) File() *parquet.File { return r.pf }
+
+// SeekToRow moves to the row of that index (from 0, over all row groups).
+func (r *Reader) SeekToRow(i int64) (err error) {
+	defer r.recover(&err)
+	if err := r.r.SeekToRow(i); err != nil {
+		return fmt.Errorf("training table %s: %w", r.path, err)
+	}
+	return nil
+}
+
+// Read reads up to len(rows) rows; at the end it returns io.EOF.
+func (r *Reader) Read(rows []Row) (n int, err error) {
+	defer r.recover(&err)
+	n, err = r.r.Read(rows)
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = fmt.Errorf("training table %s: %w", r.path, err)
+	}
+	return n, err
+}
+
+// recover turns a panic of the Parquet decoder on a corrupt file into an
+// error naming the file.
+func (r *Reader) recover(err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("training table %s: corrupt Parquet file: %v", r.path, p)
+	}
+}
+
+// Close closes the file.
+func (r *Reader) Close() error {
+	r.r.Close()
+	return r.f.Close()
+}
+
+func open(path string, f *os.File) (pf *parquet.File, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("training table %s: corrupt Parquet file: %v", path, p)
+		}
+	}()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("training table: %w", err)
+	}
+	pf, err = parquet.OpenFile(f, info.Size())
+	if err != nil {
+		return nil, fmt.Errorf("training table %s: %w", path, err)
+	}
+	if v, ok := pf.Lookup(VersionKey); !ok || v != Version {
+		return nil, fmt.Errorf("training table %s: version %q (metadata %s), want %q: not a training table of this Switchyard", path, v, VersionKey, Version)
+	}
+	if err := checkTable(pf.Schema()); err != nil {
+		return nil, fmt.Errorf("training table %s: %w", path, err)
+	}
+	return pf, nil
 }
 
 // checkTable checks that every column of Row is in the file with its
