@@ -4,7 +4,10 @@
 #               train, export to ONNX and serve on 127.0.0.1:8080
 #   make test   go vet + go test -race ./... (installs ONNX Runtime first)
 #   make bench  benchmarks: the hot path, the server process under load
-#               (pinned apart from its load generator), training, eval
+#               (pinned apart from its load generator), training, eval;
+#               then make bench-scale
+#   make bench-scale  join, train, ope and experiment analyze on SCALE
+#               synthetic logged decisions (10 million unless set), timed
 #   make quality  the routing-quality table on ../shared/data
 #   make lint   gofmt, go vet, a go mod tidy check and staticcheck
 #   make fuzz   every fuzz target, FUZZTIME each (30s unless set)
@@ -28,7 +31,7 @@ STATICCHECK_VER := v0.8.2
 
 export SWITCHYARD_ORT_LIB := $(ORT_LIB)
 
-.PHONY: all build ort redis test bench run clean fuzz quality lint onnx-proto
+.PHONY: all build ort redis test bench bench-scale run clean fuzz quality lint onnx-proto
 
 all: build
 
@@ -106,6 +109,33 @@ onnx-proto:
 
 bench: ort redis
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./...
+	$(MAKE) bench-scale
+
+# Training at log scale (docs/results/log-scale.md): a fleet's synthetic
+# logs of SCALE decisions (1 KB prompts, 4 replicas' files, an experiment),
+# then join, one epoch of train, ope and experiment analyze, each with its
+# wall time and peak RSS (GNU time; Debian's package is installed when
+# missing). SCALE_DIR needs about 300 bytes a decision.
+SCALE     ?= 10000000
+SCALE_DIR ?= $(CURDIR)/.scale
+TIME      := /usr/bin/time -f '%C: %e s, peak RSS %M KB'
+bench-scale: build ort
+	@test -x /usr/bin/time || { \
+		echo "installing GNU time (Debian package time)" >&2; \
+		$(SUDO) apt-get install -y -q time >/dev/null || { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q time >/dev/null; }; }
+	rm -rf $(SCALE_DIR) && mkdir -p $(SCALE_DIR)
+	$(BIN) generate --seed 1 --prompts 6000 --out $(SCALE_DIR)/data
+	$(BIN) train --data $(SCALE_DIR)/data --seed 1 --out $(SCALE_DIR)/serving
+	$(TIME) $(BIN) generate --logs $(SCALE_DIR)/logs --decisions $(SCALE) --prompts 200000 --experiment x
+	printf '%s\n' '{"catalogue": "$(SCALE_DIR)/data/catalogue.csv", "default_policy": "a",' \
+		' "policies": [{"name": "a", "version": "1", "predictor": "$(SCALE_DIR)/serving/predictor.onnx", "quality_bar": 0.8},' \
+		'  {"name": "b", "version": "1", "predictor": "$(SCALE_DIR)/serving/predictor.onnx", "quality_bar": 0.6}],' \
+		' "experiments": [{"name": "x", "unit": "user", "salt": "x",' \
+		'  "arms": [{"name": "a", "policy": "a", "weight": 0.5}, {"name": "b", "policy": "b", "weight": 0.5}]}]}' > $(SCALE_DIR)/config.json
+	$(TIME) $(BIN) join --logs $(SCALE_DIR)/logs --out $(SCALE_DIR)/table.parquet
+	$(TIME) $(BIN) train --table $(SCALE_DIR)/table.parquet --catalogue $(SCALE_DIR)/data/catalogue.csv --epochs 1 --out $(SCALE_DIR)/model
+	$(TIME) $(BIN) ope --logs $(SCALE_DIR)/logs --model $(SCALE_DIR)/serving/predictor.onnx --catalogue $(SCALE_DIR)/data/catalogue.csv --scorer go
+	$(TIME) $(BIN) experiment analyze --logs $(SCALE_DIR)/logs --config $(SCALE_DIR)/config.json --out $(SCALE_DIR)/experiment
 
 # The routing-quality table: 5-fold eval of the learned router against every
 # baseline on the shared benchmarks, with task labels used, train-only and

@@ -31,6 +31,11 @@ func (st JoinStats) Links() datasets.OutcomeLinks {
 	return datasets.OutcomeLinks{Linked: st.Outcomes, WithoutDecision: st.OutcomesWithoutDecision}
 }
 
+// setLinks fills the outcome counts of st.
+func (st *JoinStats) setLinks(l datasets.OutcomeLinks) {
+	st.Outcomes, st.OutcomesWithoutDecision = l.Linked, l.WithoutDecision
+}
+
 // OffPolicyRecords joins logged decisions with the outcome of their chosen
 // model and asks target what it would have done in each logged context: its
 // choice among the logged candidates (Target, one-hot since the rule is
@@ -40,105 +45,112 @@ func (st JoinStats) Links() datasets.OutcomeLinks {
 // does not score are skipped and counted, and so are outcomes whose
 // decision is not in the logs. When no record can be built because every
 // outcome lacks its decision, the error (a *datasets.MissingDecisionsError,
-// wrapped) says so.
+// wrapped) says so. Evaluate does the same on logs of any size, without
+// keeping the records.
 func OffPolicyRecords(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRecord, target *policy.Router) ([]ope.Record, JoinStats, error) {
-	recs, st, err := offPolicyRecords(decisions, outcomes, target)
-	if err != nil {
-		return nil, st, err
+	st := JoinStats{Decisions: len(decisions)}
+	scores := scoredModels(target)
+	var recs []ope.Record
+	for _, jd := range datasets.JoinDecisions(decisions, outcomes, datasets.JoinOptions{}) {
+		r, kind, err := offPolicyRecord(target, scores, &jd)
+		if err != nil {
+			return nil, st, err
+		}
+		if st.count(kind, &jd) {
+			recs = append(recs, r)
+		}
 	}
-	countLinks(&st, decisions, outcomes)
+	st.average()
+	st.setLinks(datasets.CountOutcomeLinks(decisions, outcomes))
 	if len(recs) == 0 && st.Links().AllWithoutDecision() {
-		return nil, st, fmt.Errorf("no usable logged decisions: %w", st.Links().Err())
+		return nil, st, &NoRecordsError{Links: st.Links()}
 	}
 	return recs, st, nil
 }
 
-// countLinks fills the outcome counts of st from all the logged decisions.
-func countLinks(st *JoinStats, decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRecord) {
-	l := datasets.CountOutcomeLinks(decisions, outcomes)
-	st.Outcomes, st.OutcomesWithoutDecision = l.Linked, l.WithoutDecision
-}
+// recordKind says what became of one logged decision.
+type recordKind uint8
 
-// offPolicyRecords is the join of OffPolicyRecords on a subset of the logged
-// decisions; it leaves the outcome counts to its caller.
-func offPolicyRecords(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRecord, target *policy.Router) ([]ope.Record, JoinStats, error) {
-	st := JoinStats{Decisions: len(decisions)}
+const (
+	noOutcome recordKind = iota
+	noPrompt
+	notCandidates
+	used
+)
+
+// scoredModels is the set of models target scores.
+func scoredModels(target *policy.Router) map[string]bool {
 	scores := map[string]bool{}
 	for _, m := range target.Models() {
 		scores[m] = true
 	}
-	var recs []ope.Record
-	for _, jd := range datasets.JoinDecisions(decisions, outcomes, datasets.JoinOptions{}) {
-		d, o := jd.Decision, jd.Outcome
-		if o == nil {
-			continue
-		}
-		st.WithOutcome++
-		if d.Prompt == "" {
-			st.NoPrompt++
-			continue
-		}
-		cands := make([]string, len(d.Candidates))
-		logged, usable := -1, true
-		for i, c := range d.Candidates {
-			cands[i] = c.Model
-			if c.Model == d.Chosen {
-				logged = i
-			}
-			usable = usable && scores[c.Model]
-		}
-		if logged < 0 {
-			return nil, st, fmt.Errorf("decision %s: chosen model %q is not among its candidates", d.DecisionID, d.Chosen)
-		}
-		if !usable {
-			st.NotCandidates++
-			continue
-		}
-		dec, err := target.Route(policy.Request{Input: inputOf(d), Candidates: cands})
-		if err != nil {
-			return nil, st, fmt.Errorf("decision %s: target policy: %w", d.DecisionID, err)
-		}
-		r := ope.Record{Logged: logged, Propensity: d.Propensity, Reward: o.Quality, Cost: o.CostUSD,
-			Target: make([]float64, len(cands)), PredReward: make([]float64, len(cands)), PredCost: make([]float64, len(cands))}
-		r.Target[dec.Index] = 1
-		for i, op := range dec.Options {
-			r.PredReward[i], r.PredCost[i] = op.PredictedQuality, op.ExpectedCostUSD
-		}
-		recs = append(recs, r)
-		st.LoggedReward += o.Quality
-		st.LoggedCost += o.CostUSD
+	return scores
+}
+
+// offPolicyRecord builds the off-policy record of one joined decision for
+// target (which scores the models in scores), or says why there is none.
+// The error is for a decision no record can be built from: its chosen model
+// is not among its candidates, or target fails on it.
+func offPolicyRecord(target *policy.Router, scores map[string]bool, jd *datasets.Joined) (ope.Record, recordKind, error) {
+	d, o := &jd.Decision, jd.Outcome
+	switch {
+	case o == nil:
+		return ope.Record{}, noOutcome, nil
+	case d.Prompt == "":
+		return ope.Record{}, noPrompt, nil
 	}
-	st.Used = len(recs)
+	cands := make([]string, len(d.Candidates))
+	logged, usable := -1, true
+	for i, c := range d.Candidates {
+		cands[i] = c.Model
+		if c.Model == d.Chosen {
+			logged = i
+		}
+		usable = usable && scores[c.Model]
+	}
+	if logged < 0 {
+		return ope.Record{}, 0, fmt.Errorf("decision %s: chosen model %q is not among its candidates", d.DecisionID, d.Chosen)
+	}
+	if !usable {
+		return ope.Record{}, notCandidates, nil
+	}
+	dec, err := target.Route(policy.Request{Input: inputOf(*d), Candidates: cands})
+	if err != nil {
+		return ope.Record{}, 0, fmt.Errorf("decision %s: target policy: %w", d.DecisionID, err)
+	}
+	r := ope.Record{Logged: logged, Propensity: d.Propensity, Reward: o.Quality, Cost: o.CostUSD,
+		Target: make([]float64, len(cands)), PredReward: make([]float64, len(cands)), PredCost: make([]float64, len(cands))}
+	r.Target[dec.Index] = 1
+	for i, op := range dec.Options {
+		r.PredReward[i], r.PredCost[i] = op.PredictedQuality, op.ExpectedCostUSD
+	}
+	return r, used, nil
+}
+
+// count counts a decision of kind in st and reports whether it makes a
+// record.
+func (st *JoinStats) count(kind recordKind, jd *datasets.Joined) bool {
+	if kind != noOutcome {
+		st.WithOutcome++
+	}
+	switch kind {
+	case noPrompt:
+		st.NoPrompt++
+	case notCandidates:
+		st.NotCandidates++
+	case used:
+		st.Used++
+		st.LoggedReward += jd.Outcome.Quality
+		st.LoggedCost += jd.Outcome.CostUSD
+		return true
+	}
+	return false
+}
+
+// average turns the logged reward and cost sums of st into averages.
+func (st *JoinStats) average() {
 	if st.Used > 0 {
 		st.LoggedReward /= float64(st.Used)
 		st.LoggedCost /= float64(st.Used)
 	}
-	return recs, st, nil
-}
-
-// ArmOffPolicy estimates what the policy of one arm would have done on the
-// decisions the experiment's other arms logged (with their exploration
-// propensities), so that the A/B result and the off-policy estimate can be
-// compared. Its outcome counts are over all of decisions, like
-// OffPolicyRecords'.
-func ArmOffPolicy(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRecord, experiment, arm string, target *policy.Router, cfg ope.Config) (*ope.Report, JoinStats, error) {
-	var others []datasets.DecisionRecord
-	for _, d := range decisions {
-		if d.Experiment == experiment && d.Arm != arm {
-			others = append(others, d)
-		}
-	}
-	recs, st, err := offPolicyRecords(others, outcomes, target)
-	if err != nil {
-		return nil, st, err
-	}
-	countLinks(&st, decisions, outcomes)
-	if len(recs) == 0 {
-		if st.Links().AllWithoutDecision() {
-			return nil, st, fmt.Errorf("arm %s: no usable decisions of the other arms: %w", arm, st.Links().Err())
-		}
-		return nil, st, fmt.Errorf("arm %s: no usable decisions of the other arms", arm)
-	}
-	rep, err := ope.Value(recs, cfg)
-	return rep, st, err
 }

@@ -1,6 +1,7 @@
 package experiments_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand"
 	"os"
@@ -129,13 +130,17 @@ func TestOffPolicyRecordsCountsOutcomesWithoutDecision(t *testing.T) {
 	assert.Equal(t, 1060, st.OutcomesWithoutDecision)
 
 	// an arm's estimate counts over all the logged decisions, not only the other arms'
-	_, st, err = experiments.ArmOffPolicy(decisions, append(joined, lost[:3]...), "x", "control", r, ope.Config{Bootstrap: 10})
+	arm := []experiments.Target{experiments.ArmTarget("x", "control", r, ope.Config{Bootstrap: 10})}
+	est, err := experiments.Evaluate(context.Background(), experiments.InMemory(decisions, append(joined, lost[:3]...)), arm, 1)
 	require.NoError(t, err)
+	require.NoError(t, est[0].Err)
+	st = est[0].Stats
 	assert.Equal(t, 1, st.Used)
 	assert.Equal(t, 6, st.Outcomes)
 	assert.Equal(t, 3, st.OutcomesWithoutDecision, "control's outcomes are not orphans of the treatment's decisions")
-	_, _, err = experiments.ArmOffPolicy(decisions, lost, "x", "control", r, ope.Config{Bootstrap: 10})
-	require.ErrorContains(t, err, "arm control: no usable decisions of the other arms: 1,060 outcomes have no matching decision")
+	est, err = experiments.Evaluate(context.Background(), experiments.InMemory(decisions, lost), arm, 1)
+	require.NoError(t, err)
+	require.ErrorContains(t, est[0].Err, "arm control: no usable decisions of the other arms: 1,060 outcomes have no matching decision")
 }
 
 func TestOffPolicyRecordsSkipsWhatCannotBeEvaluated(t *testing.T) {
@@ -155,4 +160,53 @@ func TestOffPolicyRecordsSkipsWhatCannotBeEvaluated(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, recs, 1)
 	assert.Equal(t, experiments.JoinStats{Decisions: 4, WithOutcome: 3, Used: 1, NoPrompt: 1, NotCandidates: 1, LoggedReward: 1, Outcomes: 4}, st)
+}
+
+// Evaluate gives what OffPolicyRecords and ope.Value give, whatever the
+// number of workers; a decision no record can be built from fails its
+// target alone, and is named.
+func TestEvaluateMatchesTheRecordsAndValue(t *testing.T) {
+	r := smallRouter(t)
+	cands := []datasets.Candidate{{Model: "mini"}, {Model: "flash"}}
+	rng := rand.New(rand.NewSource(4))
+	var decisions []datasets.DecisionRecord
+	var outcomes []datasets.OutcomeRecord
+	for i := range 3000 {
+		id := fmt.Sprintf("d-%04d", i)
+		chosen, p := "mini", 0.8
+		if rng.Float64() < 0.2 {
+			chosen, p = "flash", 0.2
+		}
+		decisions = append(decisions, datasets.DecisionRecord{DecisionID: id, Prompt: fmt.Sprintf("question %d about %d", i, rng.Intn(50)),
+			Candidates: cands, Chosen: chosen, Propensity: p, Experiment: "x", Arm: []string{"a", "b"}[i%2]})
+		if i%10 != 0 {
+			outcomes = append(outcomes, datasets.OutcomeRecord{DecisionID: id, Model: chosen, Quality: float64(rng.Intn(2)), CostUSD: 0.001, Source: datasets.SourceOnline})
+		}
+	}
+	cfg := ope.Config{Bootstrap: 100, Seed: 9}
+	recs, st, err := experiments.OffPolicyRecords(decisions, outcomes, r)
+	require.NoError(t, err)
+	want, err := ope.Value(recs, cfg)
+	require.NoError(t, err)
+	for _, workers := range []int{1, 4} {
+		est, err := experiments.Evaluate(context.Background(), experiments.InMemory(decisions, outcomes), []experiments.Target{{Router: r, Config: cfg}}, workers)
+		require.NoError(t, err)
+		require.NoError(t, est[0].Err)
+		assert.Equal(t, st, est[0].Stats)
+		assert.Equal(t, want, est[0].Report, "%d workers", workers)
+	}
+
+	decisions[1501].Chosen = "opus-class" // arm b's
+	for i := range outcomes {
+		if outcomes[i].DecisionID == "d-1501" {
+			outcomes[i].Model = "opus-class"
+		}
+	}
+	targets := []experiments.Target{{Router: r, Config: cfg}, experiments.ArmTarget("x", "b", r, cfg)}
+	est, err := experiments.Evaluate(context.Background(), experiments.InMemory(decisions, outcomes), targets, 2)
+	require.NoError(t, err)
+	require.EqualError(t, est[0].Err, `decision d-1501: chosen model "opus-class" is not among its candidates`)
+	assert.Nil(t, est[0].Report)
+	require.NoError(t, est[1].Err, "arm b's policy is evaluated on arm a's decisions only")
+	assert.Equal(t, 1500, est[1].Stats.Decisions)
 }

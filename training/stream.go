@@ -196,7 +196,7 @@ func (t *Trainer) streamNetwork(ctx context.Context, m *classifier.Model, job *T
 	total := s.Epochs * sc.trainRows
 	done := 0
 	start := time.Now()
-	stale := 0
+	es := &earlyStop{best: best, epochs: s.Epochs, patience: s.Patience, progress: t.Progress, log: t.Log}
 	for epoch := 1; epoch <= s.Epochs; epoch++ {
 		rng := rand.New(rand.NewSource(s.Seed + int64(epoch)*1_000_003))
 		order := slices.Clone(units)
@@ -244,24 +244,7 @@ func (t *Trainer) streamNetwork(ctx context.Context, m *classifier.Model, job *T
 			}
 		}
 		flush()
-		res.Epochs = epoch
-		trainLoss := lossSum / math.Max(wSum, 1e-12)
-		valLoss := trainLoss
-		if len(val) > 0 {
-			valLoss = Loss(m, obj, val)
-		}
-		improved := valLoss < res.ValLoss-1e-6
-		if improved {
-			res.ValLoss, res.TrainLoss, res.BestEpoch = valLoss, trainLoss, epoch
-			copyWeights(best, m)
-			stale = 0
-		} else {
-			stale++
-		}
-		if t.Progress != nil {
-			t.Progress.Epoch(epoch, s.Epochs, trainLoss, valLoss, improved)
-		}
-		if len(val) > 0 && stale >= s.Patience {
+		if es.end(res, m, obj, val, epoch, lossSum/math.Max(wSum, 1e-12)) {
 			break
 		}
 	}
@@ -418,20 +401,17 @@ func readUnits(ctx context.Context, order []unit, send func(*chunk) error) error
 }
 
 // survey is what a first pass over the tables learns: the rows per model,
-// the raw weights, the sums of the prior, costs and tokens, the validation
-// sample and a fingerprint of the data.
+// the raw weights, the sums of the prior and the output tokens, the
+// validation sample and a fingerprint of the data.
 type survey struct {
-	salt   string
-	share  float64
-	max    int
-	rows   int
-	models map[string]*modelSums
-	// input tokens over all outcomes
-	inSum, inN float64
-	noPrompt   int
-	val        valHeap
-	newest     map[string]time.Time // per model
-	fp         [4]uint64            // sums of the rows' hashes: the same in any order
+	salt     string
+	share    float64
+	max      int
+	rows     int
+	models   map[string]*modelSums
+	noPrompt int
+	val      valHeap
+	fp       [4]uint64 // sums of the rows' hashes: the same in any order
 }
 
 // modelSums are one model's sums over the rows of the tables.
@@ -440,8 +420,6 @@ type modelSums struct {
 	chosenTrain          int     // of them, in the training split with a prompt
 	weight               float64 // raw weights of the rows where it was served, with a prompt
 	weighted             int     // those rows
-	cost, priced         float64
-	out, outN            float64 // output tokens over all its outcomes
 	tokens, tokensN      float64 // output tokens over outcomes that report them
 	prior                map[int32]*[4]float64
 	newestChosen, newest time.Time
@@ -502,12 +480,9 @@ func (sv *survey) add(r *table.Row, ext *features.Extractor) error {
 	for k := range sv.fp {
 		sv.fp[k] += binary.LittleEndian.Uint64(sum[8*k:])
 	}
-	if r.InputTokens > 0 {
-		sv.inSum, sv.inN = sv.inSum+float64(r.InputTokens), sv.inN+1
-	}
 	ms := sv.model(r.Model)
 	ms.chosen++
-	ms.outcome(r.CostUSD, r.OutputTokens)
+	ms.outcome(r.OutputTokens)
 	if r.Prompt == "" {
 		sv.noPrompt++
 		return nil
@@ -519,7 +494,7 @@ func (sv *survey) add(r *table.Row, ext *features.Extractor) error {
 		if s.Model != r.Model {
 			sm := sv.model(s.Model)
 			sm.shadow++
-			sm.outcome(s.CostUSD, s.OutputTokens)
+			sm.outcome(s.OutputTokens)
 			sm.newest = latest(sm.newest, s.Time)
 		}
 	}
@@ -554,11 +529,7 @@ func (ms *modelSums) priorOf(t int32) *[4]float64 {
 	return p
 }
 
-func (ms *modelSums) outcome(cost float64, out int64) {
-	ms.out, ms.outN = ms.out+float64(out), ms.outN+1
-	if cost > 0 {
-		ms.cost, ms.priced = ms.cost+cost, ms.priced+1
-	}
+func (ms *modelSums) outcome(out int64) {
 	if out > 0 {
 		ms.tokens, ms.tokensN = ms.tokens+float64(out), ms.tokensN+1
 	}

@@ -235,7 +235,7 @@ func (t *Trainer) fitNetwork(ctx context.Context, spec features.Spec, models []s
 		order[i] = i
 	}
 	start := time.Now()
-	stale := 0
+	es := &earlyStop{best: best, epochs: s.Epochs, patience: s.Patience, progress: progress, log: t.Log}
 	for epoch := 1; epoch <= s.Epochs; epoch++ {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, fmt.Errorf("train: %w", err)
@@ -247,33 +247,49 @@ func (t *Trainer) fitNetwork(ctx context.Context, spec features.Spec, models []s
 			lossSum += l
 			wSum += w
 		}
-		res.Epochs = epoch
-		trainLoss := lossSum / math.Max(wSum, 1e-12)
-		valLoss := trainLoss
-		if len(val) > 0 {
-			valLoss = Loss(m, obj, val)
-		}
-		improved := valLoss < res.ValLoss-1e-6
-		if improved {
-			res.ValLoss, res.TrainLoss, res.BestEpoch = valLoss, trainLoss, epoch
-			copyWeights(best, m)
-			stale = 0
-		} else {
-			stale++
-		}
-		if progress != nil {
-			progress.Epoch(epoch, s.Epochs, trainLoss, valLoss, improved)
-		}
-		if t.Log != nil && progress != nil {
-			t.Log.Debug("epoch", "epoch", epoch, "train_loss", trainLoss, "val_loss", valLoss)
-		}
-		if len(val) > 0 && stale >= s.Patience {
+		if es.end(res, m, obj, val, epoch, lossSum/math.Max(wSum, 1e-12)) {
 			break
 		}
 	}
 	copyWeights(m, best)
 	res.PerSecond = float64(res.Epochs*len(train)) / time.Since(start).Seconds()
 	return m, res, nil
+}
+
+// earlyStop ends the epochs of a training run: it keeps the weights of the
+// epoch with the lowest validation loss in best and stops after patience
+// epochs without improvement (never without validation examples).
+type earlyStop struct {
+	best             *classifier.Model
+	epochs, patience int
+	stale            int
+	progress         Progress     // may be nil
+	log              *slog.Logger // may be nil
+}
+
+// end records an epoch's training loss in res, judges m on val and reports
+// whether training stops.
+func (es *earlyStop) end(res *Result, m *classifier.Model, obj Objective, val []Example, epoch int, trainLoss float64) bool {
+	res.Epochs = epoch
+	valLoss := trainLoss
+	if len(val) > 0 {
+		valLoss = Loss(m, obj, val)
+	}
+	improved := valLoss < res.ValLoss-1e-6
+	if improved {
+		res.ValLoss, res.TrainLoss, res.BestEpoch = valLoss, trainLoss, epoch
+		copyWeights(es.best, m)
+		es.stale = 0
+	} else {
+		es.stale++
+	}
+	if es.progress != nil {
+		es.progress.Epoch(epoch, es.epochs, trainLoss, valLoss, improved)
+	}
+	if es.log != nil && es.progress != nil {
+		es.log.Debug("epoch", "epoch", epoch, "train_loss", trainLoss, "val_loss", valLoss)
+	}
+	return len(val) > 0 && es.stale >= es.patience
 }
 
 // Loss is the mean weighted loss of m on examples.

@@ -20,6 +20,8 @@ func runGenerate(_ context.Context, args []string, stdout, stderr io.Writer) err
 	decisions := fs.Int("decisions", 1_000_000, "with --logs: decisions, spread over a day")
 	replicas := fs.Int("replicas", 4, "with --logs: writers, each with its own files")
 	promptBytes := fs.Int("prompt-bytes", 1024, "with --logs: prompt size")
+	experiment := fs.String("experiment", "", "with --logs: put every decision in an experiment of this name (arms a and b, weights 0.5, by user)")
+	users := fs.Int("users", 100_000, "with --logs and --experiment: users the decisions come from")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -29,7 +31,7 @@ func runGenerate(_ context.Context, args []string, stdout, stderr io.Writer) err
 	if *logs != "" {
 		start := time.Now()
 		st, err := synthetic.WriteLogs(*logs, synthetic.LogsConfig{Seed: *seed, Decisions: *decisions, Replicas: *replicas,
-			PromptBytes: *promptBytes, Prompts: *n})
+			PromptBytes: *promptBytes, Prompts: *n, Experiment: *experiment, Users: *users})
 		if err != nil {
 			return fmt.Errorf("generate: %w", err)
 		}

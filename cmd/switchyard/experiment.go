@@ -13,6 +13,7 @@ import (
 
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
+	"switchyard/datasets/join"
 	"switchyard/experiments"
 	"switchyard/experiments/abtest"
 	"switchyard/experiments/ope"
@@ -24,7 +25,7 @@ func runExperiment(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return errors.New("usage: switchyard experiment analyze --logs DIR --config FILE [--experiment NAME]")
 	}
 	fs := newFlagSet("experiment analyze", stderr)
-	logs := fs.String("logs", "", "decision and outcome logs: a folder or a bucket URL (s3://, gs://, azblob://, file://)")
+	lf := registerEngineLogFlags(fs)
 	config := fs.String("config", "", "the server's configuration file (arms, weights, policies)")
 	name := fs.String("experiment", "", "experiment to analyse (default: the configuration's first)")
 	control := fs.String("control", "", "control arm (default: the experiment's first arm)")
@@ -57,16 +58,17 @@ func runExperiment(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if cfg.Control == "" {
 		cfg.Control = exp.Arms[0].Name
 	}
-	decisions, outcomes, err := readLogs(ctx, *logs)
+	logs, err := lf.open(ctx, stderr)
 	if err != nil {
-		return err
+		return fmt.Errorf("experiment analyze: %w", err)
 	}
-	rep, err := abtest.Analyze(decisions, outcomes, cfg)
+	defer logs.Close()
+	rep, links, err := analyzeArms(ctx, logs, cfg)
 	if err != nil {
 		return err
 	}
 	if rep.OutcomesWithoutDecision > 0 {
-		fmt.Fprintln(stderr, "warning:", datasets.CountOutcomeLinks(decisions, outcomes).Err())
+		fmt.Fprintln(stderr, "warning:", links.Err())
 	}
 	fmt.Fprintf(stdout, "experiment %s (unit %s), control %s\n\n", exp.Name, exp.Unit, cfg.Control)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -94,9 +96,17 @@ func runExperiment(ctx context.Context, args []string, stdout, stderr io.Writer)
 	// each arm's policy estimated off-policy from the other arms' logs
 	fmt.Fprintln(stdout, "\noff-policy estimates of each arm's policy from the other arms' logs (doubly robust):")
 	opeOut := map[string]*ope.Report{}
-	for _, a := range exp.Arms {
-		r, st, err := experiments.ArmOffPolicy(decisions, outcomes, exp.Name, a.Name, rt.Policies[a.Policy], ope.Config{Bootstrap: 500, Seed: 1})
-		if err != nil {
+	targets := make([]experiments.Target, len(exp.Arms))
+	for i, a := range exp.Arms {
+		targets[i] = experiments.ArmTarget(exp.Name, a.Name, rt.Policies[a.Policy], ope.Config{Bootstrap: 500, Seed: 1})
+	}
+	est, err := experiments.Evaluate(ctx, logs, targets, 0)
+	if err != nil {
+		return fmt.Errorf("experiment analyze: %w", err)
+	}
+	for i, a := range exp.Arms {
+		r, st := est[i].Report, est[i].Stats
+		if err := est[i].Err; err != nil {
 			fmt.Fprintf(stdout, "  %s: not estimated: %v\n", a.Name, err)
 			continue
 		}
@@ -128,4 +138,23 @@ func runExperiment(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	fmt.Fprintf(stdout, "wrote report.json and arms.png to %s\n", *out)
 	return nil
+}
+
+// analyzeArms is the A/B analysis of the experiment cfg names, on the arms
+// the engine reduces the logs to, with the logs' outcome counts.
+func analyzeArms(ctx context.Context, logs *join.LogReader, cfg abtest.Config) (*abtest.Report, datasets.OutcomeLinks, error) {
+	var links datasets.OutcomeLinks
+	arms, err := logs.Experiment(ctx, cfg.Experiment)
+	if err != nil {
+		return nil, links, fmt.Errorf("experiment analyze: %w", err)
+	}
+	if links, err = logs.Links(ctx); err != nil {
+		return nil, links, fmt.Errorf("experiment analyze: %w", err)
+	}
+	in := make([]abtest.ArmLogs, len(arms))
+	for i, a := range arms {
+		in[i] = abtest.ArmLogs(a)
+	}
+	rep, err := abtest.Summarize(in, links, cfg)
+	return rep, links, err
 }

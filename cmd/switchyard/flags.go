@@ -11,6 +11,7 @@ import (
 
 	"switchyard/classifier/policy"
 	"switchyard/datasets"
+	"switchyard/datasets/join"
 	"switchyard/datasets/logroot"
 	"switchyard/features"
 	"switchyard/training"
@@ -252,9 +253,49 @@ func (f *routerFlags) loadWith(onFallback func()) (*policy.Router, *datasets.Cat
 	return r, cat, sc, nil
 }
 
-// readLogs reads the decision and outcome logs under root: a folder, or a
-// bucket (s3://, gs://, azblob://, file://) whose Parquet files are first
+// engineLogFlags are the flags of the commands that read the logs through
+// the embedded engine for policy evaluation (ope, experiment analyze).
+type engineLogFlags struct {
+	logs    *string
+	skipBad *bool
+	memMB   *int
+	tempDir *string
+}
+
+func registerEngineLogFlags(fs *flag.FlagSet) *engineLogFlags {
+	return &engineLogFlags{
+		logs:    fs.String("logs", "", "comma-separated decision and outcome log roots (every replica's): folders (Parquet, any sub-folders) or bucket URLs (s3://, gs://, azblob://, file://)"),
+		skipBad: fs.Bool("skip-bad", false, "leave out log files that cannot be read (each named) instead of failing"),
+		memMB:   fs.Int("memory-mb", 1024, "memory of the engine that joins the logs; beyond, it spills to --temp-dir"),
+		tempDir: fs.String("temp-dir", "", "where the engine spills and keeps its results until the end (default: the system's temporary folder)"),
+	}
+}
+
+// open checks the log files (naming those left out with --skip-bad on
+// stderr) and returns their reader; roots that are bucket URLs are first
 // fetched into the user's cache folder.
+func (f *engineLogFlags) open(ctx context.Context, stderr io.Writer) (*join.LogReader, error) {
+	opt := join.LogOptions{SkipBad: *f.skipBad, MemoryMB: *f.memMB, TempDir: *f.tempDir}
+	for _, root := range splitList(*f.logs) {
+		dir, err := logroot.Local(ctx, root, "")
+		if err != nil {
+			return nil, err
+		}
+		opt.Logs = append(opt.Logs, dir)
+	}
+	r, err := join.OpenLogs(opt)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range r.Stats().Skipped {
+		fmt.Fprintln(stderr, "skipped:", s)
+	}
+	return r, nil
+}
+
+// readLogs reads the decision and outcome logs under root into memory: a
+// folder, or a bucket (s3://, gs://, azblob://, file://) whose Parquet
+// files are first fetched into the user's cache folder.
 func readLogs(ctx context.Context, root string) ([]datasets.DecisionRecord, []datasets.OutcomeRecord, error) {
 	dir, err := logroot.Local(ctx, root, "")
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -13,15 +14,11 @@ import (
 func runOPE(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("ope", stderr)
 	rf := registerRouterFlags(fs)
-	logs := fs.String("logs", "", "decision and outcome logs: a folder (Parquet, any sub-folders) or a bucket URL (s3://, gs://, azblob://, file://)")
+	lf := registerEngineLogFlags(fs)
 	boot := fs.Int("bootstrap", ope.DefaultBootstrap, "bootstrap resamples for the confidence intervals")
 	seed := fs.Int64("seed", 1, "bootstrap seed")
 	clip := fs.Float64("max-weight", 0, "clip importance weights at this value (0: no clipping)")
 	if err := parse(fs, args, "logs"); err != nil {
-		return err
-	}
-	decisions, outcomes, err := readLogs(ctx, *logs)
-	if err != nil {
 		return err
 	}
 	target, _, closer, err := rf.load()
@@ -29,9 +26,20 @@ func runOPE(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("ope: %w", err)
 	}
 	defer closer.Close()
-	recs, st, err := experiments.OffPolicyRecords(decisions, outcomes, target)
+	logs, err := lf.open(ctx, stderr)
 	if err != nil {
 		return fmt.Errorf("ope: %w", err)
+	}
+	defer logs.Close()
+	est, err := experiments.Evaluate(ctx, logs, []experiments.Target{{Router: target,
+		Config: ope.Config{Bootstrap: *boot, Seed: *seed, MaxWeight: *clip}}}, 0)
+	if err != nil {
+		return fmt.Errorf("ope: %w", err)
+	}
+	st, rep := est[0].Stats, est[0].Report
+	var none *experiments.NoRecordsError
+	if err := est[0].Err; err != nil && (!errors.As(err, &none) || st.Links().AllWithoutDecision()) {
+		return fmt.Errorf("ope: %w", err) // else the counts say why, below
 	}
 	fmt.Fprintf(stdout, "logs: %d decisions, %d with an outcome of the chosen model, %d used", st.Decisions, st.WithOutcome, st.Used)
 	if st.NoPrompt > 0 {
@@ -44,12 +52,8 @@ func runOPE(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := st.Links().Err(); err != nil {
 		fmt.Fprintln(stderr, "warning:", err)
 	}
-	if len(recs) == 0 {
-		return fmt.Errorf("ope: no usable logged decisions in %s", *logs)
-	}
-	rep, err := ope.Value(recs, ope.Config{Bootstrap: *boot, Seed: *seed, MaxWeight: *clip})
-	if err != nil {
-		return fmt.Errorf("ope: %w", err)
+	if rep == nil {
+		return fmt.Errorf("ope: no usable logged decisions in %s", *lf.logs)
 	}
 	cfg := target.Config()
 	fmt.Fprintf(stdout, "target policy %s (version %s, predictor %s); logging policy on the same decisions: quality %.4f, cost $%.6f\n",

@@ -36,16 +36,17 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	buffer := fs.Int("buffer", 1<<16, "with --logs or --table alone: examples in the shuffle buffer")
 	workers := fs.Int("workers", 0, "with --logs or --table alone: featurising goroutines (0: one per core)")
 	maxVal := fs.Int("max-validation", 100_000, "with --logs or --table alone: validation examples kept in memory (those of the smallest prompt hashes)")
+	inMemory := fs.Bool("in-memory", false, "read the logs or tables into memory and train there, as with --data (the blend with the sparse linear path included); by default logs and tables alone are streamed in bounded memory")
 	if err := parse(fs, args, "out"); err != nil {
 		return err
 	}
-	if *data == "" && (*logs != "" || *tablePath != "") {
+	if *data == "" && !*inMemory && (*logs != "" || *tablePath != "") {
 		return trainAtScale(ctx, trainRun{logs: *logs, tables: *tablePath, catalogue: *catPath, clip: *clip, out: *out,
 			models: splitList(*models), valShare: *valShare, init: *initPath, buffer: *buffer, workers: *workers, maxVal: *maxVal,
 			join: jf, learn: lf}, stdout, stderr)
 	}
 	if *jf.since != "" || *jf.until != "" || *initPath != "" {
-		return fmt.Errorf("train: --since, --until and --init train from logs or tables alone (without --data)")
+		return fmt.Errorf("train: --since, --until and --init train from logs or tables alone, streamed (without --data or --in-memory)")
 	}
 	if *data == "" && *logs == "" && *tablePath == "" {
 		return fmt.Errorf("train: give --data DIR, --logs DIR, --table FILE or several")
@@ -78,9 +79,17 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	if *tablePath != "" {
-		rows, err := table.Read(*tablePath)
+		files, err := tableFiles(*tablePath)
 		if err != nil {
 			return err
+		}
+		var rows []table.Row
+		for _, f := range files {
+			r, err := table.Read(f)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, r...)
 		}
 		job.Table = &training.Table{Rows: rows}
 		if ds == nil && job.Catalogue == nil {
@@ -270,11 +279,11 @@ type exampleProgress struct {
 	bar   *progressbar.ProgressBar
 	start time.Time
 	last  time.Time
+	from  int // examples done at start; -1 before the first call
 }
 
 func newExampleProgress(w io.Writer) *exampleProgress {
-	p := &exampleProgress{w: w, start: time.Now()}
-	p.last = p.start
+	p := &exampleProgress{w: w, from: -1}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		p.bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("examples"),
 			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("examples"),
@@ -292,12 +301,16 @@ func (p *exampleProgress) Examples(done, total int) {
 		return
 	}
 	now := time.Now()
+	if p.from < 0 { // the rate counts from the first batch, not from the pass over the tables before it
+		p.start, p.last, p.from = now, now, done
+		return
+	}
 	if now.Sub(p.last) < 10*time.Second && done < total {
 		return
 	}
 	p.last = now
 	el := now.Sub(p.start).Seconds()
-	rate := float64(done) / math.Max(el, 1e-9)
+	rate := float64(done-p.from) / math.Max(el, 1e-9)
 	eta := time.Duration(float64(total-done) / math.Max(rate, 1e-9) * float64(time.Second)).Round(time.Second)
 	fmt.Fprintf(p.w, "trained %d of %d examples (%.1f%%), %.0f examples/s, %s left at most\n", done, total, 100*float64(done)/float64(total), rate, eta)
 }

@@ -1,8 +1,13 @@
-// Package join joins a fleet's decision and outcome logs into the
-// training table (datasets/table) on DuckDB embedded in the binary: out of
-// core, memory-bounded, straight over the log folders of every replica,
-// with no extension downloaded or loaded at run time (Parquet is built
-// in). Every log file is checked first; none is read as zeros.
+// Package join joins a fleet's decision and outcome logs on DuckDB
+// embedded in the binary: out of core, memory-bounded, straight over the
+// log folders of every replica, with no extension downloaded or loaded at
+// run time (Parquet is built in). Logs writes the training table
+// (datasets/table) that training streams; LogReader reads the decisions
+// joined with their outcomes, and an experiment's arms, for off-policy
+// estimates and experiment analysis. Every log file is checked first;
+// none is read as zeros. Both take the decisions' prompts from the log
+// files in file and row order, merged with what the engine joined, so the
+// same logs give the same rows in the same order.
 package join
 
 import (
@@ -78,7 +83,7 @@ func Logs(ctx context.Context, opt Options, out string) (Stats, error) {
 	case !opt.Until.IsZero() && !opt.Since.Before(opt.Until):
 		return st, fmt.Errorf("join: since %s is not before until %s", opt.Since.Format(time.RFC3339), opt.Until.Format(time.RFC3339))
 	}
-	dfiles, ofiles, err := checkedFiles(opt.Logs, opt.SkipBad, &st)
+	dfiles, ofiles, err := checkedLogs(opt.Logs, opt.SkipBad, &st)
 	if err != nil {
 		return st, err
 	}
@@ -90,6 +95,16 @@ func Logs(ctx context.Context, opt Options, out string) (Stats, error) {
 	db.SetMaxOpenConns(1) // one connection: the settings below hold for the query
 	if err := configure(ctx, db, opt); err != nil {
 		return st, err
+	}
+	if err := db.QueryRowContext(ctx, linksQuery(dfiles, ofiles)).Scan(&st.Outcomes, &st.OutcomesWithoutDecision); err != nil {
+		return st, fmt.Errorf("join: count the outcomes without decision: %w", err)
+	}
+	if len(dfiles) == 0 { // outcomes only: every one of them has lost its decision
+		links := datasets.OutcomeLinks{Linked: int(st.Outcomes), WithoutDecision: int(st.OutcomesWithoutDecision)}
+		if err := links.Err(); err != nil {
+			return st, fmt.Errorf("join: no examples: %w", err)
+		}
+		return st, fmt.Errorf("join: no decision log files under %s", strings.Join(opt.Logs, ", "))
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return st, fmt.Errorf("join: %w", err)
@@ -104,9 +119,6 @@ func Logs(ctx context.Context, opt Options, out string) (Stats, error) {
 	defer os.Remove(chosen)
 	defer os.Remove(shadows)
 	defer os.Remove(index)
-	if err := db.QueryRowContext(ctx, linksQuery(dfiles, ofiles)).Scan(&st.Outcomes, &st.OutcomesWithoutDecision); err != nil {
-		return st, fmt.Errorf("join: count the outcomes without decision: %w", err)
-	}
 	for _, q := range joinQueries(dfiles, ofiles, opt, chosen, shadows, index) {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return st, fmt.Errorf("join: %w", err)
@@ -171,12 +183,20 @@ func fileValues(files []string) string {
 }
 
 // linksQuery counts the outcomes that name a decision, and those of them
-// whose decision is in no decision file.
+// whose decision is in no decision file (all of them when there is none),
+// as datasets.CountOutcomeLinks does: by an aggregate over both, which
+// spills (an anti-join ran out of memory at ten million decisions).
 func linksQuery(dfiles, ofiles []string) string {
-	return fmt.Sprintf(`SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (
-  SELECT 1 FROM read_parquet(%s, hive_partitioning = false) AS d WHERE d.decision_id = o.decision_id))
-FROM read_parquet(%s, hive_partitioning = false) AS o
-WHERE o.decision_id <> ''`, fileList(dfiles), fileList(ofiles))
+	if len(dfiles) == 0 {
+		return fmt.Sprintf(`SELECT count(*), count(*) FROM read_parquet(%s, hive_partitioning = false) WHERE decision_id <> ''`, fileList(ofiles))
+	}
+	return fmt.Sprintf(`SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE NOT decided), 0) FROM (
+  SELECT decision_id, bool_or(decision) AS decided, count(*) FILTER (WHERE NOT decision) AS n
+  FROM (SELECT decision_id, true AS decision FROM read_parquet(%s, hive_partitioning = false)
+        UNION ALL
+        SELECT decision_id, false FROM read_parquet(%s, hive_partitioning = false) WHERE decision_id <> '')
+  GROUP BY decision_id
+)`, fileList(dfiles), fileList(ofiles))
 }
 
 // joinQueries are the join on the engine as three COPY statements
@@ -209,7 +229,7 @@ SELECT decision_id, model,
 FROM read_parquet(%s, hive_partitioning = false)
 WHERE decision_id <> '' AND source <> 'shadow'
 GROUP BY ALL
-) TO %s (FORMAT parquet, COMPRESSION zstd)`, outcomes, quote(chosen)),
+) TO %s `+copyTo, outcomes, quote(chosen)),
 		fmt.Sprintf(`COPY (
 SELECT decision_id,
        list({'model': model, 'quality': quality, 'cost_usd': cost_usd,
@@ -223,7 +243,7 @@ FROM (
   GROUP BY ALL
 )
 GROUP BY decision_id
-) TO %s (FORMAT parquet, COMPRESSION zstd)`, outcomes, quote(shadows)),
+) TO %s `+copyTo, outcomes, quote(shadows)),
 		fmt.Sprintf(`COPY (
 WITH f(filename, file) AS (VALUES %[1]s),
 d AS (
@@ -238,7 +258,7 @@ FROM d
 JOIN read_parquet(%[5]s) AS c ON c.decision_id = d.decision_id AND c.model = d.chosen
 LEFT JOIN read_parquet(%[6]s) AS s ON s.decision_id = d.decision_id
 ORDER BY d.file, d.row
-) TO %[7]s (FORMAT parquet, COMPRESSION zstd)`,
+) TO %[7]s `+copyTo,
 			fileValues(dfiles), fileList(dfiles), strings.Join(where, " AND "), opt.Clip,
 			quote(chosen), quote(shadows), quote(index)),
 	}

@@ -25,7 +25,19 @@ type LogsConfig struct {
 	// cheapest that truly clears 0.8 on the prompt) with 1 − ε + ε/k, each
 	// other with ε/k; 0.1 when 0.
 	Epsilon float64
+	// Experiment, when set, puts every decision in an experiment of that
+	// name with two arms, "a" and "b", of equal weight, assigned by user
+	// (of Users; 100,000 when 0) as a server assigns them; both arms log
+	// with the same policy.
+	Experiment string
+	Users      int
 }
+
+// The two arms of LogsConfig.Experiment.
+const (
+	ArmA = "a"
+	ArmB = "b"
+)
 
 // LogsStats count what WriteLogs wrote.
 type LogsStats struct {
@@ -37,9 +49,10 @@ const rowsPerFile = 250_000
 
 // WriteLogs writes synthetic logs into dir the way a fleet's servers do:
 // hour partitions, each replica's files named with its writer id,
-// decisions with propensities from an exploring policy, an outcome for 95%
-// of them (drawn from the workload's ground truth; 2% arriving in a later
-// hour's file), a shadow outcome for 10%.
+// decisions with their candidates (every model, with its probability) and
+// propensities from an exploring policy, an outcome for 95% of them (drawn
+// from the workload's ground truth; 2% arriving in a later hour's file), a
+// shadow outcome for 10%; with an experiment, each decision's arm and unit.
 func WriteLogs(dir string, cfg LogsConfig) (LogsStats, error) {
 	var st LogsStats
 	if cfg.Replicas <= 0 {
@@ -57,6 +70,9 @@ func WriteLogs(dir string, cfg LogsConfig) (LogsStats, error) {
 	if cfg.Start.IsZero() {
 		cfg.Start = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	}
+	if cfg.Users <= 0 {
+		cfg.Users = 100_000
+	}
 	if cfg.Decisions < 1 {
 		return st, fmt.Errorf("synthetic logs: %d decisions", cfg.Decisions)
 	}
@@ -66,12 +82,31 @@ func WriteLogs(dir string, cfg LogsConfig) (LogsStats, error) {
 	}
 	models := w.Catalogue.Names()
 	k := len(models)
-	// per prompt: its padded text and hash, its outcomes, its greedy model
+	// the logging predictor's quality of each model: its mean on the task
+	predicted := map[string][]float64{}
+	seen := map[string]float64{}
+	for i, p := range w.Prompts {
+		if predicted[p.Task] == nil {
+			predicted[p.Task] = make([]float64, k)
+		}
+		for j := range k {
+			predicted[p.Task][j] += w.Outcomes[i*k+j].Quality
+		}
+		seen[p.Task]++
+	}
+	for task, q := range predicted {
+		for j := range q {
+			q[j] /= seen[task]
+		}
+	}
+	// per prompt: its padded text and hash, its outcomes, its greedy model,
+	// and the candidates logged with it (every model, with its probability)
 	type prompt struct {
-		text, sha string
-		task      string
-		outcomes  []datasets.OutcomeRecord
-		greedy    int
+		text, sha  string
+		task       string
+		outcomes   []datasets.OutcomeRecord
+		greedy     int
+		candidates []datasets.Candidate
 	}
 	rng := rand.New(rand.NewSource(cfg.Seed))
 	ps := make([]prompt, len(w.Prompts))
@@ -90,6 +125,27 @@ func WriteLogs(dir string, cfg LogsConfig) (LogsStats, error) {
 			if ps[i].outcomes[j].Quality >= 0.8 {
 				ps[i].greedy = j
 				break
+			}
+		}
+		for j, o := range ps[i].outcomes {
+			prob := cfg.Epsilon / float64(k)
+			if j == ps[i].greedy {
+				prob += 1 - cfg.Epsilon
+			}
+			ps[i].candidates = append(ps[i].candidates, datasets.Candidate{Model: o.Model, PredictedQuality: predicted[p.Task][j],
+				ExpectedCostUSD: o.CostUSD, Probability: prob})
+		}
+	}
+	// per user of the experiment: the hash a server logs and the arm
+	var units, arms []string
+	if cfg.Experiment != "" {
+		units, arms = make([]string, cfg.Users), make([]string, cfg.Users)
+		for u := range cfg.Users {
+			unit := fmt.Sprint("user-", u)
+			sum := sha256.Sum256([]byte(unit))
+			units[u], arms[u] = hex.EncodeToString(sum[:8]), ArmA
+			if datasets.UnitDraw(cfg.Experiment, unit) >= 0.5 {
+				arms[u] = ArmB
 			}
 		}
 	}
@@ -186,9 +242,14 @@ func WriteLogs(dir string, cfg LogsConfig) (LogsStats, error) {
 			}
 		}
 		id := fmt.Sprintf("replica%d-%x", r, i)
-		if err := f.d.Write(datasets.DecisionRecord{DecisionID: id, Time: at, Prompt: p.text, PromptSHA256: p.sha, Task: p.task,
-			Policy: "default", PolicyVersion: "1", QualityBar: 0.8, Chosen: models[chosen], Propensity: prop,
-			InputTokens: int64(len(p.text) / 4)}); err != nil {
+		d := datasets.DecisionRecord{DecisionID: id, Time: at, Prompt: p.text, PromptSHA256: p.sha, Task: p.task,
+			Policy: "default", PolicyVersion: "1", QualityBar: 0.8, Candidates: p.candidates, Chosen: models[chosen], Propensity: prop,
+			InputTokens: int64(len(p.text) / 4)}
+		if units != nil {
+			u := int(uint64(i) * 2654435761 % uint64(cfg.Users)) // users take turns in no visible order
+			d.Experiment, d.Arm, d.UnitHash = cfg.Experiment, arms[u], units[u]
+		}
+		if err := f.d.Write(d); err != nil {
 			return st, err
 		}
 		f.n++

@@ -426,3 +426,50 @@ func TestWriteLogsLooksLikeAFleetsLogs(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, decisions, d2, "the same seed writes the same logs")
 }
+
+// Every synthetic decision carries its candidates with the logging
+// policy's probabilities (the chosen one's is its propensity), and with an
+// experiment its arm and unit: each user always in the same arm, about
+// half of them in each.
+func TestWriteLogsLogsCandidatesAndArms(t *testing.T) {
+	dir := t.TempDir()
+	_, err := WriteLogs(dir, LogsConfig{Seed: 2, Decisions: 4000, PromptBytes: 200, Prompts: 300, Experiment: "x", Users: 400})
+	require.NoError(t, err)
+	decisions, _, err := datasets.ReadLogDir(dir)
+	require.NoError(t, err)
+	arms := map[string]string{}
+	perArm := map[string]int{}
+	for _, d := range decisions {
+		require.Len(t, d.Candidates, 7, d.DecisionID)
+		var sum float64
+		chosen := -1
+		for i, c := range d.Candidates {
+			sum += c.Probability
+			if c.Model == d.Chosen {
+				chosen = i
+			}
+			assert.Positive(t, c.ExpectedCostUSD)
+		}
+		assert.InDelta(t, 1, sum, 1e-9)
+		require.GreaterOrEqual(t, chosen, 0, d.DecisionID)
+		assert.Equal(t, d.Propensity, d.Candidates[chosen].Probability, d.DecisionID)
+
+		assert.Equal(t, "x", d.Experiment)
+		assert.Len(t, d.UnitHash, 16)
+		if a, ok := arms[d.UnitHash]; ok {
+			assert.Equal(t, a, d.Arm, "a user stays in its arm")
+		}
+		arms[d.UnitHash] = d.Arm
+		perArm[d.Arm]++
+	}
+	assert.Len(t, arms, 400)
+	assert.InDelta(t, 2000, perArm[ArmA], 300)
+	assert.Equal(t, 4000, perArm[ArmA]+perArm[ArmB])
+
+	plain := t.TempDir()
+	_, err = WriteLogs(plain, LogsConfig{Seed: 2, Decisions: 100, PromptBytes: 200, Prompts: 300})
+	require.NoError(t, err)
+	decisions, _, err = datasets.ReadLogDir(plain)
+	require.NoError(t, err)
+	assert.Empty(t, decisions[0].Experiment+decisions[0].Arm+decisions[0].UnitHash, "no experiment unless asked")
+}

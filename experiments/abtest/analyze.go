@@ -79,42 +79,56 @@ type Config struct {
 	SRMAlpha float64
 }
 
+// ArmLogs is one arm's part of an experiment's logs, reduced to what the
+// analysis needs.
+type ArmLogs struct {
+	Name string
+	// FirstDecision is the arm's first decision in the logs, named when
+	// the arm is not in the configuration.
+	FirstDecision string
+	Units         int // units with at least one request
+	Requests      int
+	// Quality, Cost and Outcomes hold, for each unit with at least one
+	// outcome (in any order), the sums of its outcomes' quality and cost
+	// and their number.
+	Quality, Cost, Outcomes []float64
+	// Latencies are the latencies of the outcomes that report one (> 0),
+	// in any order.
+	Latencies []float64
+}
+
 // unitAgg sums one unit's observations.
 type unitAgg struct {
 	requests, n int
 	q, c        float64
 }
 
-// Analyze computes the report from the logs. Outcomes whose decision is not
-// in the logs are counted in the report; when there are outcomes and none has
-// its decision, the error (a *datasets.MissingDecisionsError, wrapped) says so.
+// Analyze computes the report from the logs in memory: each decision of
+// the experiment with the last logged online outcome of its chosen model
+// (datasets.JoinDecisions with OnlineOnly), per unit (UnitHash, or the
+// decision when it has none) and arm, then Summarize. Outcomes whose
+// decision is not in the logs are counted in the report; when there are
+// outcomes and none has its decision, the error (a
+// *datasets.MissingDecisionsError, wrapped) says so.
 func Analyze(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRecord, cfg Config) (*Report, error) {
-	if cfg.SRMAlpha == 0 {
-		cfg.SRMAlpha = 0.001
-	}
-	if _, ok := cfg.Weights[cfg.Control]; !ok {
-		return nil, fmt.Errorf("analyze: control arm %q is not one of the configured arms", cfg.Control)
-	}
-	links := datasets.CountOutcomeLinks(decisions, outcomes)
-	if links.AllWithoutDecision() {
-		return nil, fmt.Errorf("analyze: no outcomes to analyse: %w", links.Err())
-	}
+	var arms []ArmLogs
+	index := map[string]int{}
 	units := map[string]map[string]*unitAgg{} // arm -> unit -> sums
-	latencies := map[string][]float64{}
 	for _, jd := range datasets.JoinDecisions(decisions, outcomes, datasets.JoinOptions{OnlineOnly: true}) {
 		d := jd.Decision
 		if d.Experiment != cfg.Experiment {
 			continue
 		}
-		if _, ok := cfg.Weights[d.Arm]; !ok {
-			return nil, fmt.Errorf("analyze: decision %s is in arm %q, which the configuration does not have", d.DecisionID, d.Arm)
+		i, ok := index[d.Arm]
+		if !ok {
+			i = len(arms)
+			index[d.Arm] = i
+			arms = append(arms, ArmLogs{Name: d.Arm, FirstDecision: d.DecisionID})
+			units[d.Arm] = map[string]*unitAgg{}
 		}
 		unit := d.UnitHash
 		if unit == "" {
 			unit = d.DecisionID
-		}
-		if units[d.Arm] == nil {
-			units[d.Arm] = map[string]*unitAgg{}
 		}
 		u := units[d.Arm][unit]
 		if u == nil {
@@ -127,11 +141,49 @@ func Analyze(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRec
 			u.q += o.Quality
 			u.c += o.CostUSD
 			if o.LatencyMS > 0 {
-				latencies[d.Arm] = append(latencies[d.Arm], o.LatencyMS)
+				arms[i].Latencies = append(arms[i].Latencies, o.LatencyMS)
 			}
 		}
 	}
-	if len(units) == 0 {
+	for i := range arms {
+		a := &arms[i]
+		a.Units = len(units[a.Name])
+		for _, u := range units[a.Name] {
+			a.Requests += u.requests
+			if u.n > 0 {
+				a.Quality, a.Cost, a.Outcomes = append(a.Quality, u.q), append(a.Cost, u.c), append(a.Outcomes, float64(u.n))
+			}
+		}
+	}
+	return Summarize(arms, datasets.CountOutcomeLinks(decisions, outcomes), cfg)
+}
+
+// Summarize computes the report from an experiment's logs reduced to its
+// arms (in the order they first appear in the logs) and the logs' outcome
+// counts: per arm the unit-level ratio estimates, latency percentiles and
+// lifts against control, and the sample ratio check. An arm of the logs
+// that the configuration does not have is an error naming its first
+// decision; so is an experiment without decisions, or, when there are
+// outcomes and none has its decision, a *datasets.MissingDecisionsError
+// (wrapped).
+func Summarize(arms []ArmLogs, links datasets.OutcomeLinks, cfg Config) (*Report, error) {
+	if cfg.SRMAlpha == 0 {
+		cfg.SRMAlpha = 0.001
+	}
+	if _, ok := cfg.Weights[cfg.Control]; !ok {
+		return nil, fmt.Errorf("analyze: control arm %q is not one of the configured arms", cfg.Control)
+	}
+	if links.AllWithoutDecision() {
+		return nil, fmt.Errorf("analyze: no outcomes to analyse: %w", links.Err())
+	}
+	logged := map[string]*ArmLogs{}
+	for i, a := range arms {
+		if _, ok := cfg.Weights[a.Name]; !ok {
+			return nil, fmt.Errorf("analyze: decision %s is in arm %q, which the configuration does not have", a.FirstDecision, a.Name)
+		}
+		logged[a.Name] = &arms[i]
+	}
+	if len(arms) == 0 {
 		return nil, fmt.Errorf("analyze: no decisions of experiment %q in the logs", cfg.Experiment)
 	}
 	names := make([]string, 0, len(cfg.Weights))
@@ -146,20 +198,17 @@ func Analyze(decisions []datasets.DecisionRecord, outcomes []datasets.OutcomeRec
 	})
 	rep := &Report{Experiment: cfg.Experiment, Control: cfg.Control, OutcomesWithoutDecision: links.WithoutDecision}
 	for _, name := range names {
-		a := Arm{Name: name, Weight: cfg.Weights[name], Units: len(units[name])}
-		var qs, cs, ns []float64
-		for _, u := range units[name] {
-			a.Requests += u.requests
-			a.WithOutcome += u.n
-			if u.n > 0 {
-				qs, cs, ns = append(qs, u.q), append(cs, u.c), append(ns, float64(u.n))
+		a := Arm{Name: name, Weight: cfg.Weights[name]}
+		if l := logged[name]; l != nil {
+			a.Units, a.Requests = l.Units, l.Requests
+			for _, n := range l.Outcomes {
+				a.WithOutcome += int(n)
 			}
+			a.Quality = ratio(l.Quality, l.Outcomes)
+			a.Cost = ratio(l.Cost, l.Outcomes)
+			sort.Float64s(l.Latencies)
+			a.LatencyP50MS, a.LatencyP90MS, a.LatencyP99MS = quantile(l.Latencies, 0.5), quantile(l.Latencies, 0.9), quantile(l.Latencies, 0.99)
 		}
-		a.Quality = ratio(qs, ns)
-		a.Cost = ratio(cs, ns)
-		l := latencies[name]
-		sort.Float64s(l)
-		a.LatencyP50MS, a.LatencyP90MS, a.LatencyP99MS = quantile(l, 0.5), quantile(l, 0.9), quantile(l, 0.99)
 		rep.Arms = append(rep.Arms, a)
 	}
 	control := rep.Arms[0]

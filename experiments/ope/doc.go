@@ -11,7 +11,8 @@
 // cost, the target's distribution over the same action set, and a direct
 // model's predicted quality and cost of every action. Value returns a
 // Report with three estimators for mean quality and for mean cost per
-// request, percentile bootstrap intervals and overlap diagnostics. The
+// request, percentile bootstrap intervals and overlap diagnostics; an
+// Accumulator does the same for records added one at a time. The
 // package imports nothing from the project; callers in experiments and cmd
 // build the records.
 //
@@ -53,12 +54,17 @@
 //
 // # Intervals and diagnostics
 //
-// Records are resampled with replacement Config.Bootstrap times from a
-// generator seeded by Config.Seed, so the same input gives the same Report.
+// The bootstrap is a Poisson bootstrap: in each of Config.Bootstrap
+// resamples every record counts a Poisson(1) number of times (the limit of
+// drawing n records with replacement), drawn from a generator seeded by
+// Config.Seed as the record is added, so the same records in the same order
+// give the same Report. A resample's estimates divide by its own size.
 // StdErr is the standard deviation of the replicates and [Lo, Hi] their
-// percentile interval at Config.Level. The per-record terms are computed
-// once, so a resample is a pass of sums with no allocation.
-//
+// percentile interval at Config.Level. Nothing is kept per record: an
+// Accumulator holds running sums, one set per resample, so a log of ten
+// million decisions is evaluated in the memory of a few thousand numbers,
+// at a few nanoseconds per record and resample.
+
 // The effective sample size (Σw)²/Σw² says how many records the weighted
 // average effectively rests on. Value warns when ESS/n falls below
 // Config.LowOverlapESS, when the target puts more than RareTargetShare of

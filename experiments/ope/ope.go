@@ -3,10 +3,10 @@ package ope
 import (
 	"errors"
 	"fmt"
-	"gonum.org/v1/gonum/stat"
 	"math"
-	"math/rand/v2"
 	"slices"
+
+	"gonum.org/v1/gonum/stat"
 )
 
 // Estimator names, the keys of Report.Quality and Report.Cost.
@@ -149,9 +149,9 @@ func (s *sums) add(t *terms) {
 }
 
 // estimators returns IPS, SNIPS and DR for quality then cost, in that
-// order. SNIPS is NaN when no weight is positive.
-func (s *sums) estimators(n int) [6]float64 {
-	fn := float64(n)
+// order, of n records (a resample's size, counted with repetitions). SNIPS
+// is NaN when no weight is positive.
+func (s *sums) estimators(fn float64) [6]float64 {
 	snipsQ, snipsC := math.NaN(), math.NaN()
 	if s.w > 0 {
 		snipsQ, snipsC = s.wr/s.w, s.wc/s.w
@@ -164,90 +164,166 @@ func (s *sums) estimators(n int) [6]float64 {
 // estimators, each with a seeded percentile bootstrap interval, and
 // diagnoses the overlap between the logging and the target policy. It
 // returns an error naming the record and field when an input is invalid.
+// It is an Accumulator fed recs in order.
 func Value(recs []Record, cfg Config) (*Report, error) {
-	cfg, err := withDefaults(cfg)
+	acc, err := NewAccumulator(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("evaluate off-policy: %w", err)
+		return nil, err
 	}
 	if len(recs) == 0 {
 		return nil, errors.New("evaluate off-policy: no records")
 	}
 	for i := range recs {
-		if err := validate(i, &recs[i]); err != nil {
-			return nil, fmt.Errorf("evaluate off-policy: %w", err)
+		if err := acc.Add(&recs[i]); err != nil {
+			return nil, err
 		}
 	}
+	return acc.Report()
+}
 
-	n := len(recs)
-	ts := make([]terms, n)
-	var (
-		total          sums
-		sumW2          float64
-		matched        int
-		clipped        int
-		tiny           int
-		minPropensity  = math.Inf(1)
-		withLogging    int
-		rareMass       float64
-		zeroSupportRec int
-	)
-	for i := range recs {
-		r := &recs[i]
-		pt := r.Target[r.Logged]
-		if pt > 0 {
-			matched++
-		}
-		w := pt / r.Propensity
-		if cfg.MaxWeight > 0 && w > cfg.MaxWeight {
-			w = cfg.MaxWeight
-			clipped++
-		}
-		var dmR, dmC float64
-		for a, p := range r.Target {
-			dmR += p * r.PredReward[a]
-			dmC += p * r.PredCost[a]
-		}
-		ts[i] = terms{
-			w:     w,
-			wr:    w * r.Reward,
-			wc:    w * r.Cost,
-			dr:    dmR + w*(r.Reward-r.PredReward[r.Logged]),
-			dcost: dmC + w*(r.Cost-r.PredCost[r.Logged]),
-		}
-		total.add(&ts[i])
-		sumW2 += w * w
+// Accumulator computes Value's Report from records added one at a time,
+// in memory that does not grow with their number: per record it keeps only
+// running sums, and the bootstrap is a Poisson bootstrap (each record enters
+// each resample a Poisson(1) number of times, drawn as the record is added)
+// whose resamples are Config.Bootstrap running sums. The same records added
+// in the same order with the same Config give the same Report. An
+// Accumulator is not safe for concurrent use.
+type Accumulator struct {
+	cfg   Config
+	n     int
+	reps  []replicate
+	state uint64 // of the bootstrap's random numbers (splitmix64)
 
-		if r.Propensity < TinyPropensity {
-			tiny++
+	total          sums
+	sumW2          float64
+	matched        int
+	clipped        int
+	tiny           int
+	minPropensity  float64
+	withLogging    int
+	rareMass       float64
+	zeroSupportRec int
+}
+
+// replicate is one bootstrap resample's running sums: its size and the
+// terms of the records drawn into it, each counted as often as drawn.
+type replicate struct {
+	n float64
+	s sums
+}
+
+// NewAccumulator starts an evaluation with cfg (zero fields take their
+// defaults).
+func NewAccumulator(cfg Config) (*Accumulator, error) {
+	cfg, err := withDefaults(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate off-policy: %w", err)
+	}
+	return &Accumulator{cfg: cfg, reps: make([]replicate, cfg.Bootstrap), state: uint64(cfg.Seed) ^ bootstrapStream, minPropensity: math.Inf(1)}, nil
+}
+
+// N is the number of records added.
+func (a *Accumulator) N() int { return a.n }
+
+// Add validates r and adds it to the estimates. The error names r by its
+// position among the records added (as Value names its index) and leaves
+// the Accumulator as it was.
+func (a *Accumulator) Add(r *Record) error {
+	if err := validate(a.n, r); err != nil {
+		return fmt.Errorf("evaluate off-policy: %w", err)
+	}
+	a.n++
+	pt := r.Target[r.Logged]
+	if pt > 0 {
+		a.matched++
+	}
+	w := pt / r.Propensity
+	if a.cfg.MaxWeight > 0 && w > a.cfg.MaxWeight {
+		w = a.cfg.MaxWeight
+		a.clipped++
+	}
+	var dmR, dmC float64
+	for k, p := range r.Target {
+		dmR += p * r.PredReward[k]
+		dmC += p * r.PredCost[k]
+	}
+	t := terms{
+		w:     w,
+		wr:    w * r.Reward,
+		wc:    w * r.Cost,
+		dr:    dmR + w*(r.Reward-r.PredReward[r.Logged]),
+		dcost: dmC + w*(r.Cost-r.PredCost[r.Logged]),
+	}
+	a.total.add(&t)
+	a.sumW2 += w * w
+	a.resample(&t)
+
+	if r.Propensity < TinyPropensity {
+		a.tiny++
+	}
+	a.minPropensity = min(a.minPropensity, r.Propensity)
+	if r.LoggingProbs != nil {
+		a.withLogging++
+		zero := false
+		for k, p := range r.Target {
+			if p > 0 && r.LoggingProbs[k] < RareLoggingProb {
+				a.rareMass += p
+				zero = zero || r.LoggingProbs[k] == 0
+			}
 		}
-		minPropensity = min(minPropensity, r.Propensity)
-		if r.LoggingProbs != nil {
-			withLogging++
-			zero := false
-			for a, p := range r.Target {
-				if p > 0 && r.LoggingProbs[a] < RareLoggingProb {
-					rareMass += p
-					zero = zero || r.LoggingProbs[a] == 0
-				}
-			}
-			if zero {
-				zeroSupportRec++
-			}
+		if zero {
+			a.zeroSupportRec++
 		}
 	}
+	return nil
+}
 
+// resample adds t to every bootstrap resample, Poisson(1) times each. One
+// random number (splitmix64) draws the counts of two resamples.
+func (a *Accumulator) resample(t *terms) {
+	x := a.state
+	for b := 0; b < len(a.reps); b += 2 {
+		x += 0x9e3779b97f4a7c15
+		z := x
+		z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+		z = (z ^ z>>27) * 0x94d049bb133111eb
+		z ^= z >> 31
+		a.reps[b].add(poissonOne.draw(uint32(z)), t)
+		if b+1 < len(a.reps) {
+			a.reps[b+1].add(poissonOne.draw(uint32(z>>32)), t)
+		}
+	}
+	a.state = x
+}
+
+// add counts t c times into the resample.
+func (r *replicate) add(c float64, t *terms) {
+	r.n += c
+	r.s.w += c * t.w
+	r.s.wr += c * t.wr
+	r.s.wc += c * t.wc
+	r.s.dr += c * t.dr
+	r.s.dcost += c * t.dcost
+}
+
+// Report is the evaluation of the records added so far.
+func (a *Accumulator) Report() (*Report, error) {
+	n, cfg := a.n, a.cfg
+	if n == 0 {
+		return nil, errors.New("evaluate off-policy: no records")
+	}
 	rep := &Report{
 		N:         n,
-		MatchRate: float64(matched) / float64(n),
+		MatchRate: float64(a.matched) / float64(n),
 		Quality:   make(map[string]Estimate, 3),
 		Cost:      make(map[string]Estimate, 3),
 	}
-	if sumW2 > 0 {
-		rep.ESS = total.w * total.w / sumW2
+	if a.sumW2 > 0 {
+		rep.ESS = a.total.w * a.total.w / a.sumW2
 	}
 
-	point := total.estimators(n)
-	boot, undefined := bootstrap(ts, cfg)
+	point := a.total.estimators(float64(n))
+	boot, undefined := a.replicates()
 	names := [3]string{IPS, SNIPS, DR}
 	for k := range point {
 		est := summarise(point[k], boot[k], cfg.Level)
@@ -264,26 +340,26 @@ func Value(recs []Record, cfg Config) (*Report, error) {
 			"low overlap: effective sample size %.1f is %.2g%% of %d records (threshold %.3g%%); ips and snips rest on few records, prefer dr and log with more exploration",
 			rep.ESS, 100*share, n, 100*cfg.LowOverlapESS))
 	}
-	if withLogging > 0 && rareMass/float64(withLogging) > RareTargetShare {
+	if a.withLogging > 0 && a.rareMass/float64(a.withLogging) > RareTargetShare {
 		msg := fmt.Sprintf(
 			"unexplored target actions: the target puts %.3g%% of its probability on actions the logging policy gives under %g%% (over %d records with LoggingProbs)",
-			100*rareMass/float64(withLogging), 100*RareLoggingProb, withLogging)
-		if zeroSupportRec > 0 {
-			msg += fmt.Sprintf("; in %d records the logging probability is 0, so ips, snips and the dr correction cannot see those actions", zeroSupportRec)
+			100*a.rareMass/float64(a.withLogging), 100*RareLoggingProb, a.withLogging)
+		if a.zeroSupportRec > 0 {
+			msg += fmt.Sprintf("; in %d records the logging probability is 0, so ips, snips and the dr correction cannot see those actions", a.zeroSupportRec)
 		}
 		rep.Warnings = append(rep.Warnings, msg)
 	}
-	if tiny > 0 {
+	if a.tiny > 0 {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf(
 			"tiny propensities: %d records have propensity below %g (smallest %.3g); their weights can dominate, consider MaxWeight",
-			tiny, TinyPropensity, minPropensity))
+			a.tiny, TinyPropensity, a.minPropensity))
 	}
-	if clipped > 0 {
+	if a.clipped > 0 {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf(
 			"clipped %d of %d weights at MaxWeight %g: ips and dr are biased by the clip in exchange for lower variance",
-			clipped, n, cfg.MaxWeight))
+			a.clipped, n, cfg.MaxWeight))
 	}
-	if matched == 0 {
+	if a.matched == 0 {
 		rep.Warnings = append(rep.Warnings,
 			"no match: the target never puts probability on a logged action, so snips is undefined (NaN) and dr equals the direct model")
 	} else if undefined > 0 {
@@ -388,32 +464,81 @@ func checkDistribution(i int, field string, p []float64) error {
 	return nil
 }
 
-// bootstrap draws cfg.Bootstrap resamples of ts with replacement and
-// returns, for each estimator (in sums.estimators order), the replicate
-// values. Replicates where SNIPS is undefined are left out of the SNIPS
-// slices; undefined counts them. The loop allocates nothing.
-func bootstrap(ts []terms, cfg Config) (reps [6][]float64, undefined int) {
-	n := len(ts)
+// replicates returns, for each estimator (in sums.estimators order), its
+// value on every bootstrap resample. Resamples where SNIPS is undefined
+// (no positive weight drawn, or nothing drawn at all) are left out of the
+// SNIPS slices, and empty resamples out of every slice; undefined counts
+// the resamples left out of SNIPS.
+func (a *Accumulator) replicates() (reps [6][]float64, undefined int) {
 	for k := range reps {
-		reps[k] = make([]float64, 0, cfg.Bootstrap)
+		reps[k] = make([]float64, 0, len(a.reps))
 	}
-	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), bootstrapStream))
-	un := uint64(n)
-	for range cfg.Bootstrap {
-		var s sums
-		for range n {
-			s.add(&ts[rng.Uint64N(un)])
-		}
-		if s.w == 0 {
+	for _, r := range a.reps {
+		if r.s.w == 0 {
 			undefined++
 		}
-		for k, v := range s.estimators(n) {
+		if r.n == 0 {
+			continue
+		}
+		for k, v := range r.s.estimators(r.n) {
 			if !math.IsNaN(v) {
 				reps[k] = append(reps[k], v)
 			}
 		}
 	}
 	return reps, undefined
+}
+
+// poisson is Poisson(1) as a sampler of 32-bit uniform numbers: cdf[k] is
+// P(X ≤ k) in units of 2⁻³², rounded (P(X > 12) is below 2⁻³² and left
+// out), and cell[i] the number of CDF steps below the i-th of 4096 equal
+// cells of [0, 2³²), with cellSplit set when a step falls inside the cell.
+type poisson struct {
+	cdf  [13]uint64
+	cell [4096]uint8
+}
+
+const cellSplit = 0x80
+
+// poissonOne is the sampler; it is never written to after it is built.
+var poissonOne = newPoisson()
+
+func newPoisson() *poisson {
+	var ps poisson
+	p, sum := math.Exp(-1), 0.0
+	for k := range ps.cdf {
+		sum += p
+		ps.cdf[k] = uint64(math.Round(sum * (1 << 32)))
+		p /= float64(k + 1)
+	}
+	for i := range ps.cell {
+		lo, hi := uint64(i)<<20, uint64(i+1)<<20
+		c := ps.count(lo, 0)
+		if ps.count(hi-1, c) != c {
+			c |= cellSplit
+		}
+		ps.cell[i] = uint8(c)
+	}
+	return &ps
+}
+
+// count is the number of CDF steps at or below x, counting from step c.
+func (ps *poisson) count(x uint64, c int) int {
+	for c < len(ps.cdf) && x >= ps.cdf[c] {
+		c++
+	}
+	return c
+}
+
+// draw turns a uniform 32-bit number into a draw of Poisson(1): the
+// number of CDF steps at or below u, looked up by u's top 12 bits (the
+// CDF is searched in the 6 of 4096 cells a step falls in).
+func (ps *poisson) draw(u uint32) float64 {
+	c := ps.cell[u>>20]
+	if c&cellSplit != 0 {
+		return float64(ps.count(uint64(u), int(c&^cellSplit)))
+	}
+	return float64(c)
 }
 
 // summarise turns a point value and its bootstrap replicates into an

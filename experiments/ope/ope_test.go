@@ -249,6 +249,62 @@ func TestSameSeedGivesIdenticalReport(t *testing.T) {
 	assert.NotEqual(t, a.Quality[ope.DR].StdErr, c.Quality[ope.DR].StdErr, "the bootstrap does")
 }
 
+// Records added to an Accumulator one at a time give Value's report; an
+// invalid one is refused by its position and leaves the others' estimate
+// as it was.
+func TestAccumulatorAddsWhatValueTakesAtOnce(t *testing.T) {
+	cfg := ope.Config{Bootstrap: 100, Seed: 5}
+	want, err := ope.Value(handRecords(), cfg)
+	require.NoError(t, err)
+	acc, err := ope.NewAccumulator(cfg)
+	require.NoError(t, err)
+	_, err = acc.Report()
+	require.ErrorContains(t, err, "no records")
+	recs := handRecords()
+	require.NoError(t, acc.Add(&recs[0]))
+	bad := recs[1]
+	bad.Propensity = 0
+	err = acc.Add(&bad)
+	var re *ope.RecordError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, 1, re.Index)
+	assert.Equal(t, "Propensity", re.Field)
+	require.NoError(t, acc.Add(&recs[1]))
+	require.NoError(t, acc.Add(&recs[2]))
+	assert.Equal(t, 3, acc.N())
+	got, err := acc.Report()
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+}
+
+// The Poisson bootstrap's standard errors are the estimators' own: on
+// 20,000 records, within 5% of the standard deviation of the per-record
+// terms over √n (IPS and DR are means of them).
+func TestBootstrapStandardErrorMatchesTheAnalyticOne(t *testing.T) {
+	const n, k = 20_000, 3
+	rng := rand.New(rand.NewPCG(7, 8))
+	recs := make([]ope.Record, n)
+	ips, dr := make([]float64, n), make([]float64, n)
+	for i := range recs {
+		lp := epsGreedy(k, rng.IntN(k), 0.3)
+		a := draw(rng, lp)
+		pred := []float64{rng.Float64(), rng.Float64(), rng.Float64()}
+		r := ope.Record{Logged: a, Propensity: lp[a], Reward: float64(rng.IntN(2)), Cost: 0.01, Target: oneHot(k, 0),
+			PredReward: pred, PredCost: []float64{0.01, 0.01, 0.01}}
+		w := r.Target[a] / r.Propensity
+		ips[i], dr[i] = w*r.Reward, pred[0]+w*(r.Reward-pred[a])
+		recs[i] = r
+	}
+	rep, err := ope.Value(recs, ope.Config{Bootstrap: 1000, Seed: 1})
+	require.NoError(t, err)
+	for name, terms := range map[string][]float64{ope.IPS: ips, ope.DR: dr} {
+		se := math.Sqrt(variance(terms) / n)
+		assert.InEpsilon(t, se, rep.Quality[name].StdErr, 0.05, name)
+		assert.InDelta(t, mean(terms), rep.Quality[name].Value, 1e-12, name)
+		assert.InDelta(t, 2*1.96*se, rep.Quality[name].Hi-rep.Quality[name].Lo, 0.1*2*1.96*se, "%s: a normal interval's width", name)
+	}
+}
+
 // bench is a full-information benchmark: the evaluation half of a synthetic
 // workload with every model's true quality and cost, and the direct model
 // fitted on the other half.
@@ -541,7 +597,7 @@ func FuzzValue(f *testing.F) {
 }
 
 // BenchmarkValue times Value on 10,000 seven-action records with
-// 1,000 bootstrap resamples.
+// 1,000 bootstrap resamples (each record drawn into each resample).
 func BenchmarkValue(b *testing.B) {
 	const n, k = 10_000, 7
 	rng := rand.New(rand.NewPCG(3, 4))
