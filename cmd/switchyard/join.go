@@ -55,7 +55,7 @@ func registerJoinFlags(fs *flag.FlagSet) *joinFlags {
 		since:   fs.String("since", "", "decisions from this time on: RFC 3339 (2026-12-01T00:00:00Z), a date (2026-12-01) or an age (7d, 36h)"),
 		until:   fs.String("until", "", "decisions before this time (same forms as --since)"),
 		skipBad: fs.Bool("skip-bad", false, "leave out log files that cannot be read (each named, and counted) instead of failing"),
-		memMB:   fs.Int("memory-mb", 1024, "memory of the join engine; beyond, it spills to --temp-dir"),
+		memMB:   fs.Int("memory-mb", 768, "memory of the join engine; beyond, it spills to --temp-dir"),
 		tempDir: fs.String("temp-dir", "", "where the join engine spills"),
 	}
 }

@@ -232,8 +232,8 @@ GROUP BY ALL
 ) TO %s `+copyTo, outcomes, quote(chosen)),
 		fmt.Sprintf(`COPY (
 SELECT decision_id,
-       list({'model': model, 'quality': quality, 'cost_usd': cost_usd,
-             'output_tokens': output_tokens, 'time': time} ORDER BY model) AS shadows
+       list_sort(list({'model': model, 'quality': quality, 'cost_usd': cost_usd,
+                       'output_tokens': output_tokens, 'time': time})) AS shadows
 FROM (
   SELECT decision_id, model,
          arg_max(quality, time) AS quality, arg_max(cost_usd, time) AS cost_usd,
