@@ -39,27 +39,20 @@ func newParam(w []float32, decay bool) *param {
 
 // state is the optimiser state of one training run.
 type state struct {
-	mod    *classifier.Model
-	set    Settings
-	emb    *param
-	dense  []*param // w1, b1, w2, b2, ws
-	w1, w2 *param
-	ws     *param
-	b1, b2 *param
-	t      int    // steps taken
-	grads  *grads // the gradients, in the params' own buffers
-}
-
-// grads are the gradients accumulated over a batch, with their scratch
-// space.
-type grads struct {
-	w1, b1, w2, b2, ws, emb []float32
-	touched                 []int32 // embedding rows with a gradient in this batch
-	mark                    []bool  // mark[row] when row is in touched
-	act                     classifier.Activations
-	dz, dh, dx              []float32
-	drop                    features.Vector // the example with some ids dropped
-	dropIDs                 []int32         // its ids' buffer
+	mod     *classifier.Model
+	set     Settings
+	emb     *param
+	dense   []*param // w1, b1, w2, b2, ws
+	w1, w2  *param
+	ws      *param
+	b1, b2  *param
+	touched []int32 // embedding rows with a gradient in this batch
+	mark    []bool  // mark[row] when row is in touched
+	t       int     // steps taken
+	act     classifier.Activations
+	dz, dh  []float32
+	dx      []float32
+	drop    features.Vector // the example with some ids dropped
 }
 
 func newState(m *classifier.Model, s Settings) *state {
@@ -67,159 +60,140 @@ func newState(m *classifier.Model, s Settings) *state {
 		emb: newParam(m.Emb, true),
 		w1:  newParam(m.W1, true), b1: newParam(m.B1, false),
 		w2: newParam(m.W2, true), b2: newParam(m.B2, false),
-		ws: newParam(m.Ws, true),
+		ws:   newParam(m.Ws, true),
+		mark: make([]bool, len(m.Emb)/s.EmbeddingDim),
 	}
 	st.dense = []*param{st.w1, st.b1, st.w2, st.b2, st.ws}
-	st.grads = &grads{w1: st.w1.g, b1: st.b1.g, w2: st.w2.g, b2: st.b2.g, ws: st.ws.g, emb: st.emb.g,
-		mark: make([]bool, len(m.Emb)/s.EmbeddingDim)}
 	return st
 }
 
-// batchWeight is the summed weight of a batch's examples.
-func batchWeight(ex []Example, batch []int) float64 {
+// step runs forward and backward over one batch and applies one Adam
+// update. It returns the batch's summed weighted loss and summed weight.
+func (st *state) step(obj Objective, ex []Example, batch []int, rng *rand.Rand) (float64, float64) {
+	m := st.mod
+	d, hid := st.set.EmbeddingDim, st.set.Hidden
+	nout := len(m.Meta.Models)
+	in := classifier.InputDim(d)
+	st.dz = grow(st.dz, nout)
+	st.dh = grow(st.dh, hid)
+	st.dx = grow(st.dx, in)
+
 	var wSum float64
 	for _, i := range batch {
 		for _, w := range ex[i].Weights {
 			wSum += float64(w)
 		}
 	}
-	return wSum
-}
-
-// step runs forward and backward over one batch and applies one Adam
-// update. It returns the batch's summed weighted loss and summed weight.
-func (st *state) step(obj Objective, ex []Example, batch []int, rng *rand.Rand) (float64, float64) {
-	wSum := batchWeight(ex, batch)
 	if wSum == 0 {
 		return 0, 0
 	}
 	scale := float32(1 / wSum)
-	g := st.grads
 	var lossSum float64
 	for _, i := range batch {
-		lossSum += st.backprop(g, obj, &ex[i], st.dropout(g, &ex[i].Vec, rng), scale)
+		e := &ex[i]
+		a := &st.act
+		vec := &e.Vec
+		if st.set.IDDropout > 0 {
+			st.drop.IDs = st.drop.IDs[:0]
+			for _, id := range e.Vec.IDs {
+				if rng.Float64() >= st.set.IDDropout {
+					st.drop.IDs = append(st.drop.IDs, id)
+				}
+			}
+			st.drop.TaskID, st.drop.Dense = e.Vec.TaskID, e.Vec.Dense
+			vec = &st.drop
+		}
+		if st.set.TaskDropout > 0 && vec.TaskID > 0 && rng.Float64() < st.set.TaskDropout {
+			if vec != &st.drop {
+				st.drop.IDs, st.drop.Dense = append(st.drop.IDs[:0], e.Vec.IDs...), e.Vec.Dense
+			}
+			st.drop.TaskID = 0 // trained as a prompt without label too
+			vec = &st.drop
+		}
+		m.Forward(vec, a)
+		seen := false
+		for j, p := range a.Out {
+			w := e.Weights[j]
+			if w == 0 {
+				st.dz[j] = 0
+				continue
+			}
+			lossSum += obj.Loss(p, e.Labels[j], w)
+			st.dz[j] = obj.GradLogit(p, e.Labels[j], w) * scale
+			seen = true
+		}
+		if !seen {
+			continue
+		}
+		// output layer
+		for k, hk := range a.H {
+			row := st.w2.g[k*nout : k*nout+nout]
+			wrow := m.W2[k*nout : k*nout+nout]
+			var s float32
+			for j, dz := range st.dz {
+				row[j] += hk * dz
+				s += wrow[j] * dz
+			}
+			if hk > 0 {
+				st.dh[k] = s
+			} else {
+				st.dh[k] = 0
+			}
+		}
+		for j, dz := range st.dz {
+			st.b2.g[j] += dz
+		}
+		// hidden layer
+		clear(st.dx)
+		for k, xk := range a.X {
+			gRow := st.w1.g[k*hid : k*hid+hid]
+			wrow := m.W1[k*hid : k*hid+hid]
+			var s float32
+			for j, dh := range st.dh {
+				if xk != 0 {
+					gRow[j] += xk * dh
+				}
+				s += wrow[j] * dh
+			}
+			// the wide path: logits += x · Ws
+			wsg := st.ws.g[k*nout : k*nout+nout]
+			wsw := m.Ws[k*nout : k*nout+nout]
+			for j, dz := range st.dz {
+				if xk != 0 {
+					wsg[j] += xk * dz
+				}
+				s += wsw[j] * dz
+			}
+			st.dx[k] = s
+		}
+		for j, dh := range st.dh {
+			st.b1.g[j] += dh
+		}
+		// embeddings: the bag mean spreads its gradient evenly over its ids
+		if a.NIDs > 0 {
+			inv := 1 / float32(a.NIDs)
+			for _, id := range vec.IDs {
+				if id > 0 {
+					st.addRow(id, st.dx[:d], inv)
+				}
+			}
+		}
+		if vec.TaskID > 0 {
+			st.addRow(vec.TaskID, st.dx[d:2*d], 1)
+		}
 	}
 	st.apply()
 	return lossSum, wSum
 }
 
-// dropout draws the ids and task label of v dropped in training, in g's
-// scratch vector; it returns v itself when nothing is dropped.
-func (st *state) dropout(g *grads, v *features.Vector, rng *rand.Rand) *features.Vector {
-	vec := v
-	if st.set.IDDropout > 0 {
-		g.dropIDs = g.dropIDs[:0]
-		for _, id := range v.IDs {
-			if rng.Float64() >= st.set.IDDropout {
-				g.dropIDs = append(g.dropIDs, id)
-			}
-		}
-		g.drop.IDs, g.drop.TaskID, g.drop.Dense = g.dropIDs, v.TaskID, v.Dense
-		vec = &g.drop
+func (st *state) addRow(id int32, g []float32, scale float32) {
+	d := len(g)
+	if !st.mark[id] {
+		st.mark[id] = true
+		st.touched = append(st.touched, id)
 	}
-	if st.set.TaskDropout > 0 && vec.TaskID > 0 && rng.Float64() < st.set.TaskDropout {
-		if vec != &g.drop {
-			g.drop.IDs, g.drop.Dense = v.IDs, v.Dense
-		}
-		g.drop.TaskID = 0 // trained as a prompt without label too
-		vec = &g.drop
-	}
-	return vec
-}
-
-// backprop adds the gradient of example e (as vec, after dropout) at
-// weight scale into g and returns its weighted loss.
-func (st *state) backprop(g *grads, obj Objective, e *Example, vec *features.Vector, scale float32) float64 {
-	m := st.mod
-	d, hid := st.set.EmbeddingDim, st.set.Hidden
-	nout := len(m.Meta.Models)
-	g.dz = grow(g.dz, nout)
-	g.dh = grow(g.dh, hid)
-	g.dx = grow(g.dx, classifier.InputDim(d))
-	a := &g.act
-	m.Forward(vec, a)
-	seen := false
-	var lossSum float64
-	for j, p := range a.Out {
-		w := e.Weights[j]
-		if w == 0 {
-			g.dz[j] = 0
-			continue
-		}
-		lossSum += obj.Loss(p, e.Labels[j], w)
-		g.dz[j] = obj.GradLogit(p, e.Labels[j], w) * scale
-		seen = true
-	}
-	if !seen {
-		return lossSum
-	}
-	// output layer
-	for k, hk := range a.H {
-		row := g.w2[k*nout : k*nout+nout]
-		wrow := m.W2[k*nout : k*nout+nout]
-		var s float32
-		for j, dz := range g.dz {
-			row[j] += hk * dz
-			s += wrow[j] * dz
-		}
-		if hk > 0 {
-			g.dh[k] = s
-		} else {
-			g.dh[k] = 0
-		}
-	}
-	for j, dz := range g.dz {
-		g.b2[j] += dz
-	}
-	// hidden layer
-	clear(g.dx)
-	for k, xk := range a.X {
-		gRow := g.w1[k*hid : k*hid+hid]
-		wrow := m.W1[k*hid : k*hid+hid]
-		var s float32
-		for j, dh := range g.dh {
-			if xk != 0 {
-				gRow[j] += xk * dh
-			}
-			s += wrow[j] * dh
-		}
-		// the wide path: logits += x · Ws
-		wsg := g.ws[k*nout : k*nout+nout]
-		wsw := m.Ws[k*nout : k*nout+nout]
-		for j, dz := range g.dz {
-			if xk != 0 {
-				wsg[j] += xk * dz
-			}
-			s += wsw[j] * dz
-		}
-		g.dx[k] = s
-	}
-	for j, dh := range g.dh {
-		g.b1[j] += dh
-	}
-	// embeddings: the bag mean spreads its gradient evenly over its ids
-	if a.NIDs > 0 {
-		inv := 1 / float32(a.NIDs)
-		for _, id := range vec.IDs {
-			if id > 0 {
-				g.addRow(id, g.dx[:d], inv)
-			}
-		}
-	}
-	if vec.TaskID > 0 {
-		g.addRow(vec.TaskID, g.dx[d:2*d], 1)
-	}
-	return lossSum
-}
-
-func (g *grads) addRow(id int32, grad []float32, scale float32) {
-	d := len(grad)
-	if !g.mark[id] {
-		g.mark[id] = true
-		g.touched = append(g.touched, id)
-	}
-	row := g.emb[int(id)*d : int(id)*d+d]
-	for j, x := range grad {
+	row := st.emb.g[int(id)*d : int(id)*d+d]
+	for j, x := range g {
 		row[j] += x * scale
 	}
 }
@@ -251,11 +225,11 @@ func (st *state) apply() {
 		upd(p, 0, len(p.w))
 	}
 	d := st.set.EmbeddingDim
-	for _, id := range st.grads.touched {
+	for _, id := range st.touched {
 		upd(st.emb, int(id)*d, int(id)*d+d)
-		st.grads.mark[id] = false
+		st.mark[id] = false
 	}
-	st.grads.touched = st.grads.touched[:0]
+	st.touched = st.touched[:0]
 }
 
 func grow(s []float32, n int) []float32 {

@@ -498,9 +498,8 @@ func (sv *survey) add(r *table.Row, ext *features.Extractor) error {
 			sm.newest = latest(sm.newest, s.Time)
 		}
 	}
-	hash := datasets.SaltedHash(sv.salt, r.PromptKey)
-	if float64(hash%1_000_000) < sv.share*1_000_000 {
-		sv.keep(hash, r)
+	if InHoldout(r.PromptKey, sv.salt, sv.share) {
+		sv.keep(datasets.SaltedHash(sv.salt, r.PromptKey), r)
 		return nil
 	}
 	ms.chosenTrain++
@@ -651,7 +650,7 @@ func (sc *scorer) trains(r *table.Row) bool {
 	if _, ok := sc.col[r.Model]; !ok || r.Prompt == "" {
 		return false
 	}
-	return !(float64(datasets.SaltedHash(sc.salt, r.PromptKey)%1_000_000) < sc.share*1_000_000)
+	return !InHoldout(r.PromptKey, sc.salt, sc.share)
 }
 
 // take gives e recycled slices.
@@ -675,8 +674,8 @@ func (sc *scorer) example(ext *features.Extractor, r *table.Row, e *Example) err
 	}
 	n := len(sc.models)
 	e.PromptID = r.PromptKey
-	e.Labels = resize(e.Labels, n)
-	e.Weights = resize(e.Weights, n)
+	e.Labels = grow(e.Labels, n)
+	e.Weights = grow(e.Weights, n)
 	clear(e.Labels)
 	clear(e.Weights)
 	ext.Extract(features.Input{Prompt: r.Prompt, Task: r.Task}, &e.Vec)
@@ -707,13 +706,6 @@ func (sc *scorer) observations() map[string]int {
 		}
 	}
 	return out
-}
-
-func resize(s []float32, n int) []float32 {
-	if cap(s) < n {
-		return make([]float32, n)
-	}
-	return s[:n]
 }
 
 // parallel calls fn(i) for i in [0, n) on workers goroutines.
