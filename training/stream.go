@@ -29,7 +29,7 @@ import (
 // TableJob trains from training tables (datasets/table) in bounded memory:
 // the tables are read a row group at a time, featurised on the fly by
 // Workers goroutines while the optimiser runs, and shuffled within a
-// buffer of Buffer examples (row groups are taken in an order drawn from
+// buffer of Settings.Buffer examples (row groups are taken in an order drawn from
 // the seed each epoch), so memory holds the model, the buffer and the
 // validation sample, whatever the number of rows. The same tables and
 // settings give the same model with any number of workers.
@@ -45,16 +45,11 @@ type TableJob struct {
 	ValidationShare float64
 	SplitSalt       string
 	MaxValidation   int
-	Buffer          int // shuffle buffer, in examples; 0: 65,536
-	Workers         int // featurising goroutines; 0: one per core
-	// Parts is the number of goroutines each batch's gradients are
-	// computed on (synchronous data-parallel; the model depends on it);
-	// 0: one per core.
-	Parts    int
-	Init     *classifier.Model // warm start from this predictor's weights (same feature spec); nil: random
-	Now      func() time.Time
-	Progress ExampleProgress // may be nil
-	Stats    LogStats        // filled by FitTable
+	Workers         int               // featurising goroutines; 0: one per core
+	Init            *classifier.Model // warm start from this predictor's weights (same feature spec); nil: random
+	Now             func() time.Time
+	Progress        ExampleProgress // may be nil
+	Stats           LogStats        // filled by FitTable
 }
 
 // ExampleProgress receives the training examples done so far of total
@@ -84,9 +79,6 @@ func (t *Trainer) FitTable(ctx context.Context, job *TableJob) (*classifier.Mode
 	}
 	if job.MaxValidation <= 0 {
 		job.MaxValidation = 100_000
-	}
-	if job.Buffer <= 0 {
-		job.Buffer = 1 << 16
 	}
 	if job.Workers <= 0 {
 		job.Workers = runtime.GOMAXPROCS(0)
@@ -198,16 +190,9 @@ func (t *Trainer) streamNetwork(ctx context.Context, m *classifier.Model, job *T
 	start := time.Now()
 	es := &earlyStop{best: best, epochs: s.Epochs, patience: s.Patience, progress: t.Progress, log: t.Log}
 	for epoch := 1; epoch <= s.Epochs; epoch++ {
-		rng := rand.New(rand.NewSource(s.Seed + int64(epoch)*1_000_003))
-		order := slices.Clone(units)
-		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		rng := epochRand(s.Seed, epoch)
 		var lossSum, wSum float64
-		batch := make([]Example, 0, s.BatchSize)
-		idx := make([]int, 0, s.BatchSize)
-		flush := func() {
-			if len(batch) == 0 {
-				return
-			}
+		f := newFeeder(rng, s.Buffer, s.BatchSize, func(batch []Example, idx []int) {
 			l, w := st.step(obj, batch, idx, rng)
 			lossSum += l
 			wSum += w
@@ -215,35 +200,14 @@ func (t *Trainer) streamNetwork(ctx context.Context, m *classifier.Model, job *T
 			for i := range batch {
 				sc.release(&batch[i])
 			}
-			batch, idx = batch[:0], idx[:0]
 			if job.Progress != nil {
 				job.Progress.Examples(done, total)
 			}
-		}
-		buf := make([]Example, 0, job.Buffer)
-		err := streamExamples(ctx, order, job.Workers, ext, sc, func(e *Example) {
-			if len(buf) < cap(buf) {
-				buf = append(buf, *e)
-				return
-			}
-			i := rng.Intn(len(buf))
-			batch, idx = append(batch, buf[i]), append(idx, len(batch))
-			buf[i] = *e
-			if len(batch) == s.BatchSize {
-				flush()
-			}
 		})
-		if err != nil {
+		if err := streamExamples(ctx, shuffled(rng, units), job.Workers, ext, sc, f.add); err != nil {
 			return nil, err
 		}
-		rng.Shuffle(len(buf), func(i, j int) { buf[i], buf[j] = buf[j], buf[i] })
-		for _, e := range buf {
-			batch, idx = append(batch, e), append(idx, len(batch))
-			if len(batch) == s.BatchSize {
-				flush()
-			}
-		}
-		flush()
+		f.finish()
 		if es.end(res, m, obj, val, epoch, lossSum/math.Max(wSum, 1e-12)) {
 			break
 		}

@@ -16,11 +16,14 @@ import (
 
 // Settings are the knobs of a training run.
 type Settings struct {
-	Seed          int64   // every random choice (init, shuffling) derives from it
-	EmbeddingDim  int     // width of the n-gram embeddings
-	Hidden        int     // width of the hidden layer
-	Epochs        int     // maximum passes over the training data
-	BatchSize     int     // examples per Adam step
+	Seed         int64 // every random choice (init, shuffling) derives from it
+	EmbeddingDim int   // width of the n-gram embeddings
+	Hidden       int   // width of the hidden layer
+	Epochs       int   // maximum passes over the training data
+	BatchSize    int   // examples per Adam step
+	// Buffer is the shuffle buffer, in examples, of training from tables
+	// (streamed, or in memory with their row groups); 0: 65,536.
+	Buffer        int
 	L2            float64 // L2 penalty on weights (not biases)
 	Patience      int     // epochs without validation improvement before stopping
 	PriorStrength float64 // pseudo-observations of the overall mean mixed into each task's prior
@@ -60,6 +63,8 @@ func (s Settings) validate() error {
 		return fmt.Errorf("settings: epochs %d must be positive", s.Epochs)
 	case s.BatchSize < 1:
 		return fmt.Errorf("settings: batch size %d must be positive", s.BatchSize)
+	case s.Buffer < 0:
+		return fmt.Errorf("settings: shuffle buffer %d must not be negative", s.Buffer)
 	case s.L2 < 0 || math.IsNaN(s.L2):
 		return fmt.Errorf("settings: l2 %v must be non-negative", s.L2)
 	case s.IDDropout < 0 || s.IDDropout >= 1 || math.IsNaN(s.IDDropout):
@@ -140,6 +145,14 @@ type Trainer struct {
 // out-of-fold routing AIQ (see Blend) and calibrates on the out-of-fold
 // predictions; otherwise the network is used alone and calibrated on val.
 func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string, train, val []Example) (*classifier.Model, *Result, error) {
+	return t.train(ctx, spec, models, train, val, nil)
+}
+
+// train is Train; with blocks (the training examples of each row group of
+// the tables they were read from, in order) the network's epochs take them
+// in the order streaming does (see order.go), else each epoch shuffles
+// them all.
+func (t *Trainer) train(ctx context.Context, spec features.Spec, models []string, train, val []Example, blocks []span) (*classifier.Model, *Result, error) {
 	s := t.Settings
 	if err := s.validate(); err != nil {
 		return nil, nil, err
@@ -157,7 +170,7 @@ func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string
 		return nil, nil, fmt.Errorf("train: %d costs for %d models", len(t.Costs), len(models))
 	}
 	start := time.Now()
-	m, res, err := t.fitNetwork(ctx, spec, models, train, val, t.Progress)
+	m, res, err := t.fitNetwork(ctx, spec, models, train, val, t.Progress, blocks)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -204,7 +217,9 @@ func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string
 // fitNetwork trains the network on train with the per-task prior fixed,
 // keeping the weights of the epoch with the lowest loss on val (all epochs
 // when val is empty). The sparse path stays zero; nothing is calibrated.
-func (t *Trainer) fitNetwork(ctx context.Context, spec features.Spec, models []string, train, val []Example, progress Progress) (*classifier.Model, *Result, error) {
+// With blocks, the epochs take the examples in the order of table training
+// (see train).
+func (t *Trainer) fitNetwork(ctx context.Context, spec features.Spec, models []string, train, val []Example, progress Progress, blocks []span) (*classifier.Model, *Result, error) {
 	s := t.Settings
 	obj := t.Objective
 	if obj == nil {
@@ -240,12 +255,27 @@ func (t *Trainer) fitNetwork(ctx context.Context, spec features.Spec, models []s
 		if err := ctx.Err(); err != nil {
 			return nil, nil, fmt.Errorf("train: %w", err)
 		}
-		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		var lossSum, wSum float64
-		for b := 0; b < len(order); b += s.BatchSize {
-			l, w := st.step(obj, train, order[b:min(b+s.BatchSize, len(order))], rng)
-			lossSum += l
-			wSum += w
+		if blocks != nil {
+			rng := epochRand(s.Seed, epoch)
+			f := newFeeder(rng, s.Buffer, s.BatchSize, func(batch []Example, idx []int) {
+				l, w := st.step(obj, batch, idx, rng)
+				lossSum += l
+				wSum += w
+			})
+			for _, b := range shuffled(rng, blocks) {
+				for i := b.lo; i < b.hi; i++ {
+					f.add(&train[i])
+				}
+			}
+			f.finish()
+		} else {
+			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+			for b := 0; b < len(order); b += s.BatchSize {
+				l, w := st.step(obj, train, order[b:min(b+s.BatchSize, len(order))], rng)
+				lossSum += l
+				wSum += w
+			}
 		}
 		if es.end(res, m, obj, val, epoch, lossSum/math.Max(wSum, 1e-12)) {
 			break

@@ -16,7 +16,6 @@ import (
 	"switchyard/classifier"
 	"switchyard/datasets"
 	"switchyard/datasets/join"
-	"switchyard/datasets/table"
 	"switchyard/training"
 )
 
@@ -33,7 +32,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	valShare := fs.Float64("val-share", 0.1, "share of prompts held out for validation (split by a hash of the prompt id)")
 	jf := registerJoinFlags(fs)
 	initPath := fs.String("init", "", "warm start from this predictor (its predictor.onnx, or the folder holding it): same feature spec; models new to the pool get new outputs")
-	buffer := fs.Int("buffer", 1<<16, "with --logs or --table alone: examples in the shuffle buffer")
+	buffer := fs.Int("buffer", 1<<16, "with --logs or --table: examples in the shuffle buffer (a table read --in-memory is trained in the order it would be streamed in)")
 	workers := fs.Int("workers", 0, "with --logs or --table alone: featurising goroutines (0: one per core)")
 	maxVal := fs.Int("max-validation", 100_000, "with --logs or --table alone: validation examples kept in memory (those of the smallest prompt hashes)")
 	inMemory := fs.Bool("in-memory", false, "read the logs or tables into memory and train there, as with --data (the blend with the sparse linear path included); by default logs and tables alone are streamed in bounded memory")
@@ -83,15 +82,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		var rows []table.Row
-		for _, f := range files {
-			r, err := table.Read(f)
-			if err != nil {
-				return err
-			}
-			rows = append(rows, r...)
+		if job.Table, err = training.ReadTables(files); err != nil {
+			return err
 		}
-		job.Table = &training.Table{Rows: rows}
 		if ds == nil && job.Catalogue == nil {
 			if *catPath == "" {
 				return fmt.Errorf("train: --table without --data needs --catalogue")
@@ -102,6 +95,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	s := lf.settings()
+	s.Buffer = *buffer
 	spec := lf.spec()
 	tr := &training.Trainer{Settings: s, Progress: newEpochProgress(stderr, s.Epochs)}
 	job.Spec = spec
@@ -224,8 +218,9 @@ func trainAtScale(ctx context.Context, r trainRun, stdout, stderr io.Writer) err
 		return fmt.Errorf("train: --since and --until select logged decisions: give --logs")
 	}
 	s := r.learn.settings()
+	s.Buffer = r.buffer
 	job := &training.TableJob{Tables: tables, Models: r.models, Catalogue: cat, Spec: r.learn.spec(), ValidationShare: r.valShare,
-		SplitSalt: "validation", MaxValidation: r.maxVal, Buffer: r.buffer, Workers: r.workers, Progress: newExampleProgress(stderr)}
+		SplitSalt: "validation", MaxValidation: r.maxVal, Workers: r.workers, Progress: newExampleProgress(stderr)}
 	if r.init != "" {
 		path := r.init
 		if info, err := os.Stat(path); err == nil && info.IsDir() {

@@ -11,6 +11,7 @@
 package join
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -43,6 +44,9 @@ type Options struct {
 	MemoryMB int
 	Threads  int
 	TempDir  string
+	// RowGroup is the rows in each of the table's row groups (the unit
+	// training shuffles between); 0: 65,536.
+	RowGroup int
 }
 
 // Stats say what Join did.
@@ -76,6 +80,8 @@ func Logs(ctx context.Context, opt Options, out string) (Stats, error) {
 	switch {
 	case !(opt.Clip >= 1):
 		return st, fmt.Errorf("join: clip %v must be at least 1", opt.Clip)
+	case opt.RowGroup < 0:
+		return st, fmt.Errorf("join: row group of %d rows must not be negative", opt.RowGroup)
 	case math.IsNaN(opt.Sample) || opt.Sample < 0 || opt.Sample > 1:
 		return st, fmt.Errorf("join: sample %v must be in (0,1]", opt.Sample)
 	case len(opt.Logs) == 0:
@@ -125,7 +131,7 @@ func Logs(ctx context.Context, opt Options, out string) (Stats, error) {
 		}
 	}
 	db.Close() // the engine's memory is given back before the merge
-	if st.Rows, err = writeTable(ctx, dfiles, index, tmp); err != nil {
+	if st.Rows, err = writeTable(ctx, dfiles, index, tmp, cmp.Or(opt.RowGroup, 1<<16)); err != nil {
 		return st, err
 	}
 	if err := os.Rename(tmp, out); err != nil {

@@ -42,7 +42,7 @@ type link struct {
 // file and row order, merged with the index of their outcomes (in the same
 // order), so that the same logs give the same table row for row. Rows
 // whose prompt was not kept are left out.
-func writeTable(ctx context.Context, dfiles []string, index, out string) (rows int64, err error) {
+func writeTable(ctx context.Context, dfiles []string, index, out string, rowGroup int) (rows int64, err error) {
 	next, done, err := cursor[link](index)
 	if err != nil {
 		return 0, err
@@ -54,7 +54,7 @@ func writeTable(ctx context.Context, dfiles []string, index, out string) (rows i
 	}
 	defer f.Close()
 	w := parquet.NewGenericWriter[table.Row](f, parquet.Compression(&zstd.Codec{Level: zstd.SpeedFastest}),
-		parquet.MaxRowsPerRowGroup(65536), parquet.KeyValueMetadata(table.VersionKey, table.Version))
+		parquet.MaxRowsPerRowGroup(int64(rowGroup)), parquet.KeyValueMetadata(table.VersionKey, table.Version))
 	l, more, err := next()
 	if err != nil {
 		return 0, err
