@@ -22,6 +22,7 @@ func runJoin(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	seed := fs.Int64("seed", 1, "seed of the sample")
 	clip := fs.Float64("clip", 20, "largest inverse-propensity weight")
 	threads := fs.Int("threads", 0, "threads of the join engine (0: every core)")
+	rowGroup := fs.Int("row-group", 1<<16, "rows in each of the table's row groups: training shuffles whole row groups, then within its buffer")
 	if err := parse(fs, args, "logs", "out"); err != nil {
 		return err
 	}
@@ -29,7 +30,7 @@ func runJoin(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
-	opt.Sample, opt.Seed, opt.Clip, opt.Threads = *sample, *seed, *clip, *threads
+	opt.Sample, opt.Seed, opt.Clip, opt.Threads, opt.RowGroup = *sample, *seed, *clip, *threads, *rowGroup
 	start := time.Now()
 	st, err := join.Logs(ctx, opt, *out)
 	if err != nil {
