@@ -117,7 +117,7 @@ func (t *Trainer) outOfFold(ctx context.Context, spec features.Spec, models []st
 	if len(in) == 0 || len(out) == 0 {
 		return nil, nil
 	}
-	net, _, err := t.fitNetwork(ctx, spec, models, in, val, nil, nil)
+	net, _, err := t.fitNetwork(ctx, spec, models, in, val, nil)
 	if err != nil {
 		return nil, fmt.Errorf("tune: fold %d: %w", f, err)
 	}

@@ -104,7 +104,7 @@ func TestApplyBlendFoldsThePartsIntoTheWeights(t *testing.T) {
 	s := DefaultSettings()
 	s.EmbeddingDim, s.Hidden, s.Epochs = 8, 8, 3
 	tr := &Trainer{Settings: s}
-	net, _, err := tr.fitNetwork(context.Background(), spec, []string{"cheap", "dear"}, ex, nil, nil, nil)
+	net, _, err := tr.fitNetwork(context.Background(), spec, []string{"cheap", "dear"}, ex, nil, nil)
 	require.NoError(t, err)
 	lp, err := fitLinearPath(context.Background(), net, ex, s)
 	require.NoError(t, err)

@@ -5,13 +5,12 @@ import (
 	"slices"
 )
 
-// The order of an epoch over training tables, shared by streaming
-// (FitTable) and by training in memory from tables read with their row
-// groups (ReadTables): the row groups in an order drawn from the epoch's
-// seed, their training examples through a shuffle buffer, then batches. The
-// same tables, settings and seed therefore give the same sequence of
-// optimiser steps either way, and the same model up to the rounding of
-// sums taken in another order.
+// The order of an epoch over training tables (FitTable), whether the
+// examples are streamed from the tables or held in memory (TableJob.Cache):
+// the row groups in an order drawn from the epoch's seed, their training
+// examples through a shuffle buffer, then batches. Both take the same
+// random draws, so they give the same sequence of optimiser steps and the
+// same model.
 
 // defaultBuffer is the shuffle buffer when Settings.Buffer is 0.
 const defaultBuffer = 1 << 16
@@ -85,5 +84,11 @@ func (f *feeder) finish() {
 	f.flush()
 }
 
-// span is the examples [lo, hi) of one row group.
-type span struct{ lo, hi int }
+// indices are 0, 1, …, n-1.
+func indices(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}

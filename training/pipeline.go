@@ -79,7 +79,6 @@ func (t *Trainer) Fit(ctx context.Context, ds *datasets.Dataset, job Job) (*clas
 	}
 	var ex []Example
 	var allOutcomes []datasets.OutcomeRecord
-	var blocks []span
 	if ds != nil {
 		if ex, _, _, err = Join(ds, ext, models); err != nil {
 			return nil, nil, err
@@ -107,12 +106,9 @@ func (t *Trainer) Fit(ctx context.Context, ds *datasets.Dataset, job Job) (*clas
 		}
 	}
 	if job.Table != nil {
-		tex, groups, st, err := FromTable(job.Table, ext, models)
+		tex, st, err := FromTable(job.Table.Rows, ext, models)
 		if err != nil {
 			return nil, nil, err
-		}
-		if groups != nil && len(ex) == 0 { // the table alone: trained in its row groups' order
-			blocks = tableBlocks(tex, groups, len(job.Table.Groups), job.SplitSalt, job.ValidationShare)
 		}
 		job.Table.Stats = st
 		ex = append(ex, tex...)
@@ -129,7 +125,7 @@ func (t *Trainer) Fit(ctx context.Context, ds *datasets.Dataset, job Job) (*clas
 	if tt.Costs == nil {
 		tt.Costs = meanCosts(cat, allOutcomes, models)
 	}
-	m, res, err := tt.train(ctx, job.Spec, models, train, val, blocks)
+	m, res, err := tt.Train(ctx, job.Spec, models, train, val)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -156,23 +152,6 @@ func (t *Trainer) Fit(ctx context.Context, ds *datasets.Dataset, job Job) (*clas
 	m.Meta.CreatedAt = now().UTC().Truncate(time.Second)
 	m.Meta.Version = m.Fingerprint()
 	return m, res, nil
-}
-
-// tableBlocks are the training examples (those Split keeps for training,
-// in order) of each of n row groups, from the row group of each example.
-func tableBlocks(ex []Example, groups []int, n int, salt string, share float64) []span {
-	blocks := make([]span, n)
-	i, next := 0, 0 // index in ex, and in the training examples
-	for g := range blocks {
-		blocks[g].lo = next
-		for ; i < len(ex) && groups[i] == g; i++ {
-			if !InHoldout(ex[i].PromptID, salt, share) {
-				next++
-			}
-		}
-		blocks[g].hi = next
-	}
-	return blocks
 }
 
 // meanCosts is each model's mean cost per request over its outcomes that

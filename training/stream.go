@@ -29,9 +29,9 @@ import (
 // TableJob trains from training tables (datasets/table) in bounded memory:
 // the tables are read a row group at a time, featurised on the fly by
 // Workers goroutines while the optimiser runs, and shuffled within a
-// buffer of Settings.Buffer examples (row groups are taken in an order drawn from
-// the seed each epoch), so memory holds the model, the buffer and the
-// validation sample, whatever the number of rows. The same tables and
+// buffer of Settings.Buffer examples (row groups are taken in an order
+// drawn from the seed each epoch, see order.go), so memory holds the
+// model, the buffer and the validation sample, whatever the number of rows. The same tables and
 // settings give the same model with any number of workers.
 type TableJob struct {
 	Tables    []string // training table files
@@ -45,11 +45,16 @@ type TableJob struct {
 	ValidationShare float64
 	SplitSalt       string
 	MaxValidation   int
-	Workers         int               // featurising goroutines; 0: one per core
-	Init            *classifier.Model // warm start from this predictor's weights (same feature spec); nil: random
-	Now             func() time.Time
-	Progress        ExampleProgress // may be nil
-	Stats           LogStats        // filled by FitTable
+	Workers         int // featurising goroutines; 0: one per core
+	// Cache featurises the training rows once and holds the examples in
+	// memory for every epoch, taken in the same order: the same model as
+	// streaming, without reading and featurising the tables each epoch,
+	// but memory grows with the rows.
+	Cache    bool
+	Init     *classifier.Model // warm start from this predictor's weights (same feature spec); nil: random
+	Now      func() time.Time
+	Progress ExampleProgress // may be nil
+	Stats    LogStats        // filled by FitTable
 }
 
 // ExampleProgress receives the training examples done so far of total
@@ -185,6 +190,16 @@ func (t *Trainer) streamNetwork(ctx context.Context, m *classifier.Model, job *T
 	if err != nil {
 		return nil, err
 	}
+	// with Cache, the training examples of each row group, featurised once
+	var cache [][]Example
+	if job.Cache {
+		cache = make([][]Example, len(units))
+		if err := streamExamples(ctx, units, job.Workers, ext, sc, func(u int, e *Example) {
+			cache[u] = append(cache[u], *e)
+		}); err != nil {
+			return nil, err
+		}
+	}
 	total := s.Epochs * sc.trainRows
 	done := 0
 	start := time.Now()
@@ -197,14 +212,23 @@ func (t *Trainer) streamNetwork(ctx context.Context, m *classifier.Model, job *T
 			lossSum += l
 			wSum += w
 			done += len(batch)
-			for i := range batch {
-				sc.release(&batch[i])
+			if cache == nil {
+				for i := range batch {
+					sc.release(&batch[i])
+				}
 			}
 			if job.Progress != nil {
 				job.Progress.Examples(done, total)
 			}
 		})
-		if err := streamExamples(ctx, shuffled(rng, units), job.Workers, ext, sc, f.add); err != nil {
+		if cache != nil {
+			// the same draws as shuffling the row groups themselves
+			for _, u := range shuffled(rng, indices(len(units))) {
+				for i := range cache[u] {
+					f.add(&cache[u][i])
+				}
+			}
+		} else if err := streamExamples(ctx, shuffled(rng, units), job.Workers, ext, sc, func(_ int, e *Example) { f.add(e) }); err != nil {
 			return nil, err
 		}
 		f.finish()
@@ -245,14 +269,16 @@ func rowGroups(tables []string) ([]unit, error) {
 // chunk is a run of consecutive table rows, numbered in reading order.
 type chunk struct {
 	seq  int
+	unit int // its row group's index in the order read
 	rows []table.Row
 	ex   []Example
 }
 
 // streamExamples reads the row groups in order, featurises their training
 // rows on workers goroutines and calls fn with each example in reading
-// order (fn must copy what it keeps; the example's slices become fn's).
-func streamExamples(ctx context.Context, order []unit, workers int, ext *features.Extractor, sc *scorer, fn func(*Example)) error {
+// order and the index of its row group in order (fn must copy what it
+// keeps; the example's slices become fn's).
+func streamExamples(ctx context.Context, order []unit, workers int, ext *features.Extractor, sc *scorer, fn func(u int, e *Example)) error {
 	g, ctx := errgroup.WithContext(ctx)
 	todo := make(chan *chunk, 2*workers)
 	done := make(chan *chunk, 2*workers)
@@ -309,7 +335,7 @@ func streamExamples(ctx context.Context, order []unit, workers int, ext *feature
 				delete(waiting, next)
 				next++
 				for i := range c.ex {
-					fn(&c.ex[i])
+					fn(c.unit, &c.ex[i])
 				}
 			}
 		}
@@ -328,7 +354,7 @@ func readUnits(ctx context.Context, order []unit, send func(*chunk) error) error
 			r.Close()
 		}
 	}()
-	for _, u := range order {
+	for ui, u := range order {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -355,7 +381,7 @@ func readUnits(ctx context.Context, order []unit, send func(*chunk) error) error
 				return err
 			}
 			left -= int64(n)
-			if err := send(&chunk{seq: seq, rows: rows[:n]}); err != nil {
+			if err := send(&chunk{seq: seq, unit: ui, rows: rows[:n]}); err != nil {
 				return err
 			}
 			seq++

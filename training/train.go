@@ -22,7 +22,7 @@ type Settings struct {
 	Epochs       int   // maximum passes over the training data
 	BatchSize    int   // examples per Adam step
 	// Buffer is the shuffle buffer, in examples, of training from tables
-	// (streamed, or in memory with their row groups); 0: 65,536.
+	// (FitTable); 0: 65,536.
 	Buffer        int
 	L2            float64 // L2 penalty on weights (not biases)
 	Patience      int     // epochs without validation improvement before stopping
@@ -145,14 +145,6 @@ type Trainer struct {
 // out-of-fold routing AIQ (see Blend) and calibrates on the out-of-fold
 // predictions; otherwise the network is used alone and calibrated on val.
 func (t *Trainer) Train(ctx context.Context, spec features.Spec, models []string, train, val []Example) (*classifier.Model, *Result, error) {
-	return t.train(ctx, spec, models, train, val, nil)
-}
-
-// train is Train; with blocks (the training examples of each row group of
-// the tables they were read from, in order) the network's epochs take them
-// in the order streaming does (see order.go), else each epoch shuffles
-// them all.
-func (t *Trainer) train(ctx context.Context, spec features.Spec, models []string, train, val []Example, blocks []span) (*classifier.Model, *Result, error) {
 	s := t.Settings
 	if err := s.validate(); err != nil {
 		return nil, nil, err
@@ -170,7 +162,7 @@ func (t *Trainer) train(ctx context.Context, spec features.Spec, models []string
 		return nil, nil, fmt.Errorf("train: %d costs for %d models", len(t.Costs), len(models))
 	}
 	start := time.Now()
-	m, res, err := t.fitNetwork(ctx, spec, models, train, val, t.Progress, blocks)
+	m, res, err := t.fitNetwork(ctx, spec, models, train, val, t.Progress)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -217,9 +209,7 @@ func (t *Trainer) train(ctx context.Context, spec features.Spec, models []string
 // fitNetwork trains the network on train with the per-task prior fixed,
 // keeping the weights of the epoch with the lowest loss on val (all epochs
 // when val is empty). The sparse path stays zero; nothing is calibrated.
-// With blocks, the epochs take the examples in the order of table training
-// (see train).
-func (t *Trainer) fitNetwork(ctx context.Context, spec features.Spec, models []string, train, val []Example, progress Progress, blocks []span) (*classifier.Model, *Result, error) {
+func (t *Trainer) fitNetwork(ctx context.Context, spec features.Spec, models []string, train, val []Example, progress Progress) (*classifier.Model, *Result, error) {
 	s := t.Settings
 	obj := t.Objective
 	if obj == nil {
@@ -255,27 +245,12 @@ func (t *Trainer) fitNetwork(ctx context.Context, spec features.Spec, models []s
 		if err := ctx.Err(); err != nil {
 			return nil, nil, fmt.Errorf("train: %w", err)
 		}
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		var lossSum, wSum float64
-		if blocks != nil {
-			rng := epochRand(s.Seed, epoch)
-			f := newFeeder(rng, s.Buffer, s.BatchSize, func(batch []Example, idx []int) {
-				l, w := st.step(obj, batch, idx, rng)
-				lossSum += l
-				wSum += w
-			})
-			for _, b := range shuffled(rng, blocks) {
-				for i := b.lo; i < b.hi; i++ {
-					f.add(&train[i])
-				}
-			}
-			f.finish()
-		} else {
-			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-			for b := 0; b < len(order); b += s.BatchSize {
-				l, w := st.step(obj, train, order[b:min(b+s.BatchSize, len(order))], rng)
-				lossSum += l
-				wSum += w
-			}
+		for b := 0; b < len(order); b += s.BatchSize {
+			l, w := st.step(obj, train, order[b:min(b+s.BatchSize, len(order))], rng)
+			lossSum += l
+			wSum += w
 		}
 		if es.end(res, m, obj, val, epoch, lossSum/math.Max(wSum, 1e-12)) {
 			break

@@ -16,6 +16,7 @@ import (
 	"switchyard/classifier"
 	"switchyard/datasets"
 	"switchyard/datasets/join"
+	"switchyard/datasets/table"
 	"switchyard/training"
 )
 
@@ -32,7 +33,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	valShare := fs.Float64("val-share", 0.1, "share of prompts held out for validation (split by a hash of the prompt id)")
 	jf := registerJoinFlags(fs)
 	initPath := fs.String("init", "", "warm start from this predictor (its predictor.onnx, or the folder holding it): same feature spec; models new to the pool get new outputs")
-	buffer := fs.Int("buffer", 1<<16, "with --logs or --table: examples in the shuffle buffer (a table read --in-memory is trained in the order it would be streamed in)")
+	buffer := fs.Int("buffer", 1<<16, "with --logs or --table alone: examples in the shuffle buffer")
+	cache := fs.Bool("cache", false, "with --logs or --table alone: featurise the training rows once and hold them in memory for every epoch (the streamed model, in the same order, without reading the table each epoch; memory grows with the rows)")
 	workers := fs.Int("workers", 0, "with --logs or --table alone: featurising goroutines (0: one per core)")
 	maxVal := fs.Int("max-validation", 100_000, "with --logs or --table alone: validation examples kept in memory (those of the smallest prompt hashes)")
 	inMemory := fs.Bool("in-memory", false, "read the logs or tables into memory and train there, as with --data (the blend with the sparse linear path included); by default logs and tables alone are streamed in bounded memory")
@@ -41,7 +43,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *data == "" && !*inMemory && (*logs != "" || *tablePath != "") {
 		return trainAtScale(ctx, trainRun{logs: *logs, tables: *tablePath, catalogue: *catPath, clip: *clip, out: *out,
-			models: splitList(*models), valShare: *valShare, init: *initPath, buffer: *buffer, workers: *workers, maxVal: *maxVal,
+			models: splitList(*models), valShare: *valShare, init: *initPath, buffer: *buffer, cache: *cache, workers: *workers, maxVal: *maxVal,
 			join: jf, learn: lf}, stdout, stderr)
 	}
 	if *jf.since != "" || *jf.until != "" || *initPath != "" {
@@ -82,9 +84,15 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		if job.Table, err = training.ReadTables(files); err != nil {
-			return err
+		var rows []table.Row
+		for _, f := range files {
+			r, err := table.Read(f)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, r...)
 		}
+		job.Table = &training.Table{Rows: rows}
 		if ds == nil && job.Catalogue == nil {
 			if *catPath == "" {
 				return fmt.Errorf("train: --table without --data needs --catalogue")
@@ -95,7 +103,6 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	s := lf.settings()
-	s.Buffer = *buffer
 	spec := lf.spec()
 	tr := &training.Trainer{Settings: s, Progress: newEpochProgress(stderr, s.Epochs)}
 	job.Spec = spec
@@ -165,6 +172,7 @@ type trainRun struct {
 	valShare                float64
 	init                    string
 	buffer, workers, maxVal int
+	cache                   bool
 	join                    *joinFlags
 	learn                   *learnFlags
 }
@@ -220,7 +228,7 @@ func trainAtScale(ctx context.Context, r trainRun, stdout, stderr io.Writer) err
 	s := r.learn.settings()
 	s.Buffer = r.buffer
 	job := &training.TableJob{Tables: tables, Models: r.models, Catalogue: cat, Spec: r.learn.spec(), ValidationShare: r.valShare,
-		SplitSalt: "validation", MaxValidation: r.maxVal, Workers: r.workers, Progress: newExampleProgress(stderr)}
+		SplitSalt: "validation", MaxValidation: r.maxVal, Workers: r.workers, Cache: r.cache, Progress: newExampleProgress(stderr)}
 	if r.init != "" {
 		path := r.init
 		if info, err := os.Stat(path); err == nil && info.IsDir() {

@@ -83,12 +83,15 @@ func TestTrainingFromTheTableMatchesTrainingFromTheLogs(t *testing.T) {
 	}
 }
 
-// Training by streaming from a training table in bounded memory gives the
-// model training on the same examples in memory gives (the table read with
-// its row groups, so that its epochs take the examples in the order
-// streaming does): the same training and validation examples, validation
-// losses within 1e-4 and AUCs within 0.002 for every model; and the same
-// model with one featurising worker as with four, on another run.
+// Training by streaming from a training table in bounded memory gives, bit
+// for bit, the model training on the same examples held in memory gives
+// (TableJob.Cache: featurised once, taken in the same order), with any
+// number of featurising workers; and against the in-memory training of
+// the same rows that shuffles them all each epoch (Fit), the same training
+// and validation examples and validation AUCs as close as the order of the
+// examples alone allows at this size (about 27,000 examples, two epochs, a
+// few hundred validation observations a model: up to 0.03 apart for a
+// model, 0.01 on the mean over models, in this test).
 func TestStreamingTrainingMatchesTrainingInMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow (a real server under load, or many training rounds): make test runs it; -short leaves it out")
@@ -105,30 +108,35 @@ func TestStreamingTrainingMatchesTrainingInMemory(t *testing.T) {
 	spec := features.DefaultSpec()
 	s := training.DefaultSettings()
 	s.Epochs, s.TuneFolds, s.Buffer = 2, 1, 4096 // the network alone, as streaming trains it
-	tables, err := training.ReadTables([]string{tbl})
+	rows, err := table.Read(tbl)
 	require.NoError(t, err)
-	require.Greater(t, len(tables.Groups), 4, "a table of several row groups")
-	_, inMemory, err := (&training.Trainer{Settings: s}).Fit(context.Background(), nil, training.Job{Table: tables,
+	_, shuffled, err := (&training.Trainer{Settings: s}).Fit(context.Background(), nil, training.Job{Table: &training.Table{Rows: rows},
 		Spec: spec, ValidationShare: 0.1, SplitSalt: "validation", Catalogue: w.Catalogue})
 	require.NoError(t, err)
-	tables = nil
-	stream := func(workers int) (*training.Result, string) {
+	rows = nil
+	fit := func(workers int, cache bool) (*training.Result, string) {
 		job := &training.TableJob{Tables: []string{tbl}, Catalogue: w.Catalogue, Spec: spec, ValidationShare: 0.1,
-			SplitSalt: "validation", Workers: workers}
+			SplitSalt: "validation", Workers: workers, Cache: cache}
 		m, res, err := (&training.Trainer{Settings: s}).FitTable(context.Background(), job)
 		require.NoError(t, err)
 		return res, m.Meta.Version
 	}
-	streamed, version := stream(4)
-	assert.Equal(t, inMemory.Examples, streamed.Examples, "the same training examples")
-	assert.Equal(t, inMemory.BestEpoch, streamed.BestEpoch, "the same epoch kept")
-	assert.InDelta(t, inMemory.ValLoss, streamed.ValLoss, 1e-4, "validation loss")
-	for _, m := range w.Catalogue.Names() {
-		a, b := inMemory.Validation[m], streamed.Validation[m]
-		t.Logf("%s: val AUC %.5f in memory, %.5f streamed (n %d)", m, a.AUC, b.AUC, b.N)
-		assert.Equal(t, a.N, b.N, "%s: the same validation examples", m)
-		assert.InDelta(t, a.AUC, b.AUC, 0.002, m)
-	}
-	_, again := stream(1)
+	streamed, version := fit(4, false)
+	held, heldVersion := fit(2, true)
+	assert.Equal(t, version, heldVersion, "streamed and held in memory: the same weights")
+	assert.Equal(t, held.Validation, streamed.Validation)
+	_, again := fit(1, false)
 	assert.Equal(t, version, again, "one featurising worker trains the model four do, on another run")
+
+	assert.Equal(t, shuffled.Examples, streamed.Examples, "the same training examples")
+	var meanA, meanB float64
+	for _, m := range w.Catalogue.Names() {
+		a, b := shuffled.Validation[m], streamed.Validation[m]
+		t.Logf("%s: val AUC %.4f in memory shuffled whole, %.4f streamed (n %d)", m, a.AUC, b.AUC, b.N)
+		assert.Equal(t, a.N, b.N, "%s: the same validation examples", m)
+		assert.InDelta(t, a.AUC, b.AUC, 0.04, m)
+		meanA += a.AUC / float64(len(w.Catalogue.Names()))
+		meanB += b.AUC / float64(len(w.Catalogue.Names()))
+	}
+	assert.InDelta(t, meanA, meanB, 0.01, "mean validation AUC over the models")
 }
