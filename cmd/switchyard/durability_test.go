@@ -249,8 +249,14 @@ func TestKilledThreeTimesLosesNoAcknowledgedDecisionOrFeedback(t *testing.T) {
 	out, err = run(t, "join", "--logs", logs, "--out", tbl, "--threads", "2")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, fmt.Sprintf(": %d examples from ", used), out)
-	out, err = run(t, "train", "--table", tbl, "--catalogue", filepath.Join(data, "catalogue.csv"), "--out", t.TempDir(),
-		"--epochs", "1", "--dim", "8", "--hidden", "8", "--buckets", "4096")
-	require.NoError(t, err, out)
-	assert.Contains(t, out, fmt.Sprintf("tables: %d examples, %d used", used, used), out)
+	trainTable := func(more ...string) string {
+		out, err := run(t, append([]string{"train", "--table", tbl, "--catalogue", filepath.Join(data, "catalogue.csv"), "--out", t.TempDir(),
+			"--epochs", "2", "--dim", "8", "--hidden", "8", "--buckets", "4096"}, more...)...)
+		require.NoError(t, err, out)
+		assert.Contains(t, out, fmt.Sprintf("tables: %d examples, %d used", used, used), out)
+		return regexp.MustCompile(`predictor p-[0-9a-f]+`).FindString(out)
+	}
+	streamed := trainTable()
+	require.NotEmpty(t, streamed)
+	assert.Equal(t, streamed, trainTable("--cache"), "the examples held in memory train the streamed model")
 }
