@@ -66,8 +66,7 @@ type exampleGrad struct {
 	act        classifier.Activations
 	losses     []float64 // per output
 	dz, dh, dx []float32
-	gs         []float32 // dx's bag part times 1/ids: each id's gradient
-	seen       bool      // some output has a weight
+	seen       bool // some output has a weight
 }
 
 func newState(m *classifier.Model, s Settings) *state {
@@ -145,7 +144,7 @@ func (st *state) backward(obj Objective, g *exampleGrad, scale float32) {
 	d, hid := st.set.EmbeddingDim, st.set.Hidden
 	nout := len(m.Meta.Models)
 	in := classifier.InputDim(d)
-	g.dz, g.dh, g.dx, g.gs = grow(g.dz, nout), grow(g.dh, hid), grow(g.dx, in), grow(g.gs, d)
+	g.dz, g.dh, g.dx = grow(g.dz, nout), grow(g.dh, hid), grow(g.dx, in)
 	g.losses = slices.Grow(g.losses[:0], nout)[:nout]
 	a := &g.act
 	m.Forward(g.vec, a)
@@ -187,13 +186,6 @@ func (st *state) backward(obj Objective, g *exampleGrad, scale float32) {
 			s += wsw[j] * dz
 		}
 		g.dx[k] = s
-	}
-	// the bag mean spreads its gradient evenly over its ids
-	if a.NIDs > 0 {
-		inv := 1 / float32(a.NIDs)
-		for j, x := range g.dx[:d] {
-			g.gs[j] = x * inv
-		}
 	}
 }
 
@@ -237,21 +229,24 @@ func (st *state) accumulate(gs []exampleGrad) {
 				wsg[j] += xk * dz
 			}
 		}
+		// the bag mean spreads its gradient evenly over its ids (each
+		// product taken where it is added, as a fused multiply-add may be)
 		if a.NIDs > 0 {
+			inv := 1 / float32(a.NIDs)
 			for _, id := range g.vec.IDs {
 				if id > 0 {
-					st.addRow(id, g.gs)
+					st.addRow(id, g.dx[:d], inv)
 				}
 			}
 		}
 		if t := g.vec.TaskID; t > 0 {
-			st.addRow(t, g.dx[d:2*d])
+			st.addRow(t, g.dx[d:2*d], 1)
 		}
 	}
 }
 
-// addRow adds g to the gradient of embedding row id.
-func (st *state) addRow(id int32, g []float32) {
+// addRow adds g·scale to the gradient of embedding row id.
+func (st *state) addRow(id int32, g []float32, scale float32) {
 	d := len(g)
 	k := st.slot[id]
 	if k == 0 {
@@ -264,7 +259,7 @@ func (st *state) addRow(id int32, g []float32) {
 	}
 	row := st.grad[int(k-1)*d : int(k)*d]
 	for j, x := range g {
-		row[j] += x
+		row[j] += x * scale
 	}
 }
 

@@ -224,6 +224,9 @@ func (t *Trainer) streamNetwork(ctx context.Context, m *classifier.Model, job *T
 		if cache != nil {
 			// the same draws as shuffling the row groups themselves
 			for _, u := range shuffled(rng, indices(len(units))) {
+				if err := ctx.Err(); err != nil {
+					return nil, fmt.Errorf("train: %w", err)
+				}
 				for i := range cache[u] {
 					f.add(&cache[u][i])
 				}
