@@ -128,6 +128,17 @@ func TestStreamingTrainingMatchesTrainingInMemory(t *testing.T) {
 	_, again := fit(1, false)
 	assert.Equal(t, version, again, "one featurising worker trains the model four do, on another run")
 
+	for _, cache := range []bool{false, true} { // a cancelled run stops within its epoch
+		ctx, cancel := context.WithCancel(context.Background())
+		p := &cancelAfter{n: 3, cancel: cancel}
+		job := &training.TableJob{Tables: []string{tbl}, Catalogue: w.Catalogue, Spec: spec, ValidationShare: 0.1,
+			SplitSalt: "validation", Cache: cache, Progress: p}
+		_, _, err := (&training.Trainer{Settings: s}).FitTable(ctx, job)
+		assert.ErrorIs(t, err, context.Canceled, "cache %v", cache)
+		assert.Less(t, p.last, streamed.Examples, "cache %v: stopped in the first epoch", cache)
+		cancel()
+	}
+
 	assert.Equal(t, shuffled.Examples, streamed.Examples, "the same training examples")
 	var meanA, meanB float64
 	for _, m := range w.Catalogue.Names() {
@@ -139,4 +150,18 @@ func TestStreamingTrainingMatchesTrainingInMemory(t *testing.T) {
 		meanB += b.AUC / float64(len(w.Catalogue.Names()))
 	}
 	assert.InDelta(t, meanA, meanB, 0.01, "mean validation AUC over the models")
+}
+
+// cancelAfter cancels a training run at its n-th progress report.
+type cancelAfter struct {
+	n, calls, last int
+	cancel         func()
+}
+
+func (c *cancelAfter) Examples(done, total int) {
+	c.calls++
+	c.last = done
+	if c.calls == c.n {
+		c.cancel()
+	}
 }
