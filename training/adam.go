@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
-	"slices"
 
 	"switchyard/classifier"
 	"switchyard/features"
@@ -50,23 +49,15 @@ type state struct {
 	// moments, then d second moments), so that an update reads one row of
 	// weights and one of moments for each row touched at random.
 	mv      []float32
-	touched []int32       // embedding rows with a gradient in this batch
-	grad    []float32     // their gradients, in the order of touched
-	slot    []int32       // slot[row]: 1 + the row's index in touched; 0 when untouched
-	sink    float32       // keeps the loads of apply's first pass
-	ex      []exampleGrad // the batch's examples, in batch order
-	t       int           // steps taken
-}
-
-// exampleGrad is one example's pass through the network in a step.
-type exampleGrad struct {
-	e          *Example
-	vec        *features.Vector // its input, after dropout
-	drop       features.Vector  // the input with ids or the task label dropped
-	act        classifier.Activations
-	losses     []float64 // per output
-	dz, dh, dx []float32
-	seen       bool // some output has a weight
+	touched []int32   // embedding rows with a gradient in this batch
+	grad    []float32 // their gradients, in the order of touched
+	slot    []int32   // slot[row]: 1 + the row's index in touched; 0 when untouched
+	sink    float32   // keeps the loads of apply's first pass
+	t       int       // steps taken
+	act     classifier.Activations
+	dz, dh  []float32
+	dx      []float32
+	drop    features.Vector // the example with some ids dropped
 }
 
 func newState(m *classifier.Model, s Settings) *state {
@@ -84,6 +75,14 @@ func newState(m *classifier.Model, s Settings) *state {
 // step runs forward and backward over one batch and applies one Adam
 // update. It returns the batch's summed weighted loss and summed weight.
 func (st *state) step(obj Objective, ex []Example, batch []int, rng *rand.Rand) (float64, float64) {
+	m := st.mod
+	d, hid := st.set.EmbeddingDim, st.set.Hidden
+	nout := len(m.Meta.Models)
+	in := classifier.InputDim(d)
+	st.dz = grow(st.dz, nout)
+	st.dh = grow(st.dh, hid)
+	st.dx = grow(st.dx, in)
+
 	var wSum float64
 	for _, i := range batch {
 		for _, w := range ex[i].Weights {
@@ -94,155 +93,102 @@ func (st *state) step(obj Objective, ex []Example, batch []int, rng *rand.Rand) 
 		return 0, 0
 	}
 	scale := float32(1 / wSum)
-	if len(st.ex) < len(batch) {
-		st.ex = append(st.ex, make([]exampleGrad, len(batch)-len(st.ex))...)
-	}
-	gs := st.ex[:len(batch)]
-	// dropout, drawn in batch order
-	for k, i := range batch {
-		g := &gs[k]
-		g.e = &ex[i]
-		g.vec = &g.e.Vec
+	var lossSum float64
+	for _, i := range batch {
+		e := &ex[i]
+		a := &st.act
+		vec := &e.Vec
 		if st.set.IDDropout > 0 {
-			g.drop.IDs = g.drop.IDs[:0]
-			for _, id := range g.e.Vec.IDs {
+			st.drop.IDs = st.drop.IDs[:0]
+			for _, id := range e.Vec.IDs {
 				if rng.Float64() >= st.set.IDDropout {
-					g.drop.IDs = append(g.drop.IDs, id)
+					st.drop.IDs = append(st.drop.IDs, id)
 				}
 			}
-			g.drop.TaskID, g.drop.Dense = g.e.Vec.TaskID, g.e.Vec.Dense
-			g.vec = &g.drop
+			st.drop.TaskID, st.drop.Dense = e.Vec.TaskID, e.Vec.Dense
+			vec = &st.drop
 		}
-		if st.set.TaskDropout > 0 && g.vec.TaskID > 0 && rng.Float64() < st.set.TaskDropout {
-			if g.vec != &g.drop {
-				g.drop.IDs, g.drop.Dense = append(g.drop.IDs[:0], g.e.Vec.IDs...), g.e.Vec.Dense
+		if st.set.TaskDropout > 0 && vec.TaskID > 0 && rng.Float64() < st.set.TaskDropout {
+			if vec != &st.drop {
+				st.drop.IDs, st.drop.Dense = append(st.drop.IDs[:0], e.Vec.IDs...), e.Vec.Dense
 			}
-			g.drop.TaskID = 0 // trained as a prompt without label too
-			g.vec = &g.drop
+			st.drop.TaskID = 0 // trained as a prompt without label too
+			vec = &st.drop
 		}
-	}
-	for k := range gs {
-		st.backward(obj, &gs[k], scale)
-	}
-	var lossSum float64
-	for k := range gs {
-		if gs[k].seen {
-			for _, l := range gs[k].losses {
-				lossSum += l
-			}
-		}
-	}
-	st.accumulate(gs)
-	st.apply()
-	return lossSum, wSum
-}
-
-// backward runs the forward pass of one example and the backward pass down
-// to the network's input (dz, dh, dx), without touching any gradient.
-func (st *state) backward(obj Objective, g *exampleGrad, scale float32) {
-	m := st.mod
-	d, hid := st.set.EmbeddingDim, st.set.Hidden
-	nout := len(m.Meta.Models)
-	in := classifier.InputDim(d)
-	g.dz, g.dh, g.dx = grow(g.dz, nout), grow(g.dh, hid), grow(g.dx, in)
-	g.losses = slices.Grow(g.losses[:0], nout)[:nout]
-	a := &g.act
-	m.Forward(g.vec, a)
-	g.seen = false
-	for j, p := range a.Out {
-		w := g.e.Weights[j]
-		if w == 0 {
-			g.dz[j], g.losses[j] = 0, 0
-			continue
-		}
-		g.losses[j] = obj.Loss(p, g.e.Labels[j], w)
-		g.dz[j] = obj.GradLogit(p, g.e.Labels[j], w) * scale
-		g.seen = true
-	}
-	if !g.seen {
-		return
-	}
-	for k, hk := range a.H {
-		wrow := m.W2[k*nout : k*nout+nout]
-		var s float32
-		for j, dz := range g.dz {
-			s += wrow[j] * dz
-		}
-		if hk > 0 {
-			g.dh[k] = s
-		} else {
-			g.dh[k] = 0
-		}
-	}
-	for k := range a.X {
-		wrow := m.W1[k*hid : k*hid+hid]
-		var s float32
-		for j, dh := range g.dh {
-			s += wrow[j] * dh
-		}
-		// the wide path: logits += x · Ws
-		wsw := m.Ws[k*nout : k*nout+nout]
-		for j, dz := range g.dz {
-			s += wsw[j] * dz
-		}
-		g.dx[k] = s
-	}
-}
-
-// accumulate adds the batch's gradients, over the examples in batch order.
-// (Split by examples, as the backward passes could be, the sums would be
-// taken in another order; split by weights, so that each is summed in
-// batch order on one of two goroutines, the step gave the same model but
-// ran slower on two cores, waiting on memory: docs/results/log-scale.md.)
-func (st *state) accumulate(gs []exampleGrad) {
-	m := st.mod
-	d, hid := st.set.EmbeddingDim, st.set.Hidden
-	nout := len(m.Meta.Models)
-	for k := range gs {
-		g := &gs[k]
-		if !g.seen {
-			continue
-		}
-		a := &g.act
-		for k, hk := range a.H {
-			row := st.w2.g[k*nout : k*nout+nout]
-			for j, dz := range g.dz {
-				row[j] += hk * dz
-			}
-		}
-		for j, dz := range g.dz {
-			st.b2.g[j] += dz
-		}
-		for j, dh := range g.dh {
-			st.b1.g[j] += dh
-		}
-		for k, xk := range a.X {
-			if xk == 0 {
+		m.Forward(vec, a)
+		seen := false
+		for j, p := range a.Out {
+			w := e.Weights[j]
+			if w == 0 {
+				st.dz[j] = 0
 				continue
 			}
-			gRow := st.w1.g[k*hid : k*hid+hid]
-			for j, dh := range g.dh {
-				gRow[j] += xk * dh
+			lossSum += obj.Loss(p, e.Labels[j], w)
+			st.dz[j] = obj.GradLogit(p, e.Labels[j], w) * scale
+			seen = true
+		}
+		if !seen {
+			continue
+		}
+		// output layer
+		for k, hk := range a.H {
+			row := st.w2.g[k*nout : k*nout+nout]
+			wrow := m.W2[k*nout : k*nout+nout]
+			var s float32
+			for j, dz := range st.dz {
+				row[j] += hk * dz
+				s += wrow[j] * dz
 			}
-			wsg := st.ws.g[k*nout : k*nout+nout]
-			for j, dz := range g.dz {
-				wsg[j] += xk * dz
+			if hk > 0 {
+				st.dh[k] = s
+			} else {
+				st.dh[k] = 0
 			}
 		}
-		// the bag mean spreads its gradient evenly over its ids (each
-		// product taken where it is added, as a fused multiply-add may be)
+		for j, dz := range st.dz {
+			st.b2.g[j] += dz
+		}
+		// hidden layer
+		clear(st.dx)
+		for k, xk := range a.X {
+			gRow := st.w1.g[k*hid : k*hid+hid]
+			wrow := m.W1[k*hid : k*hid+hid]
+			var s float32
+			for j, dh := range st.dh {
+				if xk != 0 {
+					gRow[j] += xk * dh
+				}
+				s += wrow[j] * dh
+			}
+			// the wide path: logits += x · Ws
+			wsg := st.ws.g[k*nout : k*nout+nout]
+			wsw := m.Ws[k*nout : k*nout+nout]
+			for j, dz := range st.dz {
+				if xk != 0 {
+					wsg[j] += xk * dz
+				}
+				s += wsw[j] * dz
+			}
+			st.dx[k] = s
+		}
+		for j, dh := range st.dh {
+			st.b1.g[j] += dh
+		}
+		// embeddings: the bag mean spreads its gradient evenly over its ids
 		if a.NIDs > 0 {
 			inv := 1 / float32(a.NIDs)
-			for _, id := range g.vec.IDs {
+			for _, id := range vec.IDs {
 				if id > 0 {
-					st.addRow(id, g.dx[:d], inv)
+					st.addRow(id, st.dx[:d], inv)
 				}
 			}
 		}
-		if t := g.vec.TaskID; t > 0 {
-			st.addRow(t, g.dx[d:2*d], 1)
+		if vec.TaskID > 0 {
+			st.addRow(vec.TaskID, st.dx[d:2*d], 1)
 		}
 	}
+	st.apply()
+	return lossSum, wSum
 }
 
 // addRow adds g·scale to the gradient of embedding row id.

@@ -34,7 +34,7 @@ type feeder struct {
 	rng   *rand.Rand
 	buf   []Example
 	batch []Example
-	idx   []int
+	idx   []int // 0, 1, …: the batch's positions, as step takes them
 	step  func(batch []Example, idx []int)
 }
 
@@ -43,7 +43,7 @@ func newFeeder(rng *rand.Rand, buffer, batchSize int, step func(batch []Example,
 		buffer = defaultBuffer
 	}
 	return &feeder{rng: rng, buf: make([]Example, 0, buffer), batch: make([]Example, 0, batchSize),
-		idx: make([]int, 0, batchSize), step: step}
+		idx: indices(batchSize), step: step}
 }
 
 // add takes e (a shallow copy: its slices become the feeder's); once the
@@ -60,7 +60,7 @@ func (f *feeder) add(e *Example) {
 }
 
 func (f *feeder) push(e Example) {
-	f.batch, f.idx = append(f.batch, e), append(f.idx, len(f.batch))
+	f.batch = append(f.batch, e)
 	if len(f.batch) == cap(f.batch) {
 		f.flush()
 	}
@@ -68,9 +68,9 @@ func (f *feeder) push(e Example) {
 
 func (f *feeder) flush() {
 	if len(f.batch) > 0 {
-		f.step(f.batch, f.idx)
+		f.step(f.batch, f.idx[:len(f.batch)])
 	}
-	f.batch, f.idx = f.batch[:0], f.idx[:0]
+	f.batch = f.batch[:0]
 }
 
 // finish hands on what the buffer still holds, shuffled, and the last

@@ -235,10 +235,7 @@ func (t *Trainer) fitNetwork(ctx context.Context, spec features.Spec, models []s
 		res.TrainLoss = Loss(m, obj, train)
 		res.PriorValLoss = res.ValLoss
 	}
-	order := make([]int, len(train))
-	for i := range order {
-		order[i] = i
-	}
+	order := indices(len(train))
 	start := time.Now()
 	es := &earlyStop{best: best, epochs: s.Epochs, patience: s.Patience, progress: progress, log: t.Log}
 	for epoch := 1; epoch <= s.Epochs; epoch++ {
